@@ -1,0 +1,3 @@
+"""Librarian's collector: Slurm accounting -> per-QoS usage snapshots."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,155 @@
+"""The `librarian` command: the only place that prints for people and exits.
+
+Exit status: 0 done; 1 the collection failed (nothing was written);
+2 bad usage or configuration; 75 another run holds the data folder's lock
+(EX_TEMPFAIL: try again later).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import sys
+import time
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from collector import __version__
+from collector.config import ConfigError, find_config_path, load_config
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_LOCKED = 0, 1, 2, 75
+
+log = logging.getLogger("librarian")
+
+
+def parse_now(text: str, tz: str) -> float:
+    """`--now`: epoch seconds, or ISO 8601 (a time without offset is in `tz`)."""
+    try:
+        value = float(text)
+    except ValueError:
+        pass
+    else:
+        if not math.isfinite(value):
+            raise ValueError(f"not a time: {text!r}")
+        return value
+    try:
+        t = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(
+            f"not a time: {text!r} (use ISO 8601 such as 2026-11-25T14:00 or epoch seconds)"
+        ) from None
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=ZoneInfo(tz))
+    return t.timestamp()
+
+
+def _setup_logging(verbosity: int) -> None:
+    level = {-1: logging.WARNING, 0: logging.INFO}.get(verbosity, logging.DEBUG)
+    if verbosity < -1:
+        level = logging.ERROR
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("librarian: %(levelname)s: %(message)s"))
+    root = logging.getLogger("librarian")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
+    common.add_argument("-q", "--quiet", action="count", default=0, help="less log output")
+
+    p = argparse.ArgumentParser(
+        prog="librarian",
+        description="See how a research group uses its Slurm allocation.",
+    )
+    p.add_argument("--version", action="version", version=f"librarian {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    c = sub.add_parser("collect", parents=[common],
+                       help="query sacct and write per-QoS usage snapshots and plots",
+                       description="Query sacct (or read a saved sacct -P file) and write "
+                                   "data_<qos>.json and the PNG/PDF charts into site.data_dir.")
+    c.add_argument("--config", metavar="F",
+                   help="configuration file (default: $LIBRARIAN_CONFIG, else ./librarian.toml)")
+    c.add_argument("--qos", nargs="+", metavar="NAME",
+                   help="collect only these configured QoS (default: all)")
+    c.add_argument("--sacct-file", metavar="F", type=Path,
+                   help="read saved `sacct --parsable2` output instead of running sacct; "
+                        "its times are in site.timezone")
+    c.add_argument("--now", metavar="TIME",
+                   help="collection time, ISO 8601 or epoch seconds (default: the clock)")
+    c.add_argument("--no-plots", action="store_true", help="skip the PNG/PDF charts")
+
+    d = sub.add_parser("demo", parents=[common],
+                       help="generate a synthetic month of sacct history and collect it",
+                       description="Write a demo folder with the example configuration, a "
+                                   "synthetic month of sacct history for its QoS groups, and "
+                                   "the snapshots and charts collected from it.")
+    d.add_argument("--dir", type=Path, default=Path("librarian-demo"),
+                   help="folder for the demo (default: ./librarian-demo)")
+    d.add_argument("--seed", type=int, default=7, help="random seed of the history")
+    d.add_argument("--no-plots", action="store_true", help="skip the PNG/PDF charts")
+    return p
+
+
+def _cmd_collect(args: argparse.Namespace) -> int:
+    from collector.collect import CollectError, collect
+    from collector.lock import LockBusy
+
+    config = load_config(find_config_path(args.config))
+    try:
+        now = parse_now(args.now, config.site.timezone) if args.now else time.time()
+    except ValueError as err:
+        log.error("--now: %s", err)
+        return EXIT_USAGE
+    if args.sacct_file is not None and not args.sacct_file.is_file():
+        log.error("--sacct-file: no such file: %s", args.sacct_file)
+        return EXIT_USAGE
+    try:
+        report = collect(config, now, qos_names=args.qos, sacct_file=args.sacct_file,
+                         plots=not args.no_plots)
+    except LockBusy as err:
+        log.error("%s", err)
+        return EXIT_LOCKED
+    except CollectError as err:
+        log.error("collection failed, previous snapshots kept: %s", err)
+        return EXIT_FAILED
+    except OSError as err:
+        log.error("cannot write in %s: %s", config.site.data_dir, err)
+        return EXIT_FAILED
+    for o in report.outcomes:
+        print(f"{o.qos}: {o.users} users, {o.jobs_counted} jobs -> {o.snapshot}")
+    return EXIT_OK
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from collector.demo import run_demo
+
+    result = run_demo(args.dir, seed=args.seed, plots=not args.no_plots)
+    print(f"Demo folder: {result.folder}")
+    print(f"  configuration: {result.config_path}")
+    print(f"  sacct history: {result.history_path} ({result.job_lines} job lines)")
+    for o in result.report.outcomes:
+        print(f"  {o.qos}: {o.users} users, {o.jobs_counted} jobs -> {o.snapshot}")
+        for p in o.plots[:2]:
+            print(f"    chart: {p}")
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    _setup_logging(args.verbose - args.quiet)
+    handlers = {"collect": _cmd_collect, "demo": _cmd_demo}
+    try:
+        return handlers[args.command](args)
+    except ConfigError as err:
+        log.error("bad configuration: %s", err)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        log.error("interrupted")
+        return 130

@@ -1,0 +1,269 @@
+"""Configuration: one TOML file read into frozen dataclasses.
+
+Every key is checked: an unknown key, a wrong type or a bad value raises
+`ConfigError` naming the file and the dotted key, so a typo never passes
+silently. Defaults live in the dataclasses, nowhere else.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+import zoneinfo
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ENV_VAR = "LIBRARIAN_CONFIG"
+DEFAULT_NAME = "librarian.toml"
+EXAMPLE_PATH = Path(__file__).with_name("librarian.example.toml")
+
+
+class ConfigError(Exception):
+    """A configuration problem, naming the file and the dotted key."""
+
+    def __init__(self, source: str, key: str | None, problem: str) -> None:
+        self.source = source
+        self.key = key
+        self.problem = problem
+        where = f"{source}: {key}" if key else source
+        super().__init__(f"{where}: {problem}")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """A QoS's group limits; None where there is no limit."""
+
+    cpus: float | None = None
+    gpus: float | None = None
+    memory_gb: float | None = None
+
+
+@dataclass(frozen=True)
+class QosConfig:
+    name: str
+    limits: Limits = field(default_factory=Limits)
+
+
+@dataclass(frozen=True)
+class SiteConfig:
+    name: str = "Slurm cluster"
+    timezone: str = "UTC"
+    data_dir: Path = Path("data")
+    slurm_bin: Path | None = None
+
+    @property
+    def tz(self) -> zoneinfo.ZoneInfo:
+        return zoneinfo.ZoneInfo(self.timezone)
+
+
+@dataclass(frozen=True)
+class CollectConfig:
+    bin_seconds: int = 3600
+    window_days: int = 30
+    sacct_timeout_seconds: float = 300.0
+
+    @property
+    def n_bins(self) -> int:
+        return self.window_days * 86400 // self.bin_seconds
+
+
+@dataclass(frozen=True)
+class Config:
+    site: SiteConfig
+    collect: CollectConfig
+    qos: tuple[QosConfig, ...]
+    source: str = "<defaults>"
+
+    def qos_named(self, names: list[str] | None) -> tuple[QosConfig, ...]:
+        """The configured QoS with these names (all when None), in config order."""
+        if not names:
+            return self.qos
+        known = {q.name for q in self.qos}
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            raise ConfigError(
+                self.source,
+                "qos",
+                f"no QoS named {', '.join(map(repr, unknown))}; configured: "
+                f"{', '.join(sorted(known))}",
+            )
+        return tuple(q for q in self.qos if q.name in names)
+
+
+# --- validation helpers -------------------------------------------------------
+
+
+class _Checker:
+    """Takes typed values out of a TOML table, naming dotted keys on error."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def fail(self, key: str | None, problem: str) -> ConfigError:
+        return ConfigError(self.source, key, problem)
+
+    def table(self, value: Any, key: str) -> Mapping[str, Any]:
+        if not isinstance(value, dict):
+            raise self.fail(key, f"must be a table, got {_kind(value)}")
+        return value
+
+    def no_unknown(self, table: Mapping[str, Any], prefix: str, allowed: set[str]) -> None:
+        for name in table:
+            if name not in allowed:
+                dotted = f"{prefix}.{name}" if prefix else name
+                raise self.fail(
+                    dotted, f"unknown key (allowed here: {', '.join(sorted(allowed))})"
+                )
+
+    def string(self, value: Any, key: str) -> str:
+        if not isinstance(value, str):
+            raise self.fail(key, f"must be a string, got {_kind(value)} {value!r}")
+        return value
+
+    def number(self, value: Any, key: str, *, integer: bool = False, minimum: float = 0,
+               strictly_positive: bool = False) -> float:
+        ok_types = (int,) if integer else (int, float)
+        if isinstance(value, bool) or not isinstance(value, ok_types):
+            wanted = "an integer" if integer else "a number"
+            raise self.fail(key, f"must be {wanted}, got {_kind(value)} {value!r}")
+        if strictly_positive and value <= 0:
+            raise self.fail(key, f"must be greater than 0, got {value!r}")
+        if value < minimum:
+            raise self.fail(key, f"must be at least {minimum}, got {value!r}")
+        return value
+
+
+def _kind(value: Any) -> str:
+    return {
+        bool: "a boolean", int: "an integer", float: "a number", str: "a string",
+        list: "an array", dict: "a table",
+    }.get(type(value), type(value).__name__)
+
+
+# --- sections -----------------------------------------------------------------
+
+
+def _site(c: _Checker, raw: Mapping[str, Any], base_dir: Path) -> SiteConfig:
+    c.no_unknown(raw, "site", {"name", "timezone", "data_dir", "slurm_bin"})
+    d = SiteConfig()
+    name = c.string(raw.get("name", d.name), "site.name")
+    tz = c.string(raw.get("timezone", d.timezone), "site.timezone")
+    try:
+        zoneinfo.ZoneInfo(tz)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise c.fail(
+            "site.timezone", f"unknown time zone {tz!r} (use an IANA name such as 'America/New_York')"
+        ) from None
+    data_dir = Path(c.string(raw.get("data_dir", str(d.data_dir)), "site.data_dir"))
+    if not str(data_dir).strip():
+        raise c.fail("site.data_dir", "must not be empty")
+    # Relative to the configuration file, so scrontab and cron (whose working
+    # directory is $HOME) find the same folder as an interactive run.
+    data_dir = data_dir if data_dir.is_absolute() else base_dir / data_dir
+    slurm_bin_raw = c.string(raw.get("slurm_bin", ""), "site.slurm_bin")
+    slurm_bin = Path(slurm_bin_raw) if slurm_bin_raw else None
+    return SiteConfig(name=name, timezone=tz, data_dir=data_dir, slurm_bin=slurm_bin)
+
+
+def _collect(c: _Checker, raw: Mapping[str, Any]) -> CollectConfig:
+    c.no_unknown(raw, "collect", {"bin_seconds", "window_days", "sacct_timeout_seconds"})
+    d = CollectConfig()
+    bin_seconds = int(c.number(raw.get("bin_seconds", d.bin_seconds), "collect.bin_seconds",
+                               integer=True, strictly_positive=True))
+    window_days = int(c.number(raw.get("window_days", d.window_days), "collect.window_days",
+                               integer=True, strictly_positive=True))
+    timeout = float(c.number(raw.get("sacct_timeout_seconds", d.sacct_timeout_seconds),
+                             "collect.sacct_timeout_seconds", strictly_positive=True))
+    if 86400 % bin_seconds:
+        raise c.fail("collect.bin_seconds",
+                     f"must divide a day (86400 s) evenly, got {bin_seconds}")
+    return CollectConfig(bin_seconds=bin_seconds, window_days=window_days,
+                         sacct_timeout_seconds=timeout)
+
+
+_LIMIT_KEYS = ("cpus", "gpus", "memory_gb")
+
+
+def _qos_list(c: _Checker, raw: Any) -> tuple[QosConfig, ...]:
+    if raw is None:
+        raise c.fail("qos", "no QoS configured: add at least one [[qos]] table with a name")
+    if not isinstance(raw, list):
+        raise c.fail("qos", f"must be an array of tables ([[qos]]), got {_kind(raw)}")
+    if not raw:
+        raise c.fail("qos", "no QoS configured: add at least one [[qos]] table with a name")
+    out: list[QosConfig] = []
+    for i, item in enumerate(raw):
+        key = f"qos[{i}]"
+        t = c.table(item, key)
+        c.no_unknown(t, key, {"name", "limits"})
+        if "name" not in t:
+            raise c.fail(f"{key}.name", "missing: every [[qos]] needs a name")
+        name = c.string(t["name"], f"{key}.name").strip()
+        if not name or any(ch in name for ch in ",/ \t"):
+            raise c.fail(f"{key}.name", f"not a usable QoS name: {t['name']!r}")
+        limits_raw = c.table(t.get("limits", {}), f"{key}.limits")
+        c.no_unknown(limits_raw, f"{key}.limits", set(_LIMIT_KEYS))
+        limits = Limits(**{
+            k: float(c.number(limits_raw[k], f"{key}.limits.{k}"))
+            for k in _LIMIT_KEYS if k in limits_raw
+        })
+        out.append(QosConfig(name=name, limits=limits))
+    seen: set[str] = set()
+    for i, q in enumerate(out):
+        if q.name in seen:
+            raise c.fail(f"qos[{i}].name", f"QoS {q.name!r} is configured twice")
+        seen.add(q.name)
+    return tuple(out)
+
+
+def parse_config(data: Mapping[str, Any], source: str, base_dir: Path) -> Config:
+    """Validate a parsed TOML document into a `Config` (pure)."""
+    c = _Checker(source)
+    c.no_unknown(data, "", {"site", "collect", "qos"})
+    site = _site(c, c.table(data.get("site", {}), "site"), base_dir)
+    collect = _collect(c, c.table(data.get("collect", {}), "collect"))
+    qos = _qos_list(c, data.get("qos"))
+    return Config(site=site, collect=collect, qos=qos, source=source)
+
+
+def find_config_path(explicit: str | os.PathLike[str] | None,
+                     environ: Mapping[str, str] | None = None) -> Path:
+    """`--config`, else `$LIBRARIAN_CONFIG`, else `./librarian.toml`."""
+    environ = os.environ if environ is None else environ
+    if explicit:
+        return Path(explicit)
+    if environ.get(ENV_VAR):
+        return Path(environ[ENV_VAR])
+    return Path(DEFAULT_NAME)
+
+
+def load_config(path: str | os.PathLike[str]) -> Config:
+    """Read and validate a TOML configuration file."""
+    path = Path(path)
+    source = str(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(
+            source, None,
+            f"no such file (pass --config, set ${ENV_VAR}, or copy librarian.example.toml "
+            f"to ./{DEFAULT_NAME})",
+        ) from None
+    except OSError as err:
+        raise ConfigError(source, None, f"cannot read: {err.strerror}") from err
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as err:
+        raise ConfigError(source, None, f"not UTF-8 text ({err.reason} at byte {err.start})") from err
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(source, None, f"not valid TOML: {err}") from err
+    return parse_config(data, source, path.resolve().parent)
+
+
+__all__ = [
+    "EXAMPLE_PATH", "CollectConfig", "Config", "ConfigError", "Limits", "QosConfig",
+    "SiteConfig", "find_config_path", "load_config", "parse_config",
+]
+

@@ -1,0 +1,85 @@
+"""Static PNG and PDF charts per observable and QoS, as the seed drew them.
+
+Stacked areas per user (steps: a bin's value holds for its whole length),
+the QoS limit as a labelled dashed line, times in the site's zone, and the
+legend outside the axes so it never covers the data, in as many columns as
+the number of users needs.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display on a cluster node; set before pyplot loads
+
+import matplotlib.dates as mdates  # noqa: E402
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from collector.binning import NICE_NAMES, OBSERVABLES  # noqa: E402
+from collector.palette import user_color  # noqa: E402
+from collector.snapshot import Snapshot, write_atomic  # noqa: E402
+
+FORMATS = ("png", "pdf")
+LEGEND_ROWS = 22
+
+
+def plot_paths(data_dir: Path, qos: str) -> list[Path]:
+    return [data_dir / f"{obs}_{qos}.{fmt}" for obs in OBSERVABLES for fmt in FORMATS]
+
+
+def _figure(snap: Snapshot, obs: str) -> plt.Figure:
+    tz = ZoneInfo(snap.timezone)
+    starts = snap.bin_starts()
+    edges = np.append(starts, snap.now)
+    times = [datetime.fromtimestamp(int(t), tz) for t in edges]
+    n_users = len(snap.users)
+    ncol = max(1, math.ceil(n_users / LEGEND_ROWS))
+    fig, ax = plt.subplots(figsize=(10 + 1.7 * ncol, 5.2), layout="constrained")
+    if n_users:
+        ys = np.column_stack([snap.series[obs], snap.series[obs][:, -1:]])
+        ax.stackplot(times, ys, labels=snap.users, step="post",
+                     colors=[user_color(u) for u in snap.users], linewidth=0)
+    else:
+        ax.text(0.5, 0.5, "No jobs in this window", transform=ax.transAxes,
+                ha="center", va="center", fontsize=14, color="0.4")
+    limit = snap.thresholds.get(obs)
+    if limit:
+        ax.axhline(limit, color="#c0392b", linestyle="--", linewidth=1.4,
+                   label=f"QoS limit ({limit:g})")
+    locator = mdates.AutoDateLocator(tz=tz)
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator, tz=tz))
+    ax.set_xlim(times[0], times[-1])
+    ax.set_ylim(bottom=0)
+    ax.set_ylabel(NICE_NAMES[obs])
+    ax.set_title(f"{snap.site} · QoS {snap.qos} · {NICE_NAMES[obs]} "
+                 f"(updated {times[-1]:%Y-%m-%d %H:%M %Z})")
+    ax.grid(alpha=0.3)
+    if n_users or limit:
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), ncol=ncol, fontsize=8,
+                  frameon=False, borderaxespad=0)
+    return fig
+
+
+def write_plots(snap: Snapshot, data_dir: Path) -> list[Path]:
+    """Write every observable's chart as PNG and PDF; return the paths."""
+    written: list[Path] = []
+    for obs in OBSERVABLES:
+        fig = _figure(snap, obs)
+        try:
+            for fmt in FORMATS:
+                buf = io.BytesIO()
+                fig.savefig(buf, format=fmt, dpi=110)
+                path = data_dir / f"{obs}_{snap.qos}.{fmt}"
+                write_atomic(path, lambda fh, b=buf: fh.write(b.getvalue()))
+                written.append(path)
+        finally:
+            plt.close(fig)
+    return written

@@ -1,0 +1,228 @@
+"""The snapshot: one QoS's binned usage, the contract between collector and app.
+
+`data_<qos>.json` is a drop-in for the seed's file (metadata, time_idxs, users,
+observables, thresholds, nice_names) plus what it lacked: `schema_version`,
+the window, the skipped-line count and each user's current usage. The JSON
+Schema is `snapshot.schema.json` beside this file.
+
+`to_dict`/`from_dict` are pure; `write_snapshot` is atomic (a temporary file in
+the same folder, then `os.replace`), so a reader never sees half a file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+
+from collector.binning import NICE_NAMES, OBSERVABLES
+
+SCHEMA_VERSION = 1
+SCHEMA_PATH = Path(__file__).with_name("snapshot.schema.json")
+DECIMALS = 4
+
+
+class SnapshotError(ValueError):
+    """A snapshot file or dict that is not a valid snapshot."""
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    qos: str
+    site: str
+    timezone: str
+    now: int                          # collection time, epoch seconds
+    bin_seconds: int
+    window_start: int                 # first bin's start, epoch seconds
+    n_bins: int
+    users: tuple[str, ...]
+    series: dict[str, np.ndarray]     # observable -> (users x bins)
+    current: dict[str, np.ndarray]    # observable -> (users,), jobs running at `now`
+    thresholds: dict[str, float | None]
+    jobs_counted: int = 0
+    skipped_lines: int = 0
+    skipped_line_numbers: tuple[int, ...] = ()
+    source: str = ""
+    generator: str = ""
+
+    def bin_starts(self) -> np.ndarray:
+        return self.window_start + self.bin_seconds * np.arange(self.n_bins, dtype=np.int64)
+
+
+def thresholds_for(cpus: float | None, gpus: float | None,
+                   memory_gb: float | None) -> dict[str, float | None]:
+    return {"NCPUS": cpus, "NGPUS": gpus, "MEMORY": memory_gb, "NJOBS": None}
+
+
+def _iso(epoch: int, tz: ZoneInfo) -> str:
+    return datetime.fromtimestamp(int(epoch), tz).isoformat()
+
+
+def _epoch(text: Any, key: str) -> int:
+    if not isinstance(text, str):
+        raise SnapshotError(f"{key} must be an ISO 8601 time, got {text!r}")
+    try:
+        t = datetime.fromisoformat(text)
+    except ValueError:
+        raise SnapshotError(f"{key} is not an ISO 8601 time: {text!r}") from None
+    if t.tzinfo is None:
+        raise SnapshotError(f"{key} has no UTC offset: {text!r}")
+    return int(t.timestamp())
+
+
+def _values(arr: np.ndarray) -> list[float]:
+    return np.round(arr.astype(np.float64), DECIMALS).tolist()
+
+
+def to_dict(snap: Snapshot) -> dict[str, Any]:
+    """The JSON document for a snapshot (pure)."""
+    tz = ZoneInfo(snap.timezone)
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "metadata": {
+            "qos": snap.qos,
+            "last_updated": _iso(snap.now, tz),
+            "time_resolution_seconds": snap.bin_seconds,
+            "site": snap.site,
+            "timezone": snap.timezone,
+            "window_start": _iso(snap.window_start, tz),
+            "window_end": _iso(snap.now, tz),
+            "n_bins": snap.n_bins,
+            "jobs_counted": snap.jobs_counted,
+            "skipped_lines": snap.skipped_lines,
+            "skipped_line_numbers": list(snap.skipped_line_numbers),
+            "source": snap.source,
+            "generator": snap.generator,
+        },
+        "time_idxs": [_iso(t, tz) for t in snap.bin_starts()],
+        "users": list(snap.users),
+        "observables": {
+            obs: {u: _values(snap.series[obs][i]) for i, u in enumerate(snap.users)}
+            for obs in OBSERVABLES
+        },
+        "current_usage": {
+            u: {obs: round(float(snap.current[obs][i]), DECIMALS) for obs in OBSERVABLES}
+            for i, u in enumerate(snap.users)
+        },
+        "thresholds": dict(snap.thresholds),
+        "nice_names": dict(NICE_NAMES),
+    }
+
+
+def _need(d: Mapping[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:
+    if key not in d:
+        raise SnapshotError(f"{where}{key} is missing")
+    value = d[key]
+    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+        raise SnapshotError(f"{where}{key} has the wrong type: {type(value).__name__}")
+    return value
+
+
+def from_dict(d: Any) -> Snapshot:
+    """A `Snapshot` from its JSON document; `SnapshotError` names what is wrong."""
+    if not isinstance(d, dict):
+        raise SnapshotError("a snapshot must be a JSON object")
+    version = _need(d, "schema_version", int, "")
+    if version != SCHEMA_VERSION:
+        raise SnapshotError(f"schema_version {version!r} is not supported (expected {SCHEMA_VERSION})")
+    meta = _need(d, "metadata", dict, "")
+    time_idxs = _need(d, "time_idxs", list, "")
+    users = _need(d, "users", list, "")
+    observables = _need(d, "observables", dict, "")
+    current = _need(d, "current_usage", dict, "")
+    thresholds = _need(d, "thresholds", dict, "")
+    bin_seconds = _need(meta, "time_resolution_seconds", int, "metadata.")
+    n_bins = len(time_idxs)
+    if meta.get("n_bins", n_bins) != n_bins:
+        raise SnapshotError(f"metadata.n_bins says {meta['n_bins']!r} but time_idxs has {n_bins}")
+    series: dict[str, np.ndarray] = {}
+    cur: dict[str, np.ndarray] = {}
+    for obs in OBSERVABLES:
+        per_user = _need(observables, obs, dict, "observables.")
+        rows = []
+        for u in users:
+            values = per_user.get(u)
+            if not isinstance(values, list) or len(values) != n_bins:
+                raise SnapshotError(
+                    f"observables.{obs}.{u} must be a list of {n_bins} numbers")
+            rows.append(values)
+        try:
+            series[obs] = np.asarray(rows, dtype=np.float64).reshape(len(users), n_bins)
+        except (TypeError, ValueError):
+            raise SnapshotError(f"observables.{obs} holds a value that is not a number") from None
+        try:
+            cur[obs] = np.asarray([float(current.get(u, {}).get(obs, 0.0)) for u in users])
+        except (TypeError, ValueError, AttributeError):
+            raise SnapshotError(f"current_usage holds a bad value for {obs}") from None
+    return Snapshot(
+        qos=_need(meta, "qos", str, "metadata."),
+        site=str(meta.get("site", "")),
+        timezone=str(meta.get("timezone", "UTC")),
+        now=_epoch(meta.get("window_end", meta.get("last_updated")), "metadata.window_end"),
+        bin_seconds=bin_seconds,
+        window_start=_epoch(meta.get("window_start", time_idxs[0] if time_idxs else None),
+                            "metadata.window_start"),
+        n_bins=n_bins,
+        users=tuple(str(u) for u in users),
+        series=series,
+        current=cur,
+        thresholds={k: (None if v is None else float(v)) for k, v in thresholds.items()},
+        jobs_counted=int(meta.get("jobs_counted", 0)),
+        skipped_lines=int(meta.get("skipped_lines", 0)),
+        skipped_line_numbers=tuple(int(x) for x in meta.get("skipped_line_numbers", [])),
+        source=str(meta.get("source", "")),
+        generator=str(meta.get("generator", "")),
+    )
+
+
+def snapshot_path(data_dir: Path, qos: str) -> Path:
+    return data_dir / f"data_{qos}.json"
+
+
+def write_atomic(path: Path, write: Callable[[IO[bytes]], None], mode: int = 0o644) -> None:
+    """Write a file so that readers see the old one or the whole new one, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        # mkstemp makes the file private; snapshots are meant to be served.
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def write_snapshot(path: Path, snap: Snapshot) -> None:
+    body = json.dumps(to_dict(snap), separators=(",", ":"), allow_nan=False).encode()
+    write_atomic(path, lambda fh: fh.write(body))
+
+
+def read_snapshot(path: Path) -> Snapshot:
+    """Read a snapshot file; `SnapshotError` names the file and the problem."""
+    try:
+        raw = path.read_bytes()
+    except OSError as err:
+        raise SnapshotError(f"{path}: cannot read ({err.strerror})") from err
+    try:
+        doc = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise SnapshotError(f"{path}: not valid JSON ({err})") from err
+    try:
+        return from_dict(doc)
+    except SnapshotError as err:
+        raise SnapshotError(f"{path}: {err}") from err
