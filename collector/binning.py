@@ -18,7 +18,8 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
+
+from collector.parse import JobTable
 
 OBSERVABLES = ("NCPUS", "NGPUS", "MEMORY", "NJOBS")
 NICE_NAMES = {
@@ -80,13 +81,12 @@ class Usage:
     jobs_counted: int
 
 
-def _weights(jobs: pd.DataFrame) -> np.ndarray:
+def _weights(jobs: JobTable) -> np.ndarray:
     """(observables x jobs) resource amounts."""
-    n = len(jobs)
     return np.stack([
-        np.ones(n) if col is None else jobs[col].to_numpy(dtype=np.float64)
+        np.ones(len(jobs)) if col is None else getattr(jobs, col)
         for col in (_COLUMN[o] for o in OBSERVABLES)
-    ]) if n else np.zeros((len(OBSERVABLES), 0))
+    ])
 
 
 def _binned_seconds(user: np.ndarray, s: np.ndarray, e: np.ndarray, weights: np.ndarray,
@@ -116,22 +116,20 @@ def _binned_seconds(user: np.ndarray, s: np.ndarray, e: np.ndarray, weights: np.
     return out
 
 
-def bin_usage(jobs: pd.DataFrame, window: Window) -> Usage:
+def bin_usage(jobs: JobTable, window: Window) -> Usage:
     """Per-user average allocation in each bin, and what runs at `window.now`.
 
-    `jobs` is a job table (see collector.parse) for one QoS. Users with no
+    `jobs` holds the jobs of one QoS. Users with no
     usage in the window and nothing running are left out; the rest are sorted
     by CPU-time in the window, largest first, then by name."""
-    start = jobs["start"].to_numpy(dtype=np.float64)
-    end = jobs["end"].to_numpy(dtype=np.float64)
+    start, end = jobs.start, jobs.end
     now = float(window.now)
     started = ~np.isnan(start)
     stop = np.where(np.isnan(end), now, np.minimum(end, now))
     s = np.maximum(start, window.start)
     active = started & (stop > s)
-    users_cat = pd.Categorical(jobs["user"])
-    names = [str(u) for u in users_cat.categories]
-    codes = np.asarray(users_cat.codes, dtype=np.int64)
+    names = list(jobs.users)
+    codes = jobs.user
     weights = _weights(jobs)
 
     n_users = len(names)
@@ -142,7 +140,7 @@ def bin_usage(jobs: pd.DataFrame, window: Window) -> Usage:
     running = started & (start <= now) & (np.isnan(end) | (end > now))
     current_all = np.stack([
         np.bincount(codes[running], weights=w[running], minlength=n_users) for w in weights
-    ]) if n_users else np.zeros((len(OBSERVABLES), 0))
+    ])
 
     cpu_time = seconds[0].sum(axis=1)
     keep = (seconds.sum(axis=(0, 2)) > 0) | (current_all.sum(axis=0) > 0)

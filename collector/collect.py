@@ -20,8 +20,8 @@ from collector.lock import DataLock
 from collector.parse import ParseResult, SacctFormatError, parse_sacct
 from collector.sacct import (
     SACCT_TIME_ZONE,
-    SacctError,
     Runner,
+    SacctError,
     build_sacct_args,
     run_sacct,
     sacct_executable,
@@ -95,8 +95,7 @@ def collect(config: Config, now: float, qos_names: Sequence[str] | None = None,
 
 def _write_qos(config: Config, q: QosConfig, window: Window, parsed: ParseResult,
                source: str, plots: bool) -> QosOutcome:
-    jobs = parsed.jobs[(parsed.jobs["qos"] == q.name).to_numpy()]
-    usage = bin_usage(jobs, window)
+    usage = bin_usage(parsed.jobs.for_qos(q.name), window)
     snap = Snapshot(
         qos=q.name, site=config.site.name, timezone=config.site.timezone,
         now=window.now, bin_seconds=window.bin_seconds, window_start=window.start,

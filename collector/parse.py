@@ -7,24 +7,28 @@ are skipped. A line with the wrong number of fields, a non-numeric number, an
 unreadable time or an unreadable memory/TRES value is skipped and counted;
 one bad line never stops the run.
 
-Columns of the job table (one row per job allocation):
-  job_id_raw (str), user, qos, state (category),
-  submit, start, end (float epoch seconds; NaN for Unknown/None),
-  elapsed, nnodes, cpus, gpus, mem_gib (float).
+The result is a `JobTable` of numpy arrays, one row per job allocation.
 
-Work is vectorised: values that repeat (users, states, TRES strings, ReqMem,
-CPU counts) are parsed once per distinct value, then spread with the codes.
+The text is read by Arrow's multi-threaded CSV reader (about 5x faster than
+pandas' on a million lines, and it checks every line's field count), then
+converted with Arrow compute kernels and numpy. Values that repeat (users,
+states, TRES strings, ReqMem, CPU counts) are parsed once per distinct value
+and spread with the dictionary indices: no Python loop per line. pandas is
+not imported here: it adds a third of a second to every collection.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 import numpy as np
-import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pcsv
 
 from collector.sacct import FIELDS
 from collector.slurm_formats import PER_CPU, PER_NODE, parse_req_mem, tres_gpus, tres_mem_mib
@@ -33,8 +37,7 @@ MISSING_TIMES = ("Unknown", "None", "")
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S"
 MAX_LINE_NUMBERS = 10
 
-JOB_COLUMNS = ("job_id_raw", "user", "qos", "state", "submit", "start", "end",
-               "elapsed", "nnodes", "cpus", "gpus", "mem_gib")
+_FLOAT_COLUMNS = ("submit", "start", "end", "elapsed", "nnodes", "cpus", "gpus", "mem_gib")
 
 
 class SacctFormatError(ValueError):
@@ -42,8 +45,69 @@ class SacctFormatError(ValueError):
 
 
 @dataclass(frozen=True)
+class JobTable:
+    """Job allocations as columns. `user`, `qos` and `state` are int codes into
+    `users`, `qos_names` and `states`; times are epoch seconds, NaN for
+    Unknown/None; `job_id` is JobIDRaw; `mem_gib` is GiB; states drop the
+    'by UID' of 'CANCELLED by 123'."""
+
+    job_id: np.ndarray
+    user: np.ndarray
+    qos: np.ndarray
+    state: np.ndarray
+    submit: np.ndarray
+    start: np.ndarray
+    end: np.ndarray
+    elapsed: np.ndarray
+    nnodes: np.ndarray
+    cpus: np.ndarray
+    gpus: np.ndarray
+    mem_gib: np.ndarray
+    users: tuple[str, ...] = ()
+    qos_names: tuple[str, ...] = ()
+    states: tuple[str, ...] = ()
+
+    def __len__(self) -> int:
+        return len(self.job_id)
+
+    @classmethod
+    def empty(cls) -> JobTable:
+        ints = np.zeros(0, dtype=np.int64)
+        floats = np.zeros(0, dtype=np.float64)
+        return cls(job_id=ints, user=ints, qos=ints, state=ints,
+                   **dict.fromkeys(_FLOAT_COLUMNS, floats))
+
+    def take(self, rows: np.ndarray) -> JobTable:
+        """The rows selected by a boolean mask or an index array (codes keep their names)."""
+        columns = {name: getattr(self, name)[rows] for name in
+                   ("job_id", "user", "qos", "state", *_FLOAT_COLUMNS)}
+        return JobTable(**columns, users=self.users, qos_names=self.qos_names, states=self.states)
+
+    def for_qos(self, name: str) -> JobTable:
+        if name not in self.qos_names:
+            return self.take(np.zeros(len(self), dtype=bool))
+        return self.take(self.qos == self.qos_names.index(name))
+
+    def to_frame(self):
+        """A pandas DataFrame with names instead of codes (for tests and exploring)."""
+        import pandas as pd
+
+        def names(codes: np.ndarray, table: tuple[str, ...]) -> pd.Categorical:
+            return pd.Categorical.from_codes(codes, categories=list(table)) if table else \
+                pd.Categorical([])
+
+        frame = pd.DataFrame({
+            "job_id": self.job_id, "user": names(self.user, self.users),
+            "qos": names(self.qos, self.qos_names), "state": names(self.state, self.states),
+        })
+        for name in _FLOAT_COLUMNS:
+            frame[name] = getattr(self, name)
+        return frame
+
+
+@dataclass(frozen=True)
 class ParseResult:
-    jobs: pd.DataFrame
+    jobs: JobTable
     data_lines: int = 0
     step_lines: int = 0
     bad_lines: int = 0
@@ -59,33 +123,21 @@ class ParseResult:
         return f"skipped {self.bad_lines} bad line(s) (line {where}): {why}"
 
 
-def empty_jobs() -> pd.DataFrame:
-    """A job table with no rows and the right columns and types."""
-    cols: dict[str, object] = {"job_id_raw": pd.Series([], dtype=object)}
-    for name in ("user", "qos", "state"):
-        cols[name] = pd.Categorical([])
-    for name in JOB_COLUMNS[4:]:
-        cols[name] = np.array([], dtype=np.float64)
-    return pd.DataFrame(cols)
-
-
 # --- lines --------------------------------------------------------------------
 
 
-def _split_header(data: bytes) -> tuple[list[str], bytes, int]:
-    """(field names, body bytes, line number of the body's first line)."""
+def _find_header(data: bytes) -> tuple[list[str], int]:
+    """(field names, number of lines before the header)."""
     pos = 0
-    line_no = 1
+    skipped = 0
     while pos < len(data):
         nl = data.find(b"\n", pos)
         end = len(data) if nl < 0 else nl
         line = data[pos:end]
         if line.strip() and not line.lstrip().startswith(b"#"):
-            header = line.decode("utf-8", "replace").strip()
-            body = b"" if nl < 0 else data[nl + 1:]
-            return header.split("|"), body, line_no + 1
+            return line.decode("utf-8", "replace").strip().split("|"), skipped
         pos = end + 1
-        line_no += 1
+        skipped += 1
     raise SacctFormatError("no header line: the sacct output is empty")
 
 
@@ -102,104 +154,197 @@ def _check_header(names: list[str]) -> None:
         raise SacctFormatError(f"the sacct header names {', '.join(dupes)} more than once")
 
 
-def _well_formed(body: bytes, n_fields: int, first_line_no: int, *, trust_total: bool = True
-                 ) -> tuple[bytes, np.ndarray | None, list[int]]:
-    """Drop lines with the wrong number of fields.
+def _line_numbers(data: bytes, header_line: int, n_fields: int) -> tuple[np.ndarray, list[int]]:
+    """File line numbers of the well-formed data lines, and of the malformed ones.
 
-    Returns the clean body, the file line number of each kept line (None when
-    they are simply consecutive) and the line numbers dropped. The fast path
-    checks only the total count of separators: pandas rejects any line with too
-    many fields, so equal totals and no such line mean every line is right
-    (`trust_total=False` is the second pass after pandas found one).
-    """
-    if body and not body.endswith(b"\n"):
-        body += b"\n"
-    n_lines = body.count(b"\n")
-    irregular = body.startswith(b"\n") or b"\n\n" in body or b"\r" in body
-    if trust_total and not irregular and body.count(b"|") == n_lines * (n_fields - 1):
-        return body, None, []
-    kept: list[bytes] = []
-    numbers: list[int] = []
-    bad: list[int] = []
-    for i, line in enumerate(body.split(b"\n")[:-1]):
-        line = line.rstrip(b"\r")
-        if not line.strip():
-            continue
-        if line.count(b"|") == n_fields - 1:
-            kept.append(line)
-            numbers.append(first_line_no + i)
-        else:
-            bad.append(first_line_no + i)
-    clean = b"\n".join(kept) + b"\n" if kept else b""
-    return clean, np.asarray(numbers, dtype=np.int64), bad
+    Only needed when the reader skipped a line: otherwise row i is simply on
+    line header_line + 1 + i."""
+    arr = np.frombuffer(data, dtype=np.uint8)
+    ends = np.flatnonzero(arr == ord("\n"))
+    if not data.endswith(b"\n"):
+        ends = np.append(ends, len(data))
+    pipes_before = np.searchsorted(np.flatnonzero(arr == ord("|")), ends)
+    counts = np.diff(pipes_before, prepend=0)
+    starts = np.concatenate(([0], ends[:-1] + 1))
+    numbers = 1 + np.arange(len(ends), dtype=np.int64)
+    after = numbers > header_line
+    blank = (ends - starts) == 0
+    ok = after & (counts == n_fields - 1)
+    return numbers[ok], numbers[after & ~ok & ~blank].tolist()
 
 
-class _TooManyFields(Exception):
-    pass
+def _read_table(data: bytes, skip_rows: int) -> tuple[pa.Table, int]:
+    """The needed columns as strings, and how many non-blank lines were malformed."""
+    malformed = 0
 
+    def on_invalid(row: pcsv.InvalidRow) -> str:
+        nonlocal malformed
+        if row.text.strip():
+            malformed += 1
+        return "skip"
 
-def _read_table(body: bytes, names: list[str]) -> pd.DataFrame:
-    categorical = ("User", "QOS", "State", "NNodes", "NCPUS", "ReqMem", "ReqTRES", "AllocTRES")
-    dtypes = {name: ("category" if name in categorical else str) for name in FIELDS}
-    try:
-        return pd.read_csv(
-            io.BytesIO(body), sep="|", header=None, names=names, usecols=list(FIELDS),
-            dtype=dtypes, na_filter=False, quoting=csv.QUOTE_NONE, engine="c",
-            encoding_errors="replace", skip_blank_lines=False, on_bad_lines="error",
-        )
-    except pd.errors.ParserError as err:
-        raise _TooManyFields(str(err)) from err
+    table = pcsv.read_csv(
+        pa.py_buffer(data),
+        read_options=pcsv.ReadOptions(skip_rows=skip_rows),
+        # sacct -P never quotes or escapes; a '"' in a value is just a character.
+        parse_options=pcsv.ParseOptions(delimiter="|", quote_char=False, escape_char=False,
+                                         ignore_empty_lines=False, invalid_row_handler=on_invalid),
+        convert_options=pcsv.ConvertOptions(
+            include_columns=list(FIELDS), column_types=dict.fromkeys(FIELDS, pa.string()),
+            strings_can_be_null=False, quoted_strings_can_be_null=False),
+    )
+    return table, malformed
 
 
 # --- values -------------------------------------------------------------------
 
 
-def _per_value(col: pd.Series, parse: Callable[[str], object]) -> tuple[list[object], np.ndarray]:
-    """Parse each distinct value of a categorical column once.
+_NUMPY_TYPES = {pa.int8(): np.int8, pa.int16(): np.int16, pa.int32(): np.int32,
+                pa.int64(): np.int64, pa.uint8(): np.uint8, pa.float64(): np.float64}
 
-    Returns the parsed value per category (None where it failed) and the codes."""
-    cat = col.cat
-    parsed: list[object] = []
-    for value in cat.categories:
+
+def _numpy(values: pa.Array | pa.ChunkedArray, fill: object = 0) -> np.ndarray:
+    """An Arrow array as numpy, nulls replaced by `fill`.
+
+    Arrow's own conversion of bit-packed or nullable arrays goes through its
+    pandas layer and imports pandas, a third of a second; this path never does."""
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    if values.null_count:
+        values = values.fill_null(fill)
+    if pa.types.is_boolean(values.type):
+        return _numpy(values.cast(pa.uint8())).astype(bool)
+    dtype = np.dtype(_NUMPY_TYPES[values.type])
+    return np.frombuffer(values.buffers()[1], dtype=dtype, count=len(values),
+                         offset=values.offset * dtype.itemsize)
+
+
+def _distinct(col: pa.ChunkedArray) -> tuple[list[str], np.ndarray]:
+    """(distinct values, index of each row's value)."""
+    encoded = pc.dictionary_encode(col).combine_chunks()
+    return encoded.dictionary.to_pylist(), _numpy(encoded.indices)
+
+
+def _apply(distinct: tuple[list[str], np.ndarray], parse: Callable[[str], float]
+           ) -> tuple[np.ndarray, np.ndarray]:
+    """(value per row, row failed to parse): `parse` runs once per distinct value."""
+    values, idx = distinct
+    parsed = np.empty(len(values), dtype=np.float64)
+    failed = np.zeros(len(values), dtype=bool)
+    for i, value in enumerate(values):
         try:
-            parsed.append(parse(str(value)))
+            parsed[i] = parse(value)
         except ValueError:
-            parsed.append(None)
-    return parsed, cat.codes.to_numpy()
+            parsed[i], failed[i] = np.nan, True
+    return parsed[idx], failed[idx]
 
 
-def _numbers(col: pd.Series) -> np.ndarray:
-    """A categorical column of non-negative numbers; NaN where unreadable."""
-    def number(text: str) -> float:
-        n = float(text)
-        if not np.isfinite(n) or n < 0:
-            raise ValueError(text)
-        return n
-
-    parsed, codes = _per_value(col, number)
-    table = np.array([np.nan if p is None else p for p in parsed] + [np.nan], dtype=np.float64)
-    return table[codes]
+def _codes(values: list[str], idx: np.ndarray, normalise: Callable[[str], str] = str
+           ) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Codes into sorted, normalised names."""
+    names = [normalise(v) for v in values]
+    table = tuple(sorted(set(names)))
+    position = {name: i for i, name in enumerate(table)}
+    lookup = np.array([position[n] for n in names], dtype=np.int64)
+    return lookup[idx] if len(values) else idx.astype(np.int64), table
 
 
-def _times(col: pd.Series, tz: str) -> tuple[np.ndarray, np.ndarray]:
+def _compact(codes: np.ndarray, names: tuple[str, ...]) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Drop the names no row uses (e.g. the empty User of step lines)."""
+    used = np.bincount(codes, minlength=len(names)) > 0
+    remap = np.cumsum(used) - 1
+    return remap[codes], tuple(n for n, u in zip(names, used.tolist(), strict=True) if u)
+
+
+def _state_name(state: str) -> str:
+    return state.split(" ", 1)[0]
+
+
+def _integers(col: pa.ChunkedArray) -> np.ndarray:
+    """Non-negative integers; NaN where the text is not one."""
+    try:
+        return _numpy(col.cast(pa.int64())).astype(np.float64)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass  # step lines ('17.batch') or a bad value: check each row
+    digits = pc.match_substring_regex(col, r"^\d{1,18}$")
+    values = _numpy(pc.if_else(digits, col, "0").cast(pa.int64()))
+    return np.where(_numpy(digits), values.astype(np.float64), np.nan)
+
+
+def _count(text: str) -> float:
+    n = float(text)
+    if not np.isfinite(n) or n < 0:
+        raise ValueError(text)
+    return n
+
+
+_QUARTER = 900  # zone offsets change only on quarter hours of local time
+
+
+def local_to_utc(local: np.ndarray, tz: str) -> np.ndarray:
+    """Local wall-clock seconds (as if UTC) -> true epoch seconds in zone `tz`.
+
+    The offset is looked up per quarter hour of the span the data covers, with
+    zoneinfo, and spread with numpy. A wall time in the hour that repeats when
+    daylight saving ends takes its first (daylight) reading; one in the hour
+    skipped when it starts is read with the offset before the change, i.e.
+    moved forward by the gap. Live collection never needs this: sacct runs
+    with TZ=UTC. Saved files in local time do."""
+    if not len(local):
+        return local
+    zone = ZoneInfo(tz)
+    quarter = np.floor_divide(local, _QUARTER).astype(np.int64)
+    first, last = int(quarter.min()), int(quarter.max())
+    offsets = np.array([
+        zone.utcoffset(datetime.fromtimestamp(q * _QUARTER, UTC).replace(tzinfo=None))
+        .total_seconds() for q in range(first, last + 1)
+    ])
+    return local - offsets[quarter - first]
+
+
+def _times(col: pa.ChunkedArray, tz: str) -> tuple[np.ndarray, np.ndarray]:
     """Epoch seconds (NaN for Unknown/None) and a mask of unreadable times."""
-    missing = col.isin(MISSING_TIMES).to_numpy()
-    parsed = pd.to_datetime(col, format=TIME_FORMAT, errors="coerce")
-    bad = parsed.isna().to_numpy() & ~missing
+    parsed = pc.strptime(col, format=TIME_FORMAT, unit="s", error_is_null=True)
+    missing = _numpy(pc.is_in(col, value_set=pa.array(MISSING_TIMES)))
+    null = _numpy(parsed.is_null())
+    seconds = _numpy(parsed.cast(pa.int64())).astype(np.float64)
+    seconds[null] = np.nan
     if tz != "UTC":
-        # Local times without an offset: in the hour that repeats when daylight
-        # saving ends, take the first (daylight) reading; in the hour that is
-        # skipped when it starts, move forward. Live collection avoids both by
-        # running sacct with TZ=UTC; this only matters for saved files.
-        parsed = parsed.dt.tz_localize(tz, ambiguous=np.ones(len(parsed), dtype=bool),
-                                       nonexistent="shift_forward").dt.tz_convert(None)
-    seconds = parsed.to_numpy().astype("datetime64[s]").astype(np.int64).astype(np.float64)
-    seconds[parsed.isna().to_numpy()] = np.nan
-    return seconds, bad
+        valid = ~null
+        seconds[valid] = local_to_utc(seconds[valid], tz)
+    return seconds, null & ~missing
 
 
-def _elapsed(col: pd.Series) -> np.ndarray:
-    return pd.to_numeric(col, errors="coerce").to_numpy(dtype=np.float64)
+def _tres_gpus(text: str) -> float:
+    n = tres_gpus(text)
+    return np.nan if n is None else n
+
+
+def _tres_mem(text: str) -> float:
+    n = tres_mem_mib(text)
+    return np.nan if n is None else n
+
+
+def _req_mem_mib(text: str) -> float:
+    return parse_req_mem(text)[0]
+
+
+def _req_mem_per_cpu(text: str) -> float:
+    return float(parse_req_mem(text)[1] == PER_CPU)
+
+
+def _req_mem_per_node(text: str) -> float:
+    return float(parse_req_mem(text)[1] == PER_NODE)
+
+
+def _as_utf8(data: bytes) -> bytes:
+    if data.isascii():
+        return data
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("utf-8", "replace").encode("utf-8")
+    return data
 
 
 # --- the job table ------------------------------------------------------------
@@ -207,65 +352,59 @@ def _elapsed(col: pd.Series) -> np.ndarray:
 
 def parse_sacct(data: bytes, tz: str = "UTC") -> ParseResult:
     """Parse `sacct --parsable2` output whose times are local times in `tz`."""
-    names, body, first_line_no = _split_header(data)
+    names, skip_rows = _find_header(data)
     _check_header(names)
-    clean, line_numbers, wrong_count = _well_formed(body, len(names), first_line_no)
-    try:
-        raw = _read_table(clean, names) if clean else None
-    except _TooManyFields:
-        clean, line_numbers, wrong_count = _well_formed(body, len(names), first_line_no,
-                                                        trust_total=False)
-        raw = _read_table(clean, names) if clean else None
-    if raw is None:
+    data = _as_utf8(data)
+    table, malformed = _read_table(data, skip_rows)
+    header_line = skip_rows + 1
+    n = table.num_rows
+    if malformed:
+        line_numbers, wrong_count = _line_numbers(data, header_line, len(names))
+        if len(line_numbers) != n:  # a lone '\r' splits lines for Arrow, not for us
+            line_numbers = np.full(n, -1, dtype=np.int64)
+    else:
+        line_numbers, wrong_count = header_line + 1 + np.arange(n, dtype=np.int64), []
+    if n == 0:
         return ParseResult(
-            jobs=empty_jobs(), data_lines=len(wrong_count), bad_lines=len(wrong_count),
+            jobs=JobTable.empty(), data_lines=malformed, bad_lines=malformed,
             bad_line_numbers=tuple(wrong_count[:MAX_LINE_NUMBERS]),
-            bad_reasons={"wrong number of fields": len(wrong_count)} if wrong_count else {},
+            bad_reasons={"wrong number of fields": malformed} if malformed else {},
         )
-    if line_numbers is None:
-        line_numbers = np.arange(first_line_no, first_line_no + len(raw), dtype=np.int64)
 
-    n = len(raw)
-    user = raw["User"]
-    is_step = ((user == "").to_numpy()
-               | raw["JobID"].str.contains(".", regex=False).to_numpy())
+    user_values, user_idx = _distinct(table["User"])
+    is_step = ((np.array([v.strip() == "" for v in user_values], dtype=bool)[user_idx])
+               | _numpy(pc.match_substring(table["JobID"], ".")))
 
-    cpus = _numbers(raw["NCPUS"])
-    nnodes = _numbers(raw["NNodes"])
-    elapsed = _elapsed(raw["ElapsedRaw"])
-    submit, bad_submit = _times(raw["Submit"], tz)
-    start, bad_start = _times(raw["Start"], tz)
-    end, bad_end = _times(raw["End"], tz)
+    job_id = _integers(table["JobIDRaw"])
+    cpus, bad_cpus = _apply(_distinct(table["NCPUS"]), _count)
+    nnodes, bad_nodes = _apply(_distinct(table["NNodes"]), _count)
+    elapsed = _integers(table["ElapsedRaw"])
+    # Arrow's kernels release the GIL: the three time columns parse in parallel.
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        (submit, bad_submit), (start, bad_start), (end, bad_end) = pool.map(
+            lambda name: _times(table[name], tz), ("Submit", "Start", "End"))
 
-    a_gpu, a_codes = _per_value(raw["AllocTRES"], tres_gpus_or_nan)
-    a_mem, _ = _per_value(raw["AllocTRES"], tres_mem_or_nan)
-    a_empty = np.array([str(v).strip() == "" for v in raw["AllocTRES"].cat.categories] + [True])
-    r_gpu, r_codes = _per_value(raw["ReqTRES"], tres_gpus_or_nan)
-    req_mem, m_codes = _per_value(raw["ReqMem"], parse_req_mem)
+    alloc = _distinct(table["AllocTRES"])
+    alloc_gpus, bad_a1 = _apply(alloc, _tres_gpus)
+    alloc_mem, bad_a2 = _apply(alloc, _tres_mem)
+    alloc_empty, _ = _apply(alloc, lambda text: float(not text.strip()))
+    req_gpus, bad_r = _apply(_distinct(table["ReqTRES"]), _tres_gpus)
+    req_mem = _distinct(table["ReqMem"])
+    req_mib, bad_m = _apply(req_mem, _req_mem_mib)
+    per_cpu, _ = _apply(req_mem, _req_mem_per_cpu)
+    per_node, _ = _apply(req_mem, _req_mem_per_node)
 
-    def table(values: list[object]) -> np.ndarray:
-        return np.array([np.nan if v is None else v for v in values] + [np.nan], dtype=np.float64)
-
-    a_gpu_t, a_mem_t, r_gpu_t = table(a_gpu), table(a_mem), table(r_gpu)
-    bad_tres = (np.array([v is None for v in a_gpu] + [False])[a_codes]
-                | np.array([v is None for v in a_mem] + [False])[a_codes]
-                | np.array([v is None for v in r_gpu] + [False])[r_codes])
-    rm_mib = np.array([v[0] if v else np.nan for v in req_mem] + [np.nan])[m_codes]  # type: ignore[index]
-    rm_per = np.array([v[1] if v else "" for v in req_mem] + [""], dtype=object)[m_codes]  # type: ignore[index]
-    bad_mem = np.isnan(rm_mib)
-
-    alloc_empty = a_empty[a_codes]
     # GPUs from AllocTRES; from ReqTRES only where AllocTRES is empty.
-    gpus = np.nan_to_num(np.where(alloc_empty, r_gpu_t[r_codes], a_gpu_t[a_codes]), nan=0.0)
-    # Memory from AllocTRES mem=; from ReqMem where AllocTRES has none.
-    req_total = rm_mib * np.where(rm_per == PER_CPU, cpus, np.where(rm_per == PER_NODE, nnodes, 1.0))
-    alloc_mem = a_mem_t[a_codes]
+    gpus = np.nan_to_num(np.where(alloc_empty == 1, req_gpus, alloc_gpus), nan=0.0)
+    # Memory from AllocTRES mem=; from ReqMem (per job, CPU or node) where it has none.
+    req_total = req_mib * np.where(per_cpu == 1, cpus, np.where(per_node == 1, nnodes, 1.0))
     mem_mib = np.where(np.isnan(alloc_mem), req_total, alloc_mem)
 
     reasons = {
-        "non-numeric NCPUS/NNodes/ElapsedRaw": np.isnan(cpus) | np.isnan(nnodes) | np.isnan(elapsed),
+        "non-numeric JobIDRaw/NCPUS/NNodes/ElapsedRaw":
+            np.isnan(job_id) | bad_cpus | bad_nodes | np.isnan(elapsed),
         "unreadable time": bad_submit | bad_start | bad_end,
-        "unreadable TRES or ReqMem": bad_tres | (bad_mem & np.isnan(alloc_mem)),
+        "unreadable TRES or ReqMem": bad_a1 | bad_a2 | bad_r | (bad_m & np.isnan(alloc_mem)),
     }
     bad = np.zeros(n, dtype=bool)
     for mask in reasons.values():
@@ -273,36 +412,26 @@ def parse_sacct(data: bytes, tz: str = "UTC") -> ParseResult:
     bad &= ~is_step
     keep = ~bad & ~is_step
 
+    counts = {reason: int((mask & ~is_step).sum()) for reason, mask in reasons.items()}
+    counts["wrong number of fields"] = malformed
+    # Line numbers are -1 only where Arrow and numpy split lines differently.
     bad_numbers = np.sort(np.concatenate([np.asarray(wrong_count, dtype=np.int64),
                                           line_numbers[bad]]))
-    counts = {reason: int((mask & ~is_step).sum()) for reason, mask in reasons.items()}
-    if wrong_count:
-        counts["wrong number of fields"] = len(wrong_count)
-    counts = {k: v for k, v in counts.items() if v}
-
-    jobs = pd.DataFrame({
-        "job_id_raw": raw["JobIDRaw"].to_numpy(dtype=object)[keep],
-        "user": user[keep].cat.remove_unused_categories().to_numpy(),
-        "qos": raw["QOS"][keep].cat.remove_unused_categories().to_numpy(),
-        "state": raw["State"][keep].cat.remove_unused_categories().to_numpy(),
-        "submit": submit[keep], "start": start[keep], "end": end[keep],
-        "elapsed": elapsed[keep], "nnodes": nnodes[keep], "cpus": cpus[keep],
-        "gpus": gpus[keep], "mem_gib": mem_mib[keep] / 1024.0,
-    })
-    for name in ("user", "qos", "state"):
-        jobs[name] = jobs[name].astype("category")
-    return ParseResult(
-        jobs=jobs, data_lines=n + len(wrong_count), step_lines=int(is_step.sum()),
-        bad_lines=len(bad_numbers), bad_line_numbers=tuple(int(x) for x in bad_numbers[:MAX_LINE_NUMBERS]),
-        bad_reasons=counts,
+    user, users = _codes(user_values, user_idx)
+    qos, qos_names = _codes(*_distinct(table["QOS"]))
+    state, states = _codes(*_distinct(table["State"]), normalise=_state_name)
+    user, users = _compact(user[keep], users)
+    qos, qos_names = _compact(qos[keep], qos_names)
+    state, states = _compact(state[keep], states)
+    jobs = JobTable(
+        job_id=job_id[keep].astype(np.int64), user=user, qos=qos, state=state,
+        submit=submit[keep], start=start[keep], end=end[keep], elapsed=elapsed[keep],
+        nnodes=nnodes[keep], cpus=cpus[keep], gpus=gpus[keep], mem_gib=mem_mib[keep] / 1024.0,
+        users=users, qos_names=qos_names, states=states,
     )
-
-
-def tres_gpus_or_nan(text: str) -> float:
-    n = tres_gpus(text)
-    return np.nan if n is None else n
-
-
-def tres_mem_or_nan(text: str) -> float:
-    n = tres_mem_mib(text)
-    return np.nan if n is None else n
+    return ParseResult(
+        jobs=jobs, data_lines=n + malformed, step_lines=int(is_step.sum()),
+        bad_lines=int(bad.sum()) + malformed,
+        bad_line_numbers=tuple(int(x) for x in bad_numbers[bad_numbers > 0][:MAX_LINE_NUMBERS]),
+        bad_reasons={k: v for k, v in counts.items() if v},
+    )

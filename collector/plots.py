@@ -18,13 +18,13 @@ import matplotlib
 
 matplotlib.use("Agg")  # no display on a cluster node; set before pyplot loads
 
-import matplotlib.dates as mdates  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.dates as mdates
+import matplotlib.pyplot as plt
+import numpy as np
 
-from collector.binning import NICE_NAMES, OBSERVABLES  # noqa: E402
-from collector.palette import user_color  # noqa: E402
-from collector.snapshot import Snapshot, write_atomic  # noqa: E402
+from collector.binning import NICE_NAMES, OBSERVABLES
+from collector.palette import user_color
+from collector.snapshot import Snapshot, write_atomic
 
 FORMATS = ("png", "pdf")
 LEGEND_ROWS = 22

@@ -11,6 +11,7 @@ the same folder, then `os.replace`), so a reader never sees half a file.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -121,7 +122,7 @@ def _need(d: Mapping[str, Any], key: str, kind: type | tuple[type, ...], where: 
     if key not in d:
         raise SnapshotError(f"{where}{key} is missing")
     value = d[key]
-    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
         raise SnapshotError(f"{where}{key} has the wrong type: {type(value).__name__}")
     return value
 
@@ -200,10 +201,8 @@ def write_atomic(path: Path, write: Callable[[IO[bytes]], None], mode: int = 0o6
         os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        except FileNotFoundError:
-            pass
         raise
 
 

@@ -113,7 +113,7 @@ def synth_sacct(now: int, days: int, n_jobs: int, *, n_users: int = 50,
     rng = np.random.default_rng(seed)
     n = n_jobs
     span_start = now - int(days * 86400) - int(carry_in_days * 86400)
-    span = now - span_start
+    now - span_start
 
     users = np.array(user_names(n_users), dtype=object)
     weights = 1.0 / np.arange(1, n_users + 1) ** 1.1

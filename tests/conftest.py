@@ -1,0 +1,54 @@
+"""Shared fixtures: sample paths, a config factory, and the CLI runner."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from collector.config import Config, load_config
+
+DATA = Path(__file__).parent / "data"
+SAMPLES = DATA / "slurm-22.05"
+
+
+@pytest.fixture
+def samples() -> Path:
+    return SAMPLES
+
+
+def config_text(timezone: str = "UTC", bin_seconds: int = 3600, window_days: int = 1,
+                extra_qos: str = "") -> str:
+    return textwrap.dedent(f"""\
+        [site]
+        name = "Test cluster"
+        timezone = "{timezone}"
+        data_dir = "data"
+
+        [collect]
+        bin_seconds = {bin_seconds}
+        window_days = {window_days}
+        sacct_timeout_seconds = 20
+
+        [[qos]]
+        name = "avery"
+        limits = {{ cpus = 430, gpus = 39, memory_gb = 3359 }}
+
+        [[qos]]
+        name = "avery-b"
+        limits = {{ cpus = 16, gpus = 4, memory_gb = 64 }}
+        """) + extra_qos
+
+
+@pytest.fixture
+def make_config(tmp_path: Path) -> Callable[..., Config]:
+    """Write a librarian.toml in tmp_path and load it."""
+
+    def make(**kwargs: object) -> Config:
+        path = tmp_path / "librarian.toml"
+        path.write_text(config_text(**kwargs))  # type: ignore[arg-type]
+        return load_config(path)
+
+    return make

@@ -1,0 +1,128 @@
+"""Configuration: defaults, the example file, and every kind of bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from collector.config import (
+    EXAMPLE_PATH,
+    ConfigError,
+    Limits,
+    find_config_path,
+    load_config,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "librarian.toml"
+    p.write_text(text)
+    return p
+
+
+MINIMAL = '[[qos]]\nname = "avery"\n'
+
+
+class TestExample:
+    def test_example_reproduces_the_seed_setup(self) -> None:
+        cfg = load_config(EXAMPLE_PATH)
+        assert cfg.site.name == "HiPerGator"
+        assert cfg.site.timezone == "America/New_York"
+        assert [q.name for q in cfg.qos] == ["avery", "avery-b"]
+        assert cfg.qos[0].limits == Limits(cpus=430, gpus=39, memory_gb=3359)
+        assert cfg.qos[1].limits == Limits(cpus=3870, gpus=0, memory_gb=30234)
+        assert (cfg.collect.bin_seconds, cfg.collect.window_days) == (3600, 30)
+        assert cfg.collect.n_bins == 720
+
+    def test_repo_root_example_is_the_packaged_one(self) -> None:
+        assert (REPO / "librarian.example.toml").read_text() == EXAMPLE_PATH.read_text()
+
+
+class TestDefaults:
+    def test_minimal_file_gets_defaults(self, tmp_path: Path) -> None:
+        cfg = load_config(write(tmp_path, MINIMAL))
+        assert cfg.site.timezone == "UTC"
+        assert cfg.collect.sacct_timeout_seconds == 300
+        assert cfg.qos[0].limits == Limits()
+        assert cfg.site.slurm_bin is None
+
+    def test_relative_data_dir_is_relative_to_the_config_file(self, tmp_path: Path) -> None:
+        cfg = load_config(write(tmp_path, '[site]\ndata_dir = "out/d"\n' + MINIMAL))
+        assert cfg.site.data_dir == tmp_path.resolve() / "out" / "d"
+
+    def test_absolute_data_dir_is_kept(self, tmp_path: Path) -> None:
+        cfg = load_config(write(tmp_path, f'[site]\ndata_dir = "{tmp_path}/abs"\n' + MINIMAL))
+        assert cfg.site.data_dir == tmp_path / "abs"
+
+    def test_slurm_bin_is_a_path(self, tmp_path: Path) -> None:
+        cfg = load_config(write(tmp_path, '[site]\nslurm_bin = "/opt/slurm/bin"\n' + MINIMAL))
+        assert cfg.site.slurm_bin == Path("/opt/slurm/bin")
+
+
+class TestFinding:
+    def test_explicit_beats_environment(self) -> None:
+        assert find_config_path("a.toml", {"LIBRARIAN_CONFIG": "b.toml"}) == Path("a.toml")
+
+    def test_environment_beats_default(self) -> None:
+        assert find_config_path(None, {"LIBRARIAN_CONFIG": "b.toml"}) == Path("b.toml")
+
+    def test_default_is_librarian_toml_here(self) -> None:
+        assert find_config_path(None, {}) == Path("librarian.toml")
+
+
+BAD = [
+    ("[site]\ncolour = 1\n" + MINIMAL, "site.colour", "unknown key"),
+    ("[sight]\n" + MINIMAL, "sight", "unknown key"),
+    ("[collect]\nbin_seconds = '3600'\n" + MINIMAL, "collect.bin_seconds", "must be an integer"),
+    ("[collect]\nbin_seconds = 7\n" + MINIMAL, "collect.bin_seconds", "must divide a day"),
+    ("[collect]\nwindow_days = 0\n" + MINIMAL, "collect.window_days", "greater than 0"),
+    ("[collect]\nwindow_days = true\n" + MINIMAL, "collect.window_days", "must be an integer"),
+    ("[collect]\nsacct_timeout_seconds = -1\n" + MINIMAL, "collect.sacct_timeout_seconds", "greater than 0"),
+    ("[site]\ntimezone = 'Mars/Olympus'\n" + MINIMAL, "site.timezone", "unknown time zone"),
+    ("[site]\ntimezone = 5\n" + MINIMAL, "site.timezone", "must be a string"),
+    ("[site]\nname = 'x'\n", "qos", "no QoS configured"),
+    ("qos = []\n", "qos", "no QoS configured"),
+    ("qos = 'avery'\n", "qos", "array of tables"),
+    ("[[qos]]\nlimits = {cpus = 1}\n", "qos[0].name", "missing"),
+    ("[[qos]]\nname = 'a,b'\n", "qos[0].name", "not a usable QoS name"),
+    ("[[qos]]\nname = 'a'\n[[qos]]\nname = 'a'\n", "qos[1].name", "configured twice"),
+    ("[[qos]]\nname = 'a'\nlimits = {cpus = 'many'}\n", "qos[0].limits.cpus", "must be a number"),
+    ("[[qos]]\nname = 'a'\nlimits = {cpu = 4}\n", "qos[0].limits.cpu", "unknown key"),
+    ("[[qos]]\nname = 'a'\nlimits = {gpus = -2}\n", "qos[0].limits.gpus", "at least 0"),
+    ("[[qos]]\nname = 'a'\nlimits = 4\n", "qos[0].limits", "must be a table"),
+    ("[[qos]]\nname = 'a'\nlabel = 'x'\n", "qos[0].label", "unknown key"),
+]
+
+
+class TestBadConfig:
+    @pytest.mark.parametrize(("text", "key", "problem"), BAD, ids=[b[1] + ":" + b[2] for b in BAD])
+    def test_error_names_file_key_and_problem(self, tmp_path: Path, text: str, key: str,
+                                              problem: str) -> None:
+        path = write(tmp_path, text)
+        with pytest.raises(ConfigError) as info:
+            load_config(path)
+        assert info.value.key == key
+        assert problem in info.value.problem
+        assert str(path) in str(info.value)
+        assert key in str(info.value)
+
+    def test_missing_file_says_how_to_make_one(self, tmp_path: Path) -> None:
+        with pytest.raises(ConfigError, match=r"no such file.*librarian\.example\.toml"):
+            load_config(tmp_path / "nope.toml")
+
+    def test_invalid_toml_is_reported_with_its_position(self, tmp_path: Path) -> None:
+        with pytest.raises(ConfigError, match=r"not valid TOML.*line 1"):
+            load_config(write(tmp_path, "[site\n"))
+
+    def test_unknown_qos_name_on_the_command_line(self, tmp_path: Path) -> None:
+        cfg = load_config(write(tmp_path, MINIMAL))
+        with pytest.raises(ConfigError, match="no QoS named 'avery-x'"):
+            cfg.qos_named(["avery-x"])
+
+    def test_qos_named_keeps_config_order(self, tmp_path: Path) -> None:
+        cfg = load_config(write(tmp_path, MINIMAL + '[[qos]]\nname = "b"\n'))
+        assert [q.name for q in cfg.qos_named(["b", "avery"])] == ["avery", "b"]
+        assert [q.name for q in cfg.qos_named(None)] == ["avery", "b"]

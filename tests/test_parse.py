@@ -1,0 +1,218 @@
+"""sacct text -> job table, on real Slurm 22.05 captures and on edge cases."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from collector.parse import SacctFormatError, parse_sacct
+from collector.sacct import FIELDS
+
+HEADER = "|".join(FIELDS)
+
+
+def epoch(text: str) -> float:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp()
+
+
+def line(jobid: str = "1", user: str = "alice", qos: str = "avery", state: str = "COMPLETED",
+         submit: str = "2026-11-25T10:00:00", start: str = "2026-11-25T10:00:00",
+         end: str = "2026-11-25T11:00:00", elapsed: str = "3600", nnodes: str = "1",
+         ncpus: str = "4", reqmem: str = "8G", reqtres: str = "cpu=4,mem=8G,node=1",
+         alloctres: str = "cpu=4,mem=8G,node=1", jobid_raw: str | None = None) -> str:
+    values = {"JobIDRaw": jobid_raw or jobid, "JobID": jobid, "User": user, "QOS": qos,
+              "State": state, "Submit": submit, "Start": start, "End": end,
+              "ElapsedRaw": elapsed, "NNodes": nnodes, "NCPUS": ncpus, "ReqMem": reqmem,
+              "ReqTRES": reqtres, "AllocTRES": alloctres}
+    return "|".join(values[f] for f in FIELDS)
+
+
+def parse_lines(*lines: str, tz: str = "UTC"):
+    return parse_sacct(("\n".join([HEADER, *lines]) + "\n").encode(), tz)
+
+
+class TestRealCaptures:
+    def test_avery_sample(self, samples: Path) -> None:
+        r = parse_sacct((samples / "sacct_avery.txt").read_bytes())
+        assert r.bad_lines == 0
+        assert r.step_lines == 0
+        assert len(r.jobs) == 14
+        by_id = r.jobs.to_frame().set_index("job_id")
+        # Job 6: 4 CPUs, 2 GPUs, 8192M in AllocTRES.
+        assert by_id.loc[6, ["cpus", "gpus", "mem_gib"]].tolist() == [4, 2, 8]
+        assert by_id.loc[6, "start"] == epoch("2026-11-25T20:43:30")
+        assert by_id.loc[6, "end"] == epoch("2026-11-25T20:44:10")
+        # Array task 9_4 has JobIDRaw 9; 9_1 has 17.
+        assert by_id.loc[17, "cpus"] == 1
+        assert by_id.loc[12, "state"] == "CANCELLED"  # 'by 0' (the uid) is dropped
+        # Rejected submission: GPUs from ReqTRES (AllocTRES empty), zero run time.
+        assert by_id.loc[26, "gpus"] == 9
+        assert by_id.loc[26, "start"] == by_id.loc[26, "end"]
+        assert by_id.loc[11, "mem_gib"] == pytest.approx(500 / 1024)
+
+    def test_pending_job_has_no_start(self, samples: Path) -> None:
+        r = parse_sacct((samples / "sacct_avery-b.txt").read_bytes())
+        pending = r.jobs.to_frame().set_index("job_id").loc[22]
+        assert np.isnan(pending["start"])
+        assert np.isnan(pending["end"])
+        assert pending["cpus"] == 20
+
+    def test_running_jobs_have_no_end(self, samples: Path) -> None:
+        r = parse_sacct((samples / "sacct_avery_during_run_run1.txt").read_bytes())
+        jobs = r.jobs.to_frame()
+        running = jobs[jobs["state"] == "RUNNING"]
+        assert len(running) == 8
+        assert running["end"].isna().all()
+        assert not running["start"].isna().any()
+
+    def test_step_lines_are_skipped_not_counted_as_bad(self, samples: Path) -> None:
+        r = parse_sacct((samples / "sacct_with_steps.txt").read_bytes()[0:0] + _with_needed_fields(samples))
+        assert r.step_lines == 22
+        assert r.bad_lines == 0
+        assert len(r.jobs) == 24
+        assert set(r.jobs.users) == {"root", "alice", "bob", "carol"}
+
+
+def _with_needed_fields(samples: Path) -> bytes:
+    """The steps capture lacks some fields; rebuild its rows with all of them."""
+    text = (samples / "sacct_with_steps.txt").read_text().splitlines()
+    header = text[1].split("|")
+    rows = []
+    for raw in text[2:]:
+        cells = dict(zip(header, raw.split("|"), strict=True))
+        rows.append(line(jobid=cells["JobID"], jobid_raw=cells["JobIDRaw"], user=cells["User"],
+                         qos=cells["QOS"], state=cells["State"], ncpus=cells["NCPUS"],
+                         reqmem=cells["ReqMem"], alloctres=cells["AllocTRES"]))
+    return ("\n".join([HEADER, *rows]) + "\n").encode()
+
+
+class TestHeader:
+    def test_fields_in_any_order_and_extra_fields_ignored(self) -> None:
+        fields = ["Extra", *reversed(FIELDS)]
+        values = dict(zip(FIELDS, line().split("|"), strict=True))
+        values["Extra"] = "whatever|"[:-1]
+        text = "|".join(fields) + "\n" + "|".join(values[f] for f in fields) + "\n"
+        r = parse_sacct(text.encode())
+        assert r.jobs.cpus.tolist() == [4]
+        assert r.bad_lines == 0
+
+    def test_missing_fields_are_named(self) -> None:
+        header = "|".join(f for f in FIELDS if f not in ("AllocTRES", "NNodes"))
+        with pytest.raises(SacctFormatError, match="lacks the field\\(s\\) NNodes, AllocTRES"):
+            parse_sacct((header + "\n").encode())
+
+    def test_empty_output_has_no_header(self) -> None:
+        with pytest.raises(SacctFormatError, match="no header line"):
+            parse_sacct(b"")
+
+    def test_comment_lines_before_the_header(self) -> None:
+        r = parse_sacct(("# sacct -P ...\n\n" + HEADER + "\n" + line() + "\n").encode())
+        assert len(r.jobs) == 1
+
+    def test_header_only_is_an_empty_table(self) -> None:
+        r = parse_sacct((HEADER + "\n").encode())
+        assert len(r.jobs) == 0
+        assert r.bad_lines == 0
+
+    def test_no_trailing_newline(self) -> None:
+        r = parse_sacct((HEADER + "\n" + line()).encode())
+        assert len(r.jobs) == 1
+
+
+class TestBadLines:
+    def test_each_kind_is_skipped_counted_and_located(self) -> None:
+        r = parse_lines(
+            line(jobid="1"),                              # line 2: good
+            line(jobid="2") + "|extra",                   # line 3: too many fields
+            "3|3|alice|avery",                            # line 4: too few
+            line(jobid="5", ncpus="four"),                # line 5: non-numeric
+            line(jobid="6", start="yesterday"),           # line 6: unreadable time
+            line(jobid="7", alloctres="cpu=1,mem=lots"),  # line 7: bad TRES
+            line(jobid="8", elapsed="-"),                 # line 8: non-numeric
+            line(jobid="9"),                              # line 9: good
+        )
+        assert r.jobs.job_id.tolist() == [1, 9]
+        assert r.bad_lines == 6
+        assert r.bad_line_numbers == (3, 4, 5, 6, 7, 8)
+        assert r.bad_reasons == {
+            "wrong number of fields": 2, "non-numeric JobIDRaw/NCPUS/NNodes/ElapsedRaw": 2,
+            "unreadable time": 1, "unreadable TRES or ReqMem": 1,
+        }
+        assert "skipped 6 bad line(s) (line 3, 4, 5, 6, 7, 8)" in r.bad_summary()
+
+    def test_a_plus_one_and_a_minus_one_line_are_both_caught(self) -> None:
+        # The separator total matches; each line is still wrong.
+        good = line(jobid="1")
+        r = parse_lines(good + "|x", "|".join(good.split("|")[:-1]), line(jobid="3"))
+        assert r.jobs.job_id.tolist() == [3]
+        assert r.bad_line_numbers == (2, 3)
+
+    def test_only_bad_lines(self) -> None:
+        r = parse_lines("a|b", "c")
+        assert len(r.jobs) == 0
+        assert r.bad_lines == 2
+
+    def test_blank_lines_are_ignored_and_numbers_stay_right(self) -> None:
+        r = parse_lines(line(jobid="1"), "", line(jobid="3", ncpus="x"))
+        assert r.bad_line_numbers == (4,)
+
+    def test_invalid_utf8_is_replaced_not_fatal(self) -> None:
+        raw = (HEADER + "\n").encode() + line(user="al\xffce").encode("latin-1") + b"\n"
+        r = parse_sacct(raw)
+        assert len(r.jobs) == 1
+        assert r.bad_lines == 0
+        assert "\ufffd" in r.jobs.users[0]
+
+    def test_unknown_and_none_times_are_not_bad(self) -> None:
+        r = parse_lines(line(start="Unknown", end="Unknown"), line(jobid="2", start="None", end="None"))
+        assert r.bad_lines == 0
+        assert np.isnan(r.jobs.start).all()
+
+
+class TestValues:
+    def test_memory_falls_back_to_reqmem_per_cpu_and_per_node(self) -> None:
+        r = parse_lines(
+            line(jobid="1", ncpus="4", reqmem="1000Mc", alloctres=""),
+            line(jobid="2", nnodes="2", ncpus="8", reqmem="16Gn", alloctres=""),
+            line(jobid="3", reqmem="3G", alloctres="cpu=4"),
+        )
+        assert r.jobs.mem_gib.tolist() == pytest.approx([4000 / 1024, 32, 3])
+
+    def test_gpus_from_alloc_not_from_request(self) -> None:
+        r = parse_lines(line(reqtres="cpu=4,gres/gpu=4", alloctres="cpu=4,gres/gpu=2,gres/gpu:a100=2"))
+        assert r.jobs.gpus.tolist() == [2]
+
+    def test_alloc_memory_wins_over_reqmem(self) -> None:
+        r = parse_lines(line(reqmem="64G", alloctres="cpu=4,mem=1024M"))
+        assert r.jobs.mem_gib.tolist() == [1]
+
+
+class TestTimeZones:
+    def test_file_times_are_local_to_the_site_zone(self) -> None:
+        r = parse_lines(line(start="2026-07-01T08:00:00", end="2026-07-01T09:00:00"),
+                        tz="America/New_York")
+        assert r.jobs.start[0] == epoch("2026-07-01T12:00:00")  # EDT = UTC-4
+
+    def test_a_job_across_the_autumn_change_lasts_its_real_length(self) -> None:
+        # 2026-11-01: 02:00 EDT becomes 01:00 EST. 00:30 EDT -> 03:30 EST is 4 h.
+        r = parse_lines(line(start="2026-11-01T00:30:00", end="2026-11-01T03:30:00"),
+                        tz="America/New_York")
+        assert r.jobs.end[0] - r.jobs.start[0] == 4 * 3600
+
+    def test_a_job_across_the_spring_change_lasts_its_real_length(self) -> None:
+        # 2026-03-08: 02:00 EST becomes 03:00 EDT. 01:30 EST -> 03:30 EDT is 1 h.
+        r = parse_lines(line(start="2026-03-08T01:30:00", end="2026-03-08T03:30:00"),
+                        tz="America/New_York")
+        assert r.jobs.end[0] - r.jobs.start[0] == 3600
+
+    def test_utc_input_needs_no_zone_conversion(self) -> None:
+        r = parse_lines(line(start="2026-11-01T01:30:00"))
+        assert r.jobs.start[0] == epoch("2026-11-01T01:30:00")
+
+    def test_a_time_in_the_skipped_spring_hour_moves_forward(self) -> None:
+        r = parse_lines(line(start="2026-03-08T02:30:00", end="2026-03-08T04:00:00"),
+                        tz="America/New_York")
+        assert r.jobs.start[0] == epoch("2026-03-08T07:30:00")  # 03:30 EDT, moved by the gap
