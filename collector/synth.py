@@ -129,6 +129,9 @@ def synth_sacct(now: int, days: int, n_jobs: int, *, n_users: int = 50,
 
     wait = np.clip(rng.lognormal(np.log(120), 1.5, size=n), 0, 3 * 86400).astype(np.int64)
     start = submit + wait
+    # A few jobs wait far longer (held, dependencies, a full queue): some still pend.
+    stuck = rng.random(n) < 0.01
+    start[stuck] += rng.integers(86400, 30 * 86400, size=int(stuck.sum()))
     dur = _durations(rng, n)
 
     shares = np.array([q.share for q in qos], dtype=float)

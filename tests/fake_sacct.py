@@ -1,0 +1,40 @@
+"""Fake `sacct` executables for the CLI tests: a script on PATH, the only mock.
+
+Each writes its arguments and the TZ / SLURM_TIME_FORMAT it was given to
+`<dir>/sacct.args`, then behaves as told: print a file, fail, or hang.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from pathlib import Path
+
+
+def install(folder: Path, *, prints: Path | None = None, exit_code: int = 0,
+            stderr: str = "", sleep: float = 0) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    script = folder / "sacct"
+    lines = [
+        "#!/bin/sh",
+        f'printf "%s\\n" "$@" > {shlex.quote(str(folder / "sacct.args"))}',
+        f'echo "TZ=$TZ SLURM_TIME_FORMAT=$SLURM_TIME_FORMAT" > {shlex.quote(str(folder / "sacct.env"))}',
+    ]
+    if sleep:
+        lines.append(f"sleep {sleep}")
+    if stderr:
+        lines.append(f"echo {shlex.quote(stderr)} >&2")
+    if prints is not None:
+        lines.append(f"grep -v '^#' {shlex.quote(str(prints))}")
+    lines.append(f"exit {exit_code}")
+    script.write_text("\n".join(lines) + "\n")
+    script.chmod(0o755)
+    return script
+
+
+def recorded_args(folder: Path) -> list[str]:
+    return (folder / "sacct.args").read_text().splitlines()
+
+
+def path_with(folder: Path) -> str:
+    return f"{folder}{os.pathsep}{os.environ.get('PATH', '')}"

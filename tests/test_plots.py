@@ -1,0 +1,74 @@
+"""Static charts: files, the limit line, and a legend that never covers the data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from collector.binning import OBSERVABLES
+from collector.palette import OTHERS, OTHERS_COLOR, user_color
+from collector.plots import _figure, write_plots
+from collector.snapshot import Snapshot, thresholds_for
+from collector.synth import user_names
+
+
+def snap(n_users: int, n_bins: int = 48) -> Snapshot:
+    rng = np.random.default_rng(3)
+    users = tuple(user_names(n_users))
+    return Snapshot(
+        qos="avery", site="Test", timezone="America/New_York", now=1_764_000_000,
+        bin_seconds=3600, window_start=1_764_000_000 - n_bins * 3600 + 3600, n_bins=n_bins,
+        users=users, series={o: rng.random((n_users, n_bins)) * 5 for o in OBSERVABLES},
+        current={o: np.zeros(n_users) for o in OBSERVABLES},
+        thresholds=thresholds_for(430, None, 3359),
+    )
+
+
+class TestFiles:
+    def test_png_and_pdf_per_observable(self, tmp_path: Path) -> None:
+        paths = write_plots(snap(3), tmp_path)
+        assert sorted(p.name for p in paths) == sorted(
+            f"{o}_avery.{f}" for o in OBSERVABLES for f in ("png", "pdf"))
+        assert all(p.stat().st_size > 1000 for p in paths)
+
+    def test_empty_snapshot_still_draws(self, tmp_path: Path) -> None:
+        paths = write_plots(snap(0), tmp_path)
+        assert len(paths) == 8
+
+
+class TestFigure:
+    def test_limit_line_only_where_there_is_a_limit(self) -> None:
+        s = snap(3)
+        for obs, expected in (("NCPUS", ["QoS limit (430)"]), ("NGPUS", [])):
+            fig = _figure(s, obs)
+            labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+            assert [x for x in labels if x.startswith("QoS limit")] == expected
+            plt.close(fig)
+
+    def test_legend_of_fifty_users_stays_outside_the_axes(self) -> None:
+        fig = _figure(snap(50), "NCPUS")
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        ax = fig.axes[0]
+        legend = ax.get_legend().get_window_extent(renderer)
+        axes = ax.get_window_extent(renderer)
+        assert legend.x0 >= axes.x1, "legend overlaps the plotted data"
+        assert legend.y0 >= 0 and legend.y1 <= fig.bbox.height + 1, "legend is cut off"
+        assert len(ax.get_legend().get_texts()) == 51  # 50 users + the limit
+        plt.close(fig)
+
+
+class TestPalette:
+    def test_colour_depends_only_on_the_name(self) -> None:
+        assert user_color("alice") == user_color("alice")
+        assert user_color("alice") != user_color("bob")
+        assert user_color(OTHERS) == OTHERS_COLOR
+
+    def test_colours_are_hex(self) -> None:
+        for name in user_names(60):
+            c = user_color(name)
+            assert len(c) == 7
+            assert c.startswith("#")
+            assert int(c[1:], 16) >= 0
