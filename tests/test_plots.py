@@ -55,7 +55,8 @@ class TestFigure:
         legend = ax.get_legend().get_window_extent(renderer)
         axes = ax.get_window_extent(renderer)
         assert legend.x0 >= axes.x1, "legend overlaps the plotted data"
-        assert legend.y0 >= 0 and legend.y1 <= fig.bbox.height + 1, "legend is cut off"
+        assert legend.y0 >= 0, "legend is cut off at the bottom"
+        assert legend.y1 <= fig.bbox.height + 1, "legend is cut off at the top"
         assert len(ax.get_legend().get_texts()) == 51  # 50 users + the limit
         plt.close(fig)
 

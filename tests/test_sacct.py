@@ -80,7 +80,7 @@ class TestRun:
             run_sacct([str(script)], timeout=0.5)
 
     def test_not_found(self, tmp_path: Path) -> None:
-        with pytest.raises(SacctError, match="not found.*site.slurm_bin"):
+        with pytest.raises(SacctError, match=r"not found.*site\.slurm_bin"):
             run_sacct([str(tmp_path / "no-sacct")], timeout=5)
 
     def test_not_executable(self, tmp_path: Path) -> None:
