@@ -34,6 +34,7 @@ from collector.sacct import FIELDS
 from collector.slurm_formats import PER_CPU, PER_NODE, parse_req_mem, tres_gpus, tres_mem_mib
 
 MISSING_TIMES = ("Unknown", "None", "")
+_MISSING_TIME = "^(" + "|".join(MISSING_TIMES) + ")$"
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S"
 MAX_LINE_NUMBERS = 10
 
@@ -173,8 +174,28 @@ def _line_numbers(data: bytes, header_line: int, n_fields: int) -> tuple[np.ndar
     return numbers[ok], numbers[after & ~ok & ~blank].tolist()
 
 
-def _read_table(data: bytes, skip_rows: int) -> tuple[pa.Table, int]:
-    """The needed columns as strings, and how many non-blank lines were malformed."""
+_DICT = pa.dictionary(pa.int32(), pa.string())
+# Columns whose values repeat are dictionary-encoded by the reader itself.
+_DICT_COLUMNS = ("User", "QOS", "State", "NNodes", "NCPUS", "ReqMem", "ReqTRES", "AllocTRES")
+_TIME_COLUMNS = ("Submit", "Start", "End")
+
+
+def _column_types(typed: bool) -> dict[str, pa.DataType]:
+    types = dict.fromkeys(FIELDS, pa.string())
+    types.update(dict.fromkeys(_DICT_COLUMNS, _DICT))
+    if typed:
+        types.update(dict.fromkeys(_TIME_COLUMNS, pa.timestamp("s")))
+        types["ElapsedRaw"] = pa.int64()
+    return types
+
+
+def _read_table(data: bytes, skip_rows: int, typed: bool) -> tuple[pa.Table, int]:
+    """The needed columns, and how many non-blank lines had a wrong field count.
+
+    `typed` lets the (multi-threaded) reader parse the times and ElapsedRaw
+    itself, with Unknown/None/empty as null; it raises ArrowInvalid on any
+    other unreadable value, and the caller then reads strings and checks
+    each row."""
     malformed = 0
 
     def on_invalid(row: pcsv.InvalidRow) -> str:
@@ -190,8 +211,9 @@ def _read_table(data: bytes, skip_rows: int) -> tuple[pa.Table, int]:
         parse_options=pcsv.ParseOptions(delimiter="|", quote_char=False, escape_char=False,
                                          ignore_empty_lines=False, invalid_row_handler=on_invalid),
         convert_options=pcsv.ConvertOptions(
-            include_columns=list(FIELDS), column_types=dict.fromkeys(FIELDS, pa.string()),
-            strings_can_be_null=False, quoted_strings_can_be_null=False),
+            include_columns=list(FIELDS), column_types=_column_types(typed),
+            strings_can_be_null=False, quoted_strings_can_be_null=False,
+            null_values=list(MISSING_TIMES), timestamp_parsers=[pcsv.ISO8601]),
     )
     return table, malformed
 
@@ -203,26 +225,30 @@ _NUMPY_TYPES = {pa.int8(): np.int8, pa.int16(): np.int16, pa.int32(): np.int32,
                 pa.int64(): np.int64, pa.uint8(): np.uint8, pa.float64(): np.float64}
 
 
-def _numpy(values: pa.Array | pa.ChunkedArray, fill: object = 0) -> np.ndarray:
+def _numpy(values: pa.Array | pa.ChunkedArray, fill: float = 0) -> np.ndarray:
     """An Arrow array as numpy, nulls replaced by `fill`.
 
-    Arrow's own conversion of bit-packed or nullable arrays goes through its
-    pandas layer and imports pandas, a third of a second; this path never does."""
+    pyarrow imports pandas (a quarter of a second) the first time it converts
+    a Python value or a nullable array, so this reads the buffers directly,
+    and the kernels below take their constants as options, never as values."""
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks()
-    if values.null_count:
-        values = values.fill_null(fill)
     if pa.types.is_boolean(values.type):
-        return _numpy(values.cast(pa.uint8())).astype(bool)
+        return _numpy(values.cast(pa.uint8()), fill).astype(bool)
     dtype = np.dtype(_NUMPY_TYPES[values.type])
-    return np.frombuffer(values.buffers()[1], dtype=dtype, count=len(values),
-                         offset=values.offset * dtype.itemsize)
+    out = np.frombuffer(values.buffers()[1], dtype=dtype, count=len(values),
+                        offset=values.offset * dtype.itemsize)
+    if values.null_count:
+        out = out.copy()
+        out[_numpy(values.is_null())] = fill
+    return out
 
 
 def _distinct(col: pa.ChunkedArray) -> tuple[list[str], np.ndarray]:
-    """(distinct values, index of each row's value)."""
-    encoded = pc.dictionary_encode(col).combine_chunks()
-    return encoded.dictionary.to_pylist(), _numpy(encoded.indices)
+    """(distinct values, index of each row's value) of a dictionary column."""
+    encoded = col.unify_dictionaries().combine_chunks() if col.num_chunks else \
+        pa.DictionaryArray.from_arrays(pa.array([], pa.int32()), pa.array([], pa.string()))
+    return encoded.dictionary.to_pylist(), _numpy(encoded.indices).astype(np.int64)
 
 
 def _apply(distinct: tuple[list[str], np.ndarray], parse: Callable[[str], float]
@@ -261,14 +287,16 @@ def _state_name(state: str) -> str:
 
 
 def _integers(col: pa.ChunkedArray) -> np.ndarray:
-    """Non-negative integers; NaN where the text is not one."""
+    """Non-negative integers; NaN where the text is not one (or null)."""
+    if pa.types.is_integer(col.type):  # parsed by the reader
+        return _numpy(col.cast(pa.float64()), fill=np.nan)
     try:
         return _numpy(col.cast(pa.int64())).astype(np.float64)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         pass  # step lines ('17.batch') or a bad value: check each row
-    digits = pc.match_substring_regex(col, r"^\d{1,18}$")
-    values = _numpy(pc.if_else(digits, col, "0").cast(pa.int64()))
-    return np.where(_numpy(digits), values.astype(np.float64), np.nan)
+    digits = _numpy(pc.match_substring_regex(col, r"^\d{1,18}$"))
+    zeroed = pc.replace_substring_regex(col, pattern=r"^(.*\D.*|.{19,}|)$", replacement="0")
+    return np.where(digits, _numpy(zeroed.cast(pa.int64())).astype(np.float64), np.nan)
 
 
 def _count(text: str) -> float:
@@ -302,17 +330,27 @@ def local_to_utc(local: np.ndarray, tz: str) -> np.ndarray:
     return local - offsets[quarter - first]
 
 
-def _times(col: pa.ChunkedArray, tz: str) -> tuple[np.ndarray, np.ndarray]:
-    """Epoch seconds (NaN for Unknown/None) and a mask of unreadable times."""
-    parsed = pc.strptime(col, format=TIME_FORMAT, unit="s", error_is_null=True)
-    missing = _numpy(pc.is_in(col, value_set=pa.array(MISSING_TIMES)))
-    null = _numpy(parsed.is_null())
+def _epoch(parsed: pa.ChunkedArray, tz: str) -> np.ndarray:
+    """Timestamps (local wall time in `tz`) -> epoch seconds, NaN where null."""
     seconds = _numpy(parsed.cast(pa.int64())).astype(np.float64)
+    null = _numpy(parsed.is_null())
     seconds[null] = np.nan
     if tz != "UTC":
-        valid = ~null
-        seconds[valid] = local_to_utc(seconds[valid], tz)
-    return seconds, null & ~missing
+        seconds[~null] = local_to_utc(seconds[~null], tz)
+    return seconds
+
+
+def _times(col: pa.ChunkedArray, tz: str) -> tuple[np.ndarray, np.ndarray]:
+    """Epoch seconds (NaN for Unknown/None) and a mask of unreadable times."""
+    if pa.types.is_timestamp(col.type):  # parsed by the reader: nothing unreadable
+        return _epoch(col, tz), np.zeros(len(col), dtype=bool)
+    parsed = pc.strptime(col, format=TIME_FORMAT, unit="s", error_is_null=True)
+    null = _numpy(parsed.is_null())
+    bad = null.copy()
+    if null.any():  # only the few unparsed values need a second look
+        unparsed = col.filter(parsed.is_null())
+        bad[null] = ~_numpy(pc.match_substring_regex(unparsed, _MISSING_TIME))
+    return _epoch(parsed, tz), bad
 
 
 def _tres_gpus(text: str) -> float:
@@ -355,7 +393,10 @@ def parse_sacct(data: bytes, tz: str = "UTC") -> ParseResult:
     names, skip_rows = _find_header(data)
     _check_header(names)
     data = _as_utf8(data)
-    table, malformed = _read_table(data, skip_rows)
+    try:
+        table, malformed = _read_table(data, skip_rows, typed=True)
+    except pa.ArrowInvalid:  # some value is unreadable: read text, check each row
+        table, malformed = _read_table(data, skip_rows, typed=False)
     header_line = skip_rows + 1
     n = table.num_rows
     if malformed:
@@ -371,18 +412,25 @@ def parse_sacct(data: bytes, tz: str = "UTC") -> ParseResult:
             bad_reasons={"wrong number of fields": malformed} if malformed else {},
         )
 
+    # Step lines go first, so every later kernel sees only allocations.
+    step = pc.or_(pc.match_substring(table["JobID"], "."),
+                  pc.match_substring_regex(table["User"].cast(pa.string()), r"^\s*$"))
+    is_step = _numpy(step)
+    n_steps = int(is_step.sum())
+    if n_steps:
+        table = table.filter(pc.invert(step))
+        line_numbers = line_numbers[~is_step]
+    n = table.num_rows
     user_values, user_idx = _distinct(table["User"])
-    is_step = ((np.array([v.strip() == "" for v in user_values], dtype=bool)[user_idx])
-               | _numpy(pc.match_substring(table["JobID"], ".")))
 
     job_id = _integers(table["JobIDRaw"])
     cpus, bad_cpus = _apply(_distinct(table["NCPUS"]), _count)
     nnodes, bad_nodes = _apply(_distinct(table["NNodes"]), _count)
     elapsed = _integers(table["ElapsedRaw"])
-    # Arrow's kernels release the GIL: the three time columns parse in parallel.
+    # Arrow's kernels release the GIL: the three time columns convert in parallel.
     with ThreadPoolExecutor(max_workers=3) as pool:
         (submit, bad_submit), (start, bad_start), (end, bad_end) = pool.map(
-            lambda name: _times(table[name], tz), ("Submit", "Start", "End"))
+            lambda name: _times(table[name], tz), _TIME_COLUMNS)
 
     alloc = _distinct(table["AllocTRES"])
     alloc_gpus, bad_a1 = _apply(alloc, _tres_gpus)
@@ -409,10 +457,9 @@ def parse_sacct(data: bytes, tz: str = "UTC") -> ParseResult:
     bad = np.zeros(n, dtype=bool)
     for mask in reasons.values():
         bad |= mask
-    bad &= ~is_step
-    keep = ~bad & ~is_step
+    keep = ~bad
 
-    counts = {reason: int((mask & ~is_step).sum()) for reason, mask in reasons.items()}
+    counts = {reason: int(mask.sum()) for reason, mask in reasons.items()}
     counts["wrong number of fields"] = malformed
     # Line numbers are -1 only where Arrow and numpy split lines differently.
     bad_numbers = np.sort(np.concatenate([np.asarray(wrong_count, dtype=np.int64),
@@ -430,7 +477,7 @@ def parse_sacct(data: bytes, tz: str = "UTC") -> ParseResult:
         users=users, qos_names=qos_names, states=states,
     )
     return ParseResult(
-        jobs=jobs, data_lines=n + malformed, step_lines=int(is_step.sum()),
+        jobs=jobs, data_lines=n + n_steps + malformed, step_lines=n_steps,
         bad_lines=int(bad.sum()) + malformed,
         bad_line_numbers=tuple(int(x) for x in bad_numbers[bad_numbers > 0][:MAX_LINE_NUMBERS]),
         bad_reasons={k: v for k, v in counts.items() if v},

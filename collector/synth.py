@@ -11,7 +11,7 @@ would print it, times local to `tz`:
   Unknown), running jobs (End Unknown), jobs cancelled before they started,
   every terminal state (including 'CANCELLED by N'), carry-in jobs that
   started before the window, a few old-style ReqMem values ('4000Mc');
-- optionally .batch/.extern step lines with an empty User.
+- optionally .batch/.extern step lines (empty User) for some of the jobs.
 Generation is vectorised with numpy; the same seed gives the same bytes.
 """
 
@@ -108,8 +108,9 @@ def _local_text(epoch: np.ndarray, tz: str) -> np.ndarray:
 
 def synth_sacct(now: int, days: int, n_jobs: int, *, n_users: int = 50,
                 qos: Sequence[SynthQos] = (SynthQos("avery"),), tz: str = "UTC",
-                seed: int = 0, steps: bool = False, carry_in_days: float = 7.0) -> bytes:
-    """A sacct --parsable2 text of `n_jobs` job lines active in the `days` before `now`."""
+                seed: int = 0, steps: float = 0.0, carry_in_days: float = 7.0) -> bytes:
+    """A sacct --parsable2 text of `n_jobs` job lines active in the `days` before `now`,
+    plus .batch and .extern step lines for a fraction `steps` of the started jobs."""
     rng = np.random.default_rng(seed)
     n = n_jobs
     span_start = now - int(days * 86400) - int(carry_in_days * 86400)
@@ -206,7 +207,7 @@ def synth_sacct(now: int, days: int, n_jobs: int, *, n_users: int = 50,
     rows = zip(*(np.asarray(cols[f])[order].tolist() for f in FIELDS), strict=True)
     lines = ["|".join(FIELDS)]
     if steps:
-        started = (~pending & ~never_started)[order].tolist()
+        started = ((~pending & ~never_started) & (rng.random(n) < steps))[order].tolist()
         for r, has_steps in zip(rows, started, strict=True):
             lines.append("|".join(r))
             if has_steps:

@@ -216,3 +216,34 @@ class TestTimeZones:
         r = parse_lines(line(start="2026-03-08T02:30:00", end="2026-03-08T04:00:00"),
                         tz="America/New_York")
         assert r.jobs.start[0] == epoch("2026-03-08T07:30:00")  # 03:30 EDT, moved by the gap
+
+
+class TestOnlySteps:
+    def test_a_file_of_step_lines_only_is_an_empty_table(self) -> None:
+        r = parse_lines(line(jobid="1.batch", user=""), line(jobid="1.extern", user=""))
+        assert len(r.jobs) == 0
+        assert r.step_lines == 2
+        assert r.bad_lines == 0
+
+
+class TestReadPaths:
+    def test_one_unreadable_time_changes_nothing_else(self, samples: Path) -> None:
+        """A bad time sends the file down the slower, row-checking path; the
+        other rows must come out exactly as on the fast path."""
+        clean = (samples / "sacct_avery.txt").read_bytes()
+        cells = clean.decode().splitlines()[-1].split("|")
+        cells[5] = "2026-11-31T25:00:00"  # Start, in this capture's field order
+        dirty = clean + ("|".join(cells) + "\n").encode()
+        a, b = parse_sacct(clean, "America/New_York"), parse_sacct(dirty, "America/New_York")
+        assert b.bad_lines == 1
+        assert b.bad_reasons == {"unreadable time": 1}
+        assert a.jobs.to_frame().equals(b.jobs.to_frame())
+
+    def test_non_integer_elapsed_is_one_bad_line(self, samples: Path) -> None:
+        clean = (samples / "sacct_avery-b.txt").read_bytes()
+        cells = clean.decode().splitlines()[-1].split("|")
+        cells[8] = "1.5"  # ElapsedRaw
+        dirty = clean + ("|".join(cells) + "\n").encode()
+        b = parse_sacct(dirty)
+        assert b.bad_line_numbers == (8,)
+        assert len(b.jobs) == len(parse_sacct(clean).jobs)

@@ -18,7 +18,7 @@ def test_same_seed_same_bytes() -> None:
 
 
 def test_parses_cleanly_with_every_feature() -> None:
-    text = synth_sacct(NOW, 10, 5000, n_users=20, tz="America/New_York", seed=1, steps=True,
+    text = synth_sacct(NOW, 10, 5000, n_users=20, tz="America/New_York", seed=1, steps=0.5,
                        qos=(SynthQos("a", gpu_fraction=0.3), SynthQos("b")))
     r = parse_sacct(text, "America/New_York")
     assert r.bad_lines == 0
