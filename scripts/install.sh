@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Install Librarian into ./.venv (or $LIBRARIAN_VENV) with Debian's own Python,
+# so that Slurm job users (scrontab, the watchdog) can run it too: the default
+# python3 of some machines lives under /root, which other users cannot read.
+#
+#   scripts/install.sh          the product
+#   scripts/install.sh test     the product and the test tools
+#
+# Installs missing Debian packages when run as root (apt-get), and re-runs pip
+# only when pyproject.toml or the extras changed, so a second run is quick.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+extras="${1:-}"
+venv="${LIBRARIAN_VENV:-.venv}"
+
+debs=(python3 python3-venv)
+missing=()
+for pkg in "${debs[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+    if [[ $(id -u) -ne 0 ]]; then
+        echo "install: missing Debian packages: ${missing[*]} (run as root, or: sudo apt-get install ${missing[*]})" >&2
+        exit 1
+    fi
+    echo "install: apt-get install ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [[ ! -x "$venv/bin/python" ]]; then
+    echo "install: creating $venv with /usr/bin/python3"
+    /usr/bin/python3 -m venv "$venv"
+fi
+stamp="$venv/.librarian-installed"
+want="$(sha256sum pyproject.toml | cut -d' ' -f1) extras=$extras"
+if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$want" ]]; then
+    echo "install: pip install -e .${extras:+[$extras]} into $venv"
+    "$venv/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip
+    "$venv/bin/python" -m pip install -q --disable-pip-version-check -e ".${extras:+[$extras]}"
+    echo "$want" > "$stamp"
+fi
+chmod -R a+rX "$venv" 2>/dev/null || true
