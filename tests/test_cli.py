@@ -251,3 +251,16 @@ def test_demo_writes_a_month_for_both_qos(tmp_path: Path) -> None:
     assert 200 < peak <= 430 + 1e-6  # busy, yet within the QoS limit the queue enforces
     config = (tmp_path / "demo" / "librarian.toml").read_text()
     assert config == textwrap.dedent(config)  # a readable copy of the example
+
+
+def test_collect_never_imports_pandas_or_matplotlib_without_plots(site: Path, samples: Path) -> None:
+    """pandas costs a quarter of a second per collection and matplotlib more:
+    the scrontab path (collect --no-plots) must load neither."""
+    code = (
+        "import sys; from collector.cli import main; "
+        f"rc = main(['collect', '--config', {str(site / 'librarian.toml')!r}, '--sacct-file', "
+        f"{str(samples / 'sacct_avery.txt')!r}, '--now', {NOW!r}, '--no-plots', '-q']); "
+        "print(rc, 'pandas' in sys.modules, 'matplotlib' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split()[-3:] == ["0", "False", "False"]
