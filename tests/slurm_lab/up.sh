@@ -12,8 +12,9 @@
 # runs the daemons). No systemd: every daemon is started directly.
 set -euo pipefail
 
-LAB="${LIBRARIAN_LAB_DIR:-/var/tmp/librarian-slurm-lab}"
 HERE="$(cd "$(dirname "$0")" && pwd)"
+# shellcheck source=tests/slurm_lab/common.sh
+source "$HERE/common.sh"
 PORT_BASE="${LIBRARIAN_LAB_PORT_BASE:-16810}"
 DB_PORT=$((PORT_BASE + 6))     # MariaDB, on 127.0.0.1 only
 CTLD_PORT=$((PORT_BASE + 7))
@@ -24,9 +25,7 @@ NODE="$(hostname -s)"
 CLUSTER=lab
 DB_PASS=lab-only-password
 
-log() { printf 'slurm-lab: %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
-alive() { [[ -f "$1" ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
 wait_for() {  # wait_for SECONDS DESCRIPTION COMMAND...
     local deadline=$((SECONDS + $1)) what=$2; shift 2
     until "$@" >/dev/null 2>&1; do
