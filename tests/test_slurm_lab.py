@@ -135,7 +135,7 @@ def assert_same_usage(snapshots: dict[str, dict], lab: Lab, now: int) -> None:
 def test_a_running_job_counts_up_to_now_then_to_its_end(lab: Lab, workload: Workload,
                                                        tmp_path: Path) -> None:
     job = lab.submit("carol", "avery-b", "sleep 12", cpus=3, mem="3G")
-    (row,) = lab.wait_until([job], ("RUNNING",), timeout=60)
+    lab.wait_until([job], ("RUNNING",), timeout=60)
     time.sleep(3)
     now = int(time.time())
     first = collect(lab, tmp_path / "first", now)
@@ -178,8 +178,10 @@ def test_pending_held_and_refused_jobs_count_nothing(lab: Lab, workload: Workloa
     workload.wait()
     (pending,) = lab.rows(job_ids=[workload.alice_pending])
     (held,) = lab.rows(job_ids=[workload.bob_held])
-    assert pending.state == "PENDING" and pending.start is None
-    assert held.state == "PENDING" and held.start is None
+    assert pending.state == "PENDING"
+    assert pending.start is None
+    assert held.state == "PENDING"
+    assert held.start is None
     now = int(time.time()) + 1
     snapshots = collect(lab, tmp_path, now)
     # Nothing of this module runs at now; the pending 20-CPU job is not current usage.

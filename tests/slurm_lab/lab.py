@@ -91,9 +91,9 @@ class Lab:
         while True:
             rows = self.rows(job_ids=job_ids)
             seen = {r.job_id: r for r in rows}
-            if len(seen) >= len(job_ids) and all(r.state in states for r in rows):
-                if all(r.end is not None for r in rows) or "RUNNING" in states:
-                    return rows
+            settled = all(r.end is not None for r in rows) or "RUNNING" in states
+            if len(seen) >= len(job_ids) and all(r.state in states for r in rows) and settled:
+                return rows
             if time.monotonic() > deadline:
                 raise TimeoutError(f"jobs {job_ids} not in {states} after {timeout} s: "
                                    f"{[(r.job_id, r.state) for r in rows]}")
