@@ -69,11 +69,26 @@ class CollectConfig:
         return self.window_days * 86400 // self.bin_seconds
 
 
+CACHE_KINDS = ("simple", "filesystem", "redis")
+
+
+@dataclass(frozen=True)
+class AppConfig:
+    """The dashboard's settings (the collector ignores them)."""
+
+    refresh_seconds: int = 300
+    collect_interval_minutes: int = 10
+    cache: str = "simple"
+    cache_dir: Path | None = None
+    redis_url: str = ""
+
+
 @dataclass(frozen=True)
 class Config:
     site: SiteConfig
     collect: CollectConfig
     qos: tuple[QosConfig, ...]
+    app: AppConfig = field(default_factory=AppConfig)
     source: str = "<defaults>"
 
     def qos_named(self, names: list[str] | None) -> tuple[QosConfig, ...]:
@@ -183,6 +198,28 @@ def _collect(c: _Checker, raw: Mapping[str, Any]) -> CollectConfig:
                          sacct_timeout_seconds=timeout)
 
 
+def _app(c: _Checker, raw: Mapping[str, Any], base_dir: Path) -> AppConfig:
+    c.no_unknown(raw, "app", {"refresh_seconds", "collect_interval_minutes", "cache",
+                              "cache_dir", "redis_url"})
+    d = AppConfig()
+    refresh = int(c.number(raw.get("refresh_seconds", d.refresh_seconds), "app.refresh_seconds",
+                           integer=True, minimum=10))
+    interval = int(c.number(raw.get("collect_interval_minutes", d.collect_interval_minutes),
+                            "app.collect_interval_minutes", integer=True, strictly_positive=True))
+    cache = c.string(raw.get("cache", d.cache), "app.cache")
+    if cache not in CACHE_KINDS:
+        raise c.fail("app.cache", f"must be one of {', '.join(CACHE_KINDS)}, got {cache!r}")
+    cache_dir_raw = c.string(raw.get("cache_dir", ""), "app.cache_dir")
+    cache_dir = None
+    if cache_dir_raw:
+        cache_dir = Path(cache_dir_raw) if Path(cache_dir_raw).is_absolute() else base_dir / cache_dir_raw
+    redis_url = c.string(raw.get("redis_url", ""), "app.redis_url")
+    if cache == "redis" and not redis_url.startswith(("redis://", "rediss://", "unix://")):
+        raise c.fail("app.redis_url", f"cache = 'redis' needs a redis:// URL, got {redis_url!r}")
+    return AppConfig(refresh_seconds=refresh, collect_interval_minutes=interval, cache=cache,
+                     cache_dir=cache_dir, redis_url=redis_url)
+
+
 _LIMIT_KEYS = ("cpus", "gpus", "memory_gb")
 
 
@@ -221,11 +258,12 @@ def _qos_list(c: _Checker, raw: Any) -> tuple[QosConfig, ...]:
 def parse_config(data: Mapping[str, Any], source: str, base_dir: Path) -> Config:
     """Validate a parsed TOML document into a `Config` (pure)."""
     c = _Checker(source)
-    c.no_unknown(data, "", {"site", "collect", "qos"})
+    c.no_unknown(data, "", {"site", "collect", "qos", "app"})
     site = _site(c, c.table(data.get("site", {}), "site"), base_dir)
     collect = _collect(c, c.table(data.get("collect", {}), "collect"))
     qos = _qos_list(c, data.get("qos"))
-    return Config(site=site, collect=collect, qos=qos, source=source)
+    app = _app(c, c.table(data.get("app", {}), "app"), base_dir)
+    return Config(site=site, collect=collect, qos=qos, app=app, source=source)
 
 
 def find_config_path(explicit: str | os.PathLike[str] | None,
@@ -263,7 +301,7 @@ def load_config(path: str | os.PathLike[str]) -> Config:
 
 
 __all__ = [
-    "EXAMPLE_PATH", "CollectConfig", "Config", "ConfigError", "Limits", "QosConfig",
+    "EXAMPLE_PATH", "AppConfig", "CollectConfig", "Config", "ConfigError", "Limits", "QosConfig",
     "SiteConfig", "find_config_path", "load_config", "parse_config",
 ]
 

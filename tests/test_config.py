@@ -36,6 +36,8 @@ class TestExample:
         assert cfg.qos[1].limits == Limits(cpus=3870, gpus=0, memory_gb=30234)
         assert (cfg.collect.bin_seconds, cfg.collect.window_days) == (3600, 30)
         assert cfg.collect.n_bins == 720
+        assert cfg.app.refresh_seconds == 300
+        assert cfg.app.cache == "simple"
 
     def test_repo_root_example_is_the_packaged_one(self) -> None:
         assert (REPO / "librarian.example.toml").read_text() == EXAMPLE_PATH.read_text()
@@ -94,6 +96,10 @@ BAD = [
     ("[[qos]]\nname = 'a'\nlimits = {gpus = -2}\n", "qos[0].limits.gpus", "at least 0"),
     ("[[qos]]\nname = 'a'\nlimits = 4\n", "qos[0].limits", "must be a table"),
     ("[[qos]]\nname = 'a'\nlabel = 'x'\n", "qos[0].label", "unknown key"),
+    ("[app]\ncache = 'memcached'\n" + MINIMAL, "app.cache", "must be one of"),
+    ("[app]\ncache = 'redis'\n" + MINIMAL, "app.redis_url", "needs a redis:// URL"),
+    ("[app]\nrefresh_seconds = 1\n" + MINIMAL, "app.refresh_seconds", "at least 10"),
+    ("[app]\nport = 80\n" + MINIMAL, "app.port", "unknown key"),
 ]
 
 

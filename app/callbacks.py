@@ -1,0 +1,176 @@
+"""Thin wiring: inputs to the pure functions of app.figures and back.
+
+Server-side: the URL <-> controls sync, the view (figures sliced to the range
+on the server, so a range change sends only what is shown), table sorting,
+and the refresh tick (a stat per QoS). Client-side (assets/librarian.js):
+hiding users in all four charts and the colour mode, which are cosmetic and
+need no data.
+"""
+
+from __future__ import annotations
+
+import time
+
+from dash import ClientsideFunction, Dash, Input, Output, State, ctx, html, no_update
+
+from app import ids
+from app.data import SnapshotStore
+from app.figures import (
+    CUSTOM,
+    DEFAULT_RANGE,
+    RangeError,
+    current_rows,
+    freshness,
+    local_text,
+    resolve_view,
+    sort_rows,
+    total_rows,
+    usage_figure,
+)
+from app.urlstate import UrlState, parse_search
+from collector.binning import OBSERVABLES
+from collector.config import Config
+from collector.palette import user_color
+
+GRAPHS = [ids.graph(o) for o in OBSERVABLES]
+
+
+def _empty_figure(text: str, theme: str) -> dict:
+    from app.figures import THEMES
+
+    c = THEMES.get(theme, THEMES["light"])
+    return {"data": [], "layout": {
+        "height": 330, "paper_bgcolor": c["paper"], "plot_bgcolor": c["plot"],
+        "font": {"color": c["font"]}, "xaxis": {"visible": False}, "yaxis": {"visible": False},
+        "annotations": [{"text": text, "showarrow": False, "xref": "paper", "yref": "paper",
+                         "x": 0.5, "y": 0.5}]}}
+
+
+def _legend_options(users: tuple[str, ...]) -> list[dict]:
+    return [{"label": html.Span([html.Span(className="swatch", style={"backgroundColor": user_color(u)}),
+                                 u]), "value": u} for u in users]
+
+
+def register_callbacks(app: Dash, config: Config, store: SnapshotStore) -> None:
+    qos_names = tuple(q.name for q in config.qos)
+
+    @app.callback(
+        Output(ids.URL, "search"), Output(ids.TABS, "active_tab"), Output(ids.RANGE, "value"),
+        Output(ids.FROM, "value"), Output(ids.TO, "value"),
+        Input(ids.URL, "search"), Input(ids.TABS, "active_tab"), Input(ids.RANGE, "value"),
+        Input(ids.APPLY, "n_clicks"), Input(ids.RESET, "n_clicks"),
+        State(ids.FROM, "value"), State(ids.TO, "value"),
+    )
+    def sync_url(search, tab, preset, _apply, _reset, start, end):
+        """The URL is the view's one source of truth: controls write it, and
+        opening a link or going back/forward sets the controls from it."""
+        trigger = ctx.triggered_id
+        if trigger in (None, ids.URL):
+            state = parse_search(search, qos_names)
+            custom = state.range == CUSTOM
+            return (no_update, state.qos, None if custom else state.range,
+                    state.start if custom else None, state.end if custom else None)
+        current = parse_search(search, qos_names)
+        if trigger == ids.TABS:
+            state = UrlState(tab, current.range, current.start, current.end)
+        elif trigger == ids.RANGE and preset:
+            state = UrlState(current.qos, preset)
+        elif trigger == ids.APPLY and start and end:
+            state = UrlState(current.qos, CUSTOM, start, end)
+        elif trigger == ids.RESET:
+            state = UrlState(current.qos, DEFAULT_RANGE)
+            return state.search(), no_update, DEFAULT_RANGE, None, None
+        else:
+            return (no_update,) * 5
+        if state.search() == (search or ""):
+            return (no_update,) * 5
+        return state.search(), no_update, no_update, no_update, no_update
+
+    @app.callback(
+        *[Output(g, "figure") for g in GRAPHS],
+        Output(ids.CURRENT_TABLE, "data"), Output(ids.TOTAL_TABLE, "data"),
+        Output(ids.TOTAL_TITLE, "children"),
+        Output(ids.LEGEND, "options"), Output(ids.LEGEND, "value"),
+        Output(ids.MESSAGE, "children"), Output(ids.MESSAGE, "is_open"), Output(ids.MESSAGE, "color"),
+        Output(ids.RANGE_ERROR, "children"),
+        Input(ids.URL, "search"), Input(ids.VERSIONS, "data"),
+        State(ids.HIDDEN, "data"), State(ids.THEME_SWITCH, "value"),
+        State(ids.CURRENT_TABLE, "sort_by"), State(ids.TOTAL_TABLE, "sort_by"),
+    )
+    def render(search, _versions, hidden, dark, current_sort, total_sort):
+        state = parse_search(search, qos_names)
+        theme = "dark" if dark else "light"
+        loaded = store.load(state.qos)
+        if loaded.snapshot is None:
+            empty = _empty_figure("No data", theme)
+            return (*[empty] * 4, [], [], "Total usage over the visible range", [], [],
+                    loaded.error, True, "danger", "")
+        snap = loaded.snapshot
+        range_error = ""
+        try:
+            view = resolve_view(snap, state.range, state.start, state.end)
+        except RangeError as err:
+            range_error = f"{err}; showing the last {DEFAULT_RANGE}."
+            view = resolve_view(snap, DEFAULT_RANGE)
+        hidden_set = set(hidden or []) & set(snap.users)
+        figures = [usage_figure(snap, o, view, theme, hidden_set) for o in OBSERVABLES]
+        current = sort_rows(current_rows(snap), *_sort(current_sort))
+        totals = sort_rows(total_rows(snap, view), *_sort(total_sort))
+        title = (f"Total usage, {local_text(view.start, snap.timezone).replace('T', ' ')} to "
+                 f"{local_text(view.end, snap.timezone).replace('T', ' ')} ({view.hours:.0f} h)")
+        if snap.users:
+            message, show, color = "", False, "info"
+        else:
+            days = snap.n_bins * snap.bin_seconds // 86400
+            message, show, color = (f"No jobs ran in {snap.qos} in the last {days} days.", True, "info")
+        legend_value = [u for u in snap.users if u not in hidden_set]
+        return (*figures, current, totals, title, _legend_options(snap.users), legend_value,
+                message, show, color, range_error)
+
+    for table in (ids.CURRENT_TABLE, ids.TOTAL_TABLE):
+        @app.callback(Output(table, "data", allow_duplicate=True), Input(table, "sort_by"),
+                      State(table, "data"), prevent_initial_call=True)
+        def sort_table(sort_by, rows):
+            return sort_rows(rows or [], *_sort(sort_by))
+
+    @app.callback(
+        Output(ids.VERSIONS, "data"), Output(ids.UPDATED, "children"),
+        Output(ids.STALE, "children"), Output(ids.STALE, "is_open"),
+        Input(ids.TICK, "n_intervals"), Input(ids.URL, "search"), State(ids.VERSIONS, "data"),
+    )
+    def tick(_n, search, versions):
+        """Every refresh: one stat per QoS; the view redraws only if a file changed."""
+        new = {q: store.version(q) for q in qos_names}
+        state = parse_search(search, qos_names)
+        loaded = store.load(state.qos)
+        if loaded.snapshot is None:
+            updated, stale_text, stale = "no data", "", False
+        else:
+            f = freshness(loaded.snapshot, time.time(), config.app.collect_interval_minutes)
+            updated = html.Span([f"Updated {f.updated} ", html.Span(f"({f.age})", className="text-body-secondary")])
+            stale = f.stale
+            stale_text = (f"The data for {state.qos} is stale: last collected {f.age} "
+                          f"({f.updated}); the collector runs every "
+                          f"{config.app.collect_interval_minutes} min.") if stale else ""
+        return (new if new != (versions or {}) else no_update), updated, stale_text, stale
+
+    app.clientside_callback(
+        ClientsideFunction(namespace="librarian", function_name="applyHidden"),
+        Output(ids.HIDDEN, "data"),
+        Input(ids.LEGEND, "value"), State(ids.LEGEND, "options"),
+        *[State(g, "id") for g in GRAPHS],
+        prevent_initial_call=True,
+    )
+    app.clientside_callback(
+        ClientsideFunction(namespace="librarian", function_name="applyTheme"),
+        Output(ids.THEME, "data"),
+        Input(ids.THEME_SWITCH, "value"),
+        *[State(g, "id") for g in GRAPHS],
+    )
+
+
+def _sort(sort_by: list[dict] | None) -> tuple[str | None, bool]:
+    if not sort_by:
+        return None, False
+    return sort_by[0]["column_id"], sort_by[0]["direction"] == "desc"
+

@@ -1,0 +1,85 @@
+"""The only reader of snapshot files in the app, through flask-caching.
+
+A snapshot is cached under a key made of its path, modification time and
+size, so a new snapshot is read on the first request after it lands, and
+every worker (or host, with the Redis backend) sees it within one refresh.
+A file that is missing, unreadable or half-written gives a `Loaded` with an
+error message for that QoS alone, and the log names the file.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from flask_caching import Cache
+
+from collector.config import Config
+from collector.snapshot import Snapshot, SnapshotError, read_snapshot, snapshot_path
+
+log = logging.getLogger("librarian.app")
+CACHE_SECONDS = 3600
+
+
+@dataclass(frozen=True)
+class Loaded:
+    qos: str
+    snapshot: Snapshot | None
+    error: str | None
+    version: str  # changes whenever the file does
+
+
+def cache_config(config: Config) -> dict[str, object]:
+    """flask-caching settings for the configured backend."""
+    app = config.app
+    if app.cache == "redis":
+        return {"CACHE_TYPE": "RedisCache", "CACHE_REDIS_URL": app.redis_url,
+                "CACHE_KEY_PREFIX": "librarian:", "CACHE_DEFAULT_TIMEOUT": CACHE_SECONDS}
+    if app.cache == "filesystem":
+        folder = app.cache_dir or config.site.data_dir / ".cache"
+        return {"CACHE_TYPE": "FileSystemCache", "CACHE_DIR": str(folder),
+                "CACHE_DEFAULT_TIMEOUT": CACHE_SECONDS, "CACHE_THRESHOLD": 64}
+    return {"CACHE_TYPE": "SimpleCache", "CACHE_DEFAULT_TIMEOUT": CACHE_SECONDS,
+            "CACHE_THRESHOLD": 64}
+
+
+class SnapshotStore:
+    def __init__(self, config: Config, cache: Cache) -> None:
+        self.data_dir = config.site.data_dir
+        self.qos_names = tuple(q.name for q in config.qos)
+        self.cache = cache
+
+    def path(self, qos: str) -> Path:
+        if qos not in self.qos_names:  # never build a path from an unknown name
+            raise KeyError(qos)
+        return snapshot_path(self.data_dir, qos)
+
+    def version(self, qos: str) -> str:
+        """Cheap: one stat. Changes when the collector replaces the file."""
+        try:
+            st = os.stat(self.path(qos))
+        except OSError:
+            return "missing"
+        return f"{st.st_mtime_ns}-{st.st_size}"
+
+    def load(self, qos: str) -> Loaded:
+        path = self.path(qos)
+        version = self.version(qos)
+        if version == "missing":
+            log.warning("no snapshot for QoS %s at %s", qos, path)
+            return Loaded(qos, None, f"No data yet for {qos}: {path.name} is missing "
+                                     "(has the collector run?).", version)
+        key = f"snapshot:{path}:{version}"
+        snap = self.cache.get(key)
+        if snap is None:
+            try:
+                snap = read_snapshot(path)
+            except SnapshotError as err:
+                log.error("cannot use snapshot %s: %s", path, err)
+                return Loaded(qos, None, f"The data for {qos} cannot be read right now "
+                                         f"({path.name} is damaged or half-written); "
+                                         "the other tabs are not affected.", version)
+            self.cache.set(key, snap)
+        return Loaded(qos, snap, None, version)

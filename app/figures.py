@@ -1,0 +1,261 @@
+"""Snapshot + view state -> Plotly figures and table rows (pure; no Dash, no I/O).
+
+Shared by the Dash callbacks and the static export. Figures are plain dicts
+(what Plotly.js takes), built directly rather than through plotly.graph_objects,
+which would validate every property on every range change.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import numpy as np
+
+from collector.binning import NICE_NAMES, OBSERVABLES
+from collector.palette import user_color
+from collector.snapshot import Snapshot
+
+RANGES: dict[str, int] = {
+    "6h": 6 * 3600, "12h": 12 * 3600, "24h": 24 * 3600, "3d": 3 * 86400,
+    "7d": 7 * 86400, "14d": 14 * 86400, "30d": 30 * 86400,
+}
+DEFAULT_RANGE = "7d"
+CUSTOM = "custom"
+LOCAL_FORMAT = "%Y-%m-%dT%H:%M"   # what an <input type="datetime-local"> holds
+UNITS = {"NCPUS": "CPUs", "NGPUS": "GPUs", "MEMORY": "GB", "NJOBS": "jobs"}
+HOUR_LABELS = {"NCPUS": "CPU-hours", "NGPUS": "GPU-hours", "MEMORY": "memory-GB-hours",
+               "NJOBS": "job-hours"}
+
+THEMES = {
+    "light": {"paper": "#ffffff", "plot": "#ffffff", "font": "#212529", "grid": "#e5e7eb",
+              "limit": "#c0392b"},
+    "dark": {"paper": "#212529", "plot": "#212529", "font": "#dee2e6", "grid": "#3d434a",
+             "limit": "#ff6b6b"},
+}
+
+
+class RangeError(ValueError):
+    """A custom range that cannot be shown (unreadable, or from >= to)."""
+
+
+@dataclass(frozen=True)
+class View:
+    """The time span shown: [start, end) in epoch seconds, and how it was chosen."""
+
+    start: int
+    end: int
+    key: str  # a preset name, or "custom"
+
+    @property
+    def hours(self) -> float:
+        return (self.end - self.start) / 3600
+
+
+def _parse_local(text: str, tz: ZoneInfo) -> int:
+    try:
+        t = datetime.fromisoformat(text)
+    except (TypeError, ValueError):
+        raise RangeError(f"not a date and time: {text!r}") from None
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=tz)
+    return int(t.timestamp())
+
+
+def resolve_view(snap: Snapshot, key: str | None, start: str | None = None,
+                 end: str | None = None) -> View:
+    """The span to show. Presets count back from the snapshot's collection time,
+    never from the viewer's clock; a custom span is clipped to the window."""
+    window_start = snap.window_start
+    if key == CUSTOM:
+        tz = ZoneInfo(snap.timezone)
+        s, e = _parse_local(start or "", tz), _parse_local(end or "", tz)
+        s, e = max(s, window_start), min(e, snap.now)
+        if s >= e:
+            raise RangeError("the custom range is empty: 'from' must be before 'to', inside the window")
+        return View(start=s, end=e, key=CUSTOM)
+    key = key if key in RANGES else DEFAULT_RANGE
+    return View(start=max(window_start, snap.now - RANGES[key]), end=snap.now, key=key)
+
+
+def local_text(epoch: int, tz: str) -> str:
+    """An instant as the site's wall-clock time, as a datetime-local input wants it."""
+    return datetime.fromtimestamp(epoch, ZoneInfo(tz)).strftime(LOCAL_FORMAT)
+
+
+def bin_span(snap: Snapshot, view: View) -> tuple[int, int]:
+    """Indices [first, last) of the bins that overlap the view."""
+    b = snap.bin_seconds
+    first = max(0, (view.start - snap.window_start) // b)
+    last = min(snap.n_bins, math.ceil((view.end - snap.window_start) / b))
+    return int(first), int(max(first, last))
+
+
+def overlap_seconds(snap: Snapshot, view: View) -> np.ndarray:
+    """Seconds of each bin inside the view (the last bin ends at collection time)."""
+    starts = snap.bin_starts()
+    ends = np.minimum(starts + snap.bin_seconds, snap.now)
+    return np.clip(np.minimum(ends, view.end) - np.maximum(starts, view.start), 0, None)
+
+
+def _typed(values: np.ndarray) -> dict[str, str]:
+    """A float32 typed array, as Plotly.js reads it: a quarter of the JSON text."""
+    data = np.ascontiguousarray(values, dtype="<f4").tobytes()
+    return {"dtype": "f4", "bdata": base64.b64encode(data).decode("ascii")}
+
+
+def _x_axis(snap: Snapshot, first: int, last: int) -> dict[str, object]:
+    """Bin starts as site wall-clock times: x0 + dx when the UTC offset is the
+    same across the span (the usual case), an explicit list across a DST change."""
+    tz = ZoneInfo(snap.timezone)
+    starts = snap.bin_starts()[first:last]
+    if not len(starts):
+        return {"x": []}
+    local = [datetime.fromtimestamp(int(t), tz) for t in (starts[0], starts[-1])]
+    if local[0].utcoffset() == local[-1].utcoffset():
+        return {"x0": local[0].strftime("%Y-%m-%d %H:%M:%S"), "dx": snap.bin_seconds * 1000}
+    return {"x": [datetime.fromtimestamp(int(t), tz).strftime("%Y-%m-%d %H:%M:%S")
+                  for t in starts]}
+
+
+def usage_figure(snap: Snapshot, obs: str, view: View, theme: str = "light",
+                 hidden: frozenset[str] | set[str] = frozenset()) -> dict:
+    """A stacked area chart of one observable, one colour per user, with the
+    QoS limit as a labelled dashed line where there is one."""
+    colors = THEMES.get(theme, THEMES["light"])
+    first, last = bin_span(snap, view)
+    x = _x_axis(snap, first, last)
+    values = snap.series[obs][:, first:last]
+    traces = []
+    for i, user in enumerate(snap.users):
+        row = values[i]
+        if not row.any():
+            continue  # nothing in view: no trace (the legend lists every user anyway)
+        color = user_color(user)
+        traces.append({
+            "type": "scatter", "mode": "lines", "name": user, "legendgroup": user,
+            "stackgroup": "usage", "line": {"width": 0.5, "color": color, "shape": "hv"},
+            "fillcolor": color, "y": _typed(row), **x,
+            "hovertemplate": "%{y:.1f}", "visible": "legendonly" if user in hidden else True,
+        })
+    limit = snap.thresholds.get(obs)
+    shapes, annotations = [], []
+    if limit:
+        shapes.append({"type": "line", "xref": "paper", "x0": 0, "x1": 1, "yref": "y",
+                       "y0": limit, "y1": limit,
+                       "line": {"color": colors["limit"], "dash": "dash", "width": 1.5}})
+        annotations.append({"xref": "paper", "x": 1, "xanchor": "right", "yref": "y",
+                            "y": limit, "yanchor": "bottom", "showarrow": False,
+                            "text": f"QoS limit {limit:g}", "font": {"color": colors["limit"]}})
+    if not traces:
+        annotations.append({"xref": "paper", "yref": "paper", "x": 0.5, "y": 0.5,
+                            "showarrow": False, "font": {"size": 14},
+                            "text": "No usage in this range"})
+    tz = ZoneInfo(snap.timezone)
+    x_range = [datetime.fromtimestamp(t, tz).strftime("%Y-%m-%d %H:%M:%S")
+               for t in (view.start, view.end)]
+    y_top = max(float(values.sum(axis=0).max(initial=0)), limit or 0) * 1.08 or 1
+    return {
+        "data": traces,
+        "layout": {
+            "title": {"text": NICE_NAMES[obs], "x": 0.01, "xanchor": "left", "font": {"size": 15}},
+            "showlegend": False, "hovermode": "x unified",
+            "margin": {"l": 55, "r": 15, "t": 40, "b": 35}, "height": 330,
+            "paper_bgcolor": colors["paper"], "plot_bgcolor": colors["plot"],
+            "font": {"color": colors["font"], "size": 12},
+            "xaxis": {"type": "date", "range": x_range, "gridcolor": colors["grid"]},
+            "yaxis": {"title": {"text": UNITS[obs]}, "rangemode": "tozero", "range": [0, y_top],
+                      "gridcolor": colors["grid"], "zerolinecolor": colors["grid"]},
+            "shapes": shapes, "annotations": annotations,
+            # Zoom and hidden traces survive a data refresh; a new range resets the zoom.
+            "uirevision": f"{snap.qos}|{view.key}|{view.start if view.key == CUSTOM else ''}",
+        },
+    }
+
+
+def _share(amount: float, limit: float | None, hours: float = 1.0) -> float | None:
+    if not limit:
+        return None
+    return round(100.0 * amount / (limit * hours), 1)
+
+
+def current_rows(snap: Snapshot) -> list[dict[str, object]]:
+    """What each user's running jobs hold at collection time, busiest first, then a total."""
+    rows = []
+    for i, user in enumerate(snap.users):
+        cur = {o: float(snap.current[o][i]) for o in OBSERVABLES}
+        if not any(cur.values()):
+            continue
+        rows.append(_usage_row(user, cur, snap.thresholds))
+    rows.sort(key=lambda r: (-float(r["NCPUS"]), str(r["user"])))  # type: ignore[arg-type]
+    total = {o: float(snap.current[o].sum()) for o in OBSERVABLES}
+    return [*rows, _usage_row("Total", total, snap.thresholds, is_total=True)]
+
+
+def total_rows(snap: Snapshot, view: View) -> list[dict[str, object]]:
+    """Resource-hours per user over the view (partial bins weighted by their
+    overlap), with each user's share of what the limit allows in that time."""
+    seconds = overlap_seconds(snap, view)
+    hours = view.hours or 1.0
+    rows = []
+    for i, user in enumerate(snap.users):
+        used = {o: float(snap.series[o][i] @ seconds) / 3600 for o in OBSERVABLES}
+        if any(used.values()):
+            rows.append(_usage_row(user, used, snap.thresholds, hours=hours))
+    rows.sort(key=lambda r: (-float(r["NCPUS"]), str(r["user"])))  # type: ignore[arg-type]
+    total = {o: float(sum(float(r[o]) for r in rows)) for o in OBSERVABLES}  # type: ignore[arg-type]
+    return [*rows, _usage_row("Total", total, snap.thresholds, hours=hours, is_total=True)]
+
+
+def _usage_row(user: str, amounts: dict[str, float], limits: dict[str, float | None],
+               hours: float = 1.0, is_total: bool = False) -> dict[str, object]:
+    row: dict[str, object] = {"user": user, "is_total": is_total}
+    for o in OBSERVABLES:
+        row[o] = round(amounts[o], 1)
+        row[f"{o}_share"] = _share(amounts[o], limits.get(o), hours)
+    return row
+
+
+def sort_rows(rows: list[dict[str, object]], column: str | None, descending: bool
+              ) -> list[dict[str, object]]:
+    """Sort the user rows by a column; the total row stays last."""
+    body = [r for r in rows if not r["is_total"]]
+    totals = [r for r in rows if r["is_total"]]
+    if column:
+        def key(r: dict[str, object]) -> tuple[bool, object]:
+            v = r.get(column)
+            return (v is None, v if v is not None else 0)
+        body.sort(key=key, reverse=descending)
+        if descending:  # keep None last either way
+            body.sort(key=lambda r: r.get(column) is None)
+    return [*body, *totals]
+
+
+def relative_age(seconds: float) -> str:
+    """'just now', '12 min ago', '3 h ago', '2 days ago'."""
+    if seconds < 60:
+        return "just now"
+    if seconds < 3600:
+        return f"{int(seconds // 60)} min ago"
+    if seconds < 2 * 86400:
+        return f"{int(seconds // 3600)} h ago"
+    return f"{int(seconds // 86400)} days ago"
+
+
+@dataclass(frozen=True)
+class Freshness:
+    updated: str      # the collection time, in the site's zone
+    age: str          # "12 min ago"
+    stale: bool       # older than three collection intervals
+
+
+def freshness(snap: Snapshot, wall_now: float, interval_minutes: int) -> Freshness:
+    tz = ZoneInfo(snap.timezone)
+    age = max(0.0, wall_now - snap.now)
+    return Freshness(
+        updated=datetime.fromtimestamp(snap.now, tz).strftime("%Y-%m-%d %H:%M %Z"),
+        age=relative_age(age), stale=age > 3 * interval_minutes * 60,
+    )

@@ -1,0 +1,27 @@
+"""Component ids, in one place (layout, callbacks and tests use these)."""
+
+URL = "url"
+HIDDEN = "hidden-users"
+THEME = "theme"
+VERSIONS = "snapshot-versions"
+TICK = "refresh-tick"
+
+THEME_SWITCH = "theme-switch"
+UPDATED = "updated"
+STALE = "stale-alert"
+TABS = "qos-tabs"
+RANGE = "range-preset"
+FROM = "range-from"
+TO = "range-to"
+APPLY = "range-apply"
+RESET = "range-reset"
+RANGE_ERROR = "range-error"
+MESSAGE = "qos-message"
+LEGEND = "legend"
+CURRENT_TABLE = "current-table"
+TOTAL_TABLE = "total-table"
+TOTAL_TITLE = "total-title"
+
+
+def graph(obs: str) -> str:
+    return f"graph-{obs.lower()}"

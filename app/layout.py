@@ -1,0 +1,148 @@
+"""The page: header, QoS tabs, range controls, a shared legend, the 2x2 charts, two tables."""
+
+from __future__ import annotations
+
+import dash_bootstrap_components as dbc
+from dash import dash_table, dcc, html
+
+from app import ids
+from app.figures import DEFAULT_RANGE, RANGES
+from collector.binning import OBSERVABLES
+from collector.config import Config
+
+# Before the first paint: apply the remembered colour mode, so a dark page
+# never flashes white on reload. Kept tiny and free of dependencies.
+THEME_BOOT = ("<script>try{var t=localStorage.getItem('librarian-theme');"
+              "if(t==='dark'||t==='light'){document.documentElement.setAttribute('data-bs-theme',t)}"
+              "}catch(e){}</script>")
+
+INDEX = """<!DOCTYPE html>
+<html lang="en" data-bs-theme="light">
+    <head>
+        {%metas%}
+        <title>{%title%}</title>
+        {%favicon%}
+        """ + THEME_BOOT + """
+        {%css%}
+    </head>
+    <body>
+        {%app_entry%}
+        <footer>
+            {%config%}
+            {%scripts%}
+            {%renderer%}
+        </footer>
+    </body>
+</html>"""
+
+
+def _header(config: Config) -> dbc.Navbar:
+    return dbc.Navbar(
+        dbc.Container([
+            html.Span([html.Strong(config.site.name), html.Span(" · QoS usage", className="text-body-secondary")],
+                      className="navbar-brand"),
+            html.Div([
+                html.Span(id=ids.UPDATED, className="me-3 small"),
+                dbc.Switch(id=ids.THEME_SWITCH, label="Dark", value=False, persistence=True,
+                           persistence_type="local", class_name="mb-0 d-inline-block"),
+            ], className="d-flex align-items-center"),
+        ], fluid=True),
+        color="body-tertiary", class_name="border-bottom mb-2",
+    )
+
+
+def _range_controls() -> dbc.Row:
+    presets = dbc.RadioItems(
+        id=ids.RANGE, options=[{"label": k, "value": k} for k in RANGES], value=DEFAULT_RANGE,
+        class_name="btn-group", input_class_name="btn-check",
+        label_class_name="btn btn-outline-primary btn-sm",
+        label_checked_class_name="active",
+    )
+    custom = dbc.InputGroup([
+        dbc.InputGroupText("From", class_name="small"),
+        dbc.Input(id=ids.FROM, type="datetime-local", size="sm"),
+        dbc.InputGroupText("to", class_name="small"),
+        dbc.Input(id=ids.TO, type="datetime-local", size="sm"),
+        dbc.Button("Apply", id=ids.APPLY, color="primary", size="sm", n_clicks=0),
+        dbc.Button("Reset", id=ids.RESET, color="secondary", outline=True, size="sm", n_clicks=0),
+    ], size="sm", class_name="flex-nowrap")
+    return dbc.Row([
+        dbc.Col(presets, width="auto", class_name="mb-2"),
+        dbc.Col([custom, html.Div(id=ids.RANGE_ERROR, className="small text-danger mt-1")],
+                width="auto", class_name="mb-2"),
+    ], class_name="align-items-start g-3")
+
+
+def _graph(obs: str) -> dbc.Col:
+    return dbc.Col(dbc.Card(dcc.Graph(
+        id=ids.graph(obs), figure={"data": [], "layout": {"height": 330}},
+        config={"displaylogo": False, "responsive": True},
+    ), body=True, class_name="p-1"), md=6, class_name="mb-3")
+
+
+def _table(table_id: str, columns: list[dict], title: str | html.Span, title_id: str | None = None
+           ) -> dbc.Col:
+    heading = html.H6(title, id=title_id, className="card-title") if title_id else \
+        html.H6(title, className="card-title")
+    return dbc.Col(dbc.Card(dbc.CardBody([
+        heading,
+        dash_table.DataTable(
+            id=table_id, columns=columns, data=[], sort_action="custom", sort_mode="single",
+            sort_by=[], style_as_list_view=True, page_action="none",
+            style_table={"overflowX": "auto", "maxHeight": "420px", "overflowY": "auto"},
+            style_cell={"fontSize": "0.85rem", "padding": "4px 8px", "textAlign": "right",
+                        "backgroundColor": "transparent", "color": "inherit"},
+            style_header={"fontWeight": "600", "backgroundColor": "transparent", "color": "inherit"},
+            style_cell_conditional=[{"if": {"column_id": "user"}, "textAlign": "left"}],
+            style_data_conditional=[{"if": {"filter_query": "{is_total} eq true"},
+                                     "fontWeight": "700", "borderTop": "2px solid"}],
+        ),
+    ])), lg=6, class_name="mb-3")
+
+
+def _columns(labels: dict[str, str]) -> list[dict]:
+    """A column per observable and, where a QoS limit can exist, the share of it."""
+    cols: list[dict] = [{"name": "User", "id": "user"}]
+    for obs in OBSERVABLES:
+        cols.append({"name": labels[obs], "id": obs, "type": "numeric"})
+        if obs != "NJOBS":
+            cols.append({"name": "% limit", "id": f"{obs}_share", "type": "numeric"})
+    return cols
+
+
+CURRENT_LABELS = {"NCPUS": "CPUs", "NGPUS": "GPUs", "MEMORY": "Mem GB", "NJOBS": "Jobs"}
+TOTAL_LABELS = {"NCPUS": "CPU-h", "NGPUS": "GPU-h", "MEMORY": "Mem GB-h", "NJOBS": "Job-h"}
+
+
+def build_layout(config: Config) -> html.Div:
+    first = config.qos[0].name
+    return html.Div([
+        dcc.Location(id=ids.URL, refresh=False),
+        dcc.Store(id=ids.HIDDEN, storage_type="session", data=[]),
+        dcc.Store(id=ids.THEME, data="light"),
+        dcc.Store(id=ids.VERSIONS, data={}),
+        dcc.Interval(id=ids.TICK, interval=config.app.refresh_seconds * 1000),
+        _header(config),
+        dbc.Container([
+            dbc.Alert(id=ids.STALE, color="warning", is_open=False, class_name="py-2"),
+            dbc.Tabs([dbc.Tab(label=q.name, tab_id=q.name) for q in config.qos],
+                     id=ids.TABS, active_tab=first, class_name="mb-3"),
+            _range_controls(),
+            dbc.Alert(id=ids.MESSAGE, is_open=False, class_name="py-2"),
+            html.Div(dcc.Checklist(id=ids.LEGEND, options=[], value=[], inline=True,
+                                   className="legend", labelClassName="legend-item"),
+                     className="mb-2", title="Click a user to hide or show them in all charts"),
+            dbc.Row([_graph(o) for o in OBSERVABLES], class_name="g-3"),
+            dbc.Row([
+                _table(ids.CURRENT_TABLE, _columns(CURRENT_LABELS),
+                       "Current usage (jobs running at collection time)"),
+                _table(ids.TOTAL_TABLE, _columns(TOTAL_LABELS),
+                       "Total usage over the visible range", title_id=ids.TOTAL_TITLE),
+            ], class_name="g-3"),
+            html.P("Charts show each user's average allocation in each bin, stacked. "
+                   "Hours are resource-hours (a job holding 4 CPUs for 2 h is 8 CPU-h); "
+                   "'% limit' is the share of what the QoS limit allows (at collection time, "
+                   "or over the range). Memory GB are GiB, as Slurm counts them.",
+                   className="small text-body-secondary"),
+        ], fluid=True),
+    ])

@@ -1,0 +1,38 @@
+"""The view in the URL: ?qos=avery&range=7d (or range=custom&from=...&to=...). Pure."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import parse_qs, urlencode
+
+from app.figures import CUSTOM, DEFAULT_RANGE, RANGES
+
+
+@dataclass(frozen=True)
+class UrlState:
+    qos: str
+    range: str = DEFAULT_RANGE
+    start: str | None = None  # custom range, site wall-clock 'YYYY-MM-DDTHH:MM'
+    end: str | None = None
+
+    def search(self) -> str:
+        params = {"qos": self.qos, "range": self.range}
+        if self.range == CUSTOM:
+            params |= {"from": self.start or "", "to": self.end or ""}
+        return "?" + urlencode(params)
+
+
+def parse_search(search: str | None, qos_names: tuple[str, ...]) -> UrlState:
+    """Whatever the URL holds, a valid state: unknown values fall back to defaults."""
+    params = parse_qs((search or "").lstrip("?"))
+
+    def one(key: str) -> str | None:
+        values = params.get(key)
+        return values[0] if values else None
+
+    qos = one("qos")
+    qos = qos if qos in qos_names else qos_names[0]
+    rng = one("range")
+    if rng == CUSTOM and one("from") and one("to"):
+        return UrlState(qos, CUSTOM, one("from"), one("to"))
+    return UrlState(qos, rng if rng in RANGES else DEFAULT_RANGE)
