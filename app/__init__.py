@@ -8,7 +8,7 @@ from pathlib import Path
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 
 
-def create_app(config):  # noqa: ANN001, ANN201 - keep `import app` free of Dash
+def create_app(config):
     """The Dash app for a configuration (its Flask server is `.server`)."""
     from dash import Dash
     from flask_caching import Cache

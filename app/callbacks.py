@@ -3,8 +3,9 @@
 Server-side: the URL <-> controls sync, the view (figures sliced to the range
 on the server, so a range change sends only what is shown), table sorting,
 and the refresh tick (a stat per QoS). Client-side (assets/librarian.js):
-hiding users in all four charts and the colour mode, which are cosmetic and
-need no data.
+hiding users in all four charts (a click on the shared legend restyles the
+charts in place and records the hidden users in a store) and the colour mode,
+which are cosmetic and need no data.
 """
 
 from __future__ import annotations
@@ -46,9 +47,13 @@ def _empty_figure(text: str, theme: str) -> dict:
                          "x": 0.5, "y": 0.5}]}}
 
 
-def _legend_options(users: tuple[str, ...]) -> list[dict]:
-    return [{"label": html.Span([html.Span(className="swatch", style={"backgroundColor": user_color(u)}),
-                                 u]), "value": u} for u in users]
+def _legend(users: tuple[str, ...], hidden: set[str]) -> list[html.Button]:
+    """One toggle per user, in the user's colour; assets/librarian.js handles the clicks."""
+    return [html.Button(
+        [html.Span(className="swatch", style={"backgroundColor": user_color(u)}), u],
+        type="button", className="legend-item" + (" off" if u in hidden else ""),
+        **{"data-user": u, "aria-pressed": "false" if u in hidden else "true"},
+    ) for u in users]
 
 
 def register_callbacks(app: Dash, config: Config, store: SnapshotStore) -> None:
@@ -90,21 +95,22 @@ def register_callbacks(app: Dash, config: Config, store: SnapshotStore) -> None:
         *[Output(g, "figure") for g in GRAPHS],
         Output(ids.CURRENT_TABLE, "data"), Output(ids.TOTAL_TABLE, "data"),
         Output(ids.TOTAL_TITLE, "children"),
-        Output(ids.LEGEND, "options"), Output(ids.LEGEND, "value"),
+        Output(ids.LEGEND, "children"),
         Output(ids.MESSAGE, "children"), Output(ids.MESSAGE, "is_open"), Output(ids.MESSAGE, "color"),
-        Output(ids.RANGE_ERROR, "children"),
-        Input(ids.URL, "search"), Input(ids.VERSIONS, "data"),
+        Output(ids.RANGE_ERROR, "children"), Output(ids.RENDERED, "data"),
+        Input(ids.URL, "search"), Input(ids.CHANGED, "data"),
         State(ids.HIDDEN, "data"), State(ids.THEME_SWITCH, "value"),
         State(ids.CURRENT_TABLE, "sort_by"), State(ids.TOTAL_TABLE, "sort_by"),
     )
-    def render(search, _versions, hidden, dark, current_sort, total_sort):
+    def render(search, _changed, hidden, dark, current_sort, total_sort):
         state = parse_search(search, qos_names)
         theme = "dark" if dark else "light"
         loaded = store.load(state.qos)
+        rendered = {"qos": state.qos, "version": loaded.version}
         if loaded.snapshot is None:
             empty = _empty_figure("No data", theme)
-            return (*[empty] * 4, [], [], "Total usage over the visible range", [], [],
-                    loaded.error, True, "danger", "")
+            return (*[empty] * 4, [], [], "Total usage over the visible range", [],
+                    loaded.error, True, "danger", "", rendered)
         snap = loaded.snapshot
         range_error = ""
         try:
@@ -123,9 +129,8 @@ def register_callbacks(app: Dash, config: Config, store: SnapshotStore) -> None:
         else:
             days = snap.n_bins * snap.bin_seconds // 86400
             message, show, color = (f"No jobs ran in {snap.qos} in the last {days} days.", True, "info")
-        legend_value = [u for u in snap.users if u not in hidden_set]
-        return (*figures, current, totals, title, _legend_options(snap.users), legend_value,
-                message, show, color, range_error)
+        return (*figures, current, totals, title, _legend(snap.users, hidden_set),
+                message, show, color, range_error, rendered)
 
     for table in (ids.CURRENT_TABLE, ids.TOTAL_TABLE):
         @app.callback(Output(table, "data", allow_duplicate=True), Input(table, "sort_by"),
@@ -134,14 +139,20 @@ def register_callbacks(app: Dash, config: Config, store: SnapshotStore) -> None:
             return sort_rows(rows or [], *_sort(sort_by))
 
     @app.callback(
-        Output(ids.VERSIONS, "data"), Output(ids.UPDATED, "children"),
+        Output(ids.CHANGED, "data"), Output(ids.UPDATED, "children"),
         Output(ids.STALE, "children"), Output(ids.STALE, "is_open"),
-        Input(ids.TICK, "n_intervals"), Input(ids.URL, "search"), State(ids.VERSIONS, "data"),
+        Input(ids.TICK, "n_intervals"), Input(ids.RENDERED, "data"), State(ids.URL, "search"),
     )
-    def tick(_n, search, versions):
-        """Every refresh: one stat per QoS; the view redraws only if a file changed."""
-        new = {q: store.version(q) for q in qos_names}
+    def tick(_n, rendered, search):
+        """Every refresh: one stat; the view redraws only if the shown snapshot
+        was replaced since it was drawn (compared with what render used, so a
+        file that lands while the page loads is not missed)."""
         state = parse_search(search, qos_names)
+        changed = no_update
+        if rendered and rendered.get("qos") in qos_names:
+            current = store.version(rendered["qos"])
+            if current != rendered.get("version"):
+                changed = current
         loaded = store.load(state.qos)
         if loaded.snapshot is None:
             updated, stale_text, stale = "no data", "", False
@@ -152,15 +163,8 @@ def register_callbacks(app: Dash, config: Config, store: SnapshotStore) -> None:
             stale_text = (f"The data for {state.qos} is stale: last collected {f.age} "
                           f"({f.updated}); the collector runs every "
                           f"{config.app.collect_interval_minutes} min.") if stale else ""
-        return (new if new != (versions or {}) else no_update), updated, stale_text, stale
+        return changed, updated, stale_text, stale
 
-    app.clientside_callback(
-        ClientsideFunction(namespace="librarian", function_name="applyHidden"),
-        Output(ids.HIDDEN, "data"),
-        Input(ids.LEGEND, "value"), State(ids.LEGEND, "options"),
-        *[State(g, "id") for g in GRAPHS],
-        prevent_initial_call=True,
-    )
     app.clientside_callback(
         ClientsideFunction(namespace="librarian", function_name="applyTheme"),
         Output(ids.THEME, "data"),

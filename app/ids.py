@@ -3,7 +3,8 @@
 URL = "url"
 HIDDEN = "hidden-users"
 THEME = "theme"
-VERSIONS = "snapshot-versions"
+RENDERED = "rendered-version"   # the snapshot version the page shows (written by render)
+CHANGED = "changed-version"     # a newer version found by the refresh tick
 TICK = "refresh-tick"
 
 THEME_SWITCH = "theme-switch"

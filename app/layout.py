@@ -36,10 +36,12 @@ INDEX = """<!DOCTYPE html>
 </html>"""
 
 
-def _header(config: Config) -> dbc.Navbar:
-    return dbc.Navbar(
+def _header(config: Config) -> html.Nav:
+    # A plain Bootstrap navbar: its colours follow the page's colour mode.
+    return html.Nav(
         dbc.Container([
-            html.Span([html.Strong(config.site.name), html.Span(" · QoS usage", className="text-body-secondary")],
+            html.Span([html.Strong(config.site.name),
+                       html.Span(" · QoS usage", className="text-body-secondary")],
                       className="navbar-brand"),
             html.Div([
                 html.Span(id=ids.UPDATED, className="me-3 small"),
@@ -47,7 +49,7 @@ def _header(config: Config) -> dbc.Navbar:
                            persistence_type="local", class_name="mb-0 d-inline-block"),
             ], className="d-flex align-items-center"),
         ], fluid=True),
-        color="body-tertiary", class_name="border-bottom mb-2",
+        className="navbar bg-body-tertiary border-bottom mb-2",
     )
 
 
@@ -120,7 +122,8 @@ def build_layout(config: Config) -> html.Div:
         dcc.Location(id=ids.URL, refresh=False),
         dcc.Store(id=ids.HIDDEN, storage_type="session", data=[]),
         dcc.Store(id=ids.THEME, data="light"),
-        dcc.Store(id=ids.VERSIONS, data={}),
+        dcc.Store(id=ids.RENDERED, data=None),
+        dcc.Store(id=ids.CHANGED, data=None),
         dcc.Interval(id=ids.TICK, interval=config.app.refresh_seconds * 1000),
         _header(config),
         dbc.Container([
@@ -129,9 +132,9 @@ def build_layout(config: Config) -> html.Div:
                      id=ids.TABS, active_tab=first, class_name="mb-3"),
             _range_controls(),
             dbc.Alert(id=ids.MESSAGE, is_open=False, class_name="py-2"),
-            html.Div(dcc.Checklist(id=ids.LEGEND, options=[], value=[], inline=True,
-                                   className="legend", labelClassName="legend-item"),
-                     className="mb-2", title="Click a user to hide or show them in all charts"),
+            # Filled by the render callback; clicks are handled in assets/librarian.js.
+            html.Div(id=ids.LEGEND, className="legend mb-2", role="group",
+                     title="Click a user to hide or show them in all four charts"),
             dbc.Row([_graph(o) for o in OBSERVABLES], class_name="g-3"),
             dbc.Row([
                 _table(ids.CURRENT_TABLE, _columns(CURRENT_LABELS),

@@ -13,22 +13,34 @@
         return gd && gd.data ? gd : null;
     }
 
+    var GRAPHS = ["graph-ncpus", "graph-ngpus", "graph-memory", "graph-njobs"];  // app/ids.py
+
+    /* The shared legend: a click hides (or shows) a user in all four charts at
+       once, in place (no server round trip, zoom kept), and records the hidden
+       users so the next redraw from the server keeps them hidden. */
+    document.addEventListener("click", function (event) {
+        var item = event.target.closest && event.target.closest("#legend .legend-item");
+        if (!item) { return; }
+        var off = item.classList.toggle("off");
+        item.setAttribute("aria-pressed", off ? "false" : "true");
+        var hidden = Array.prototype.map.call(
+            document.querySelectorAll("#legend .legend-item.off"),
+            function (el) { return el.getAttribute("data-user"); });
+        var hiddenSet = new Set(hidden);
+        GRAPHS.forEach(function (id) {
+            var gd = plotOf(id);
+            if (!gd || !window.Plotly || !gd.data.length) { return; }
+            window.Plotly.restyle(gd, {visible: gd.data.map(function (t) {
+                return hiddenSet.has(t.name) ? "legendonly" : true;
+            })});
+        });
+        if (window.dash_clientside && window.dash_clientside.set_props) {
+            window.dash_clientside.set_props("hidden-users", {data: hidden});
+        }
+    });
+
     window.dash_clientside = Object.assign({}, window.dash_clientside, {
         librarian: {
-            /* The shared legend: hide the unticked users in all four charts at once. */
-            applyHidden: function (visible, options) {
-                var graphIds = Array.prototype.slice.call(arguments, 2);
-                var shown = new Set(visible || []);
-                var hidden = (options || []).map(function (o) { return o.value; })
-                    .filter(function (u) { return !shown.has(u); });
-                graphIds.forEach(function (id) {
-                    var gd = plotOf(id);
-                    if (!gd || !window.Plotly || !gd.data.length) { return; }
-                    var vis = gd.data.map(function (t) { return shown.has(t.name) ? true : "legendonly"; });
-                    window.Plotly.restyle(gd, {visible: vis});
-                });
-                return hidden;
-            },
             /* Bootstrap's colour mode and the charts' colours switch together. */
             applyTheme: function (dark) {
                 var graphIds = Array.prototype.slice.call(arguments, 1);

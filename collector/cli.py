@@ -12,8 +12,9 @@ import logging
 import math
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
+from importlib.metadata import entry_points
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -58,7 +59,10 @@ def _setup_logging(verbosity: int) -> None:
     root.propagate = False
 
 
-def _parser() -> argparse.ArgumentParser:
+PLUGIN_GROUP = "librarian.commands"
+
+
+def _parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[..., int]]]:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
     common.add_argument("-q", "--quiet", action="count", default=0, help="less log output")
@@ -94,7 +98,15 @@ def _parser() -> argparse.ArgumentParser:
                    help="folder for the demo (default: ./librarian-demo)")
     d.add_argument("--seed", type=int, default=7, help="random seed of the history")
     d.add_argument("--no-plots", action="store_true", help="skip the PNG/PDF charts")
-    return p
+    d.add_argument("--no-serve", action="store_true",
+                   help="stop after collecting (default: serve the dashboard on the demo data)")
+    d.add_argument("--port", type=int, default=8050, help="port of the demo dashboard (default 8050)")
+
+    handlers: dict[str, Callable[..., int]] = {"collect": _cmd_collect, "demo": _cmd_demo}
+    # Subcommands from other packages (the app's `serve`), without importing them here.
+    for ep in entry_points(group=PLUGIN_GROUP):
+        handlers.update(ep.load()(sub, common))
+    return p, handlers
 
 
 def _cmd_collect(args: argparse.Namespace) -> int:
@@ -127,7 +139,7 @@ def _cmd_collect(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _cmd_demo(args: argparse.Namespace) -> int:
+def _cmd_demo(args: argparse.Namespace, serve: Callable[..., int] | None = None) -> int:
     from collector.demo import run_demo
 
     result = run_demo(args.dir, seed=args.seed, plots=not args.no_plots)
@@ -138,14 +150,23 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         print(f"  {o.qos}: {o.users} users, {o.jobs_counted} jobs -> {o.snapshot}")
         for p in o.plots[:2]:
             print(f"    chart: {p}")
-    return EXIT_OK
+    if args.no_serve:
+        return EXIT_OK
+    if serve is None:
+        log.warning("the dashboard is not installed (no `serve` command); stopping here")
+        return EXIT_OK
+    print(f"Dashboard of the demo data: http://127.0.0.1:{args.port}/", flush=True)
+    return serve(argparse.Namespace(config=str(result.config_path), host="127.0.0.1",
+                                    port=args.port))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser, handlers = _parser()
+    args = parser.parse_args(argv)
     _setup_logging(args.verbose - args.quiet)
-    handlers = {"collect": _cmd_collect, "demo": _cmd_demo}
     try:
+        if args.command == "demo":
+            return _cmd_demo(args, handlers.get("serve"))
         return handlers[args.command](args)
     except ConfigError as err:
         log.error("bad configuration: %s", err)

@@ -4,7 +4,7 @@
 # python3 of some machines lives under /root, which other users cannot read.
 #
 #   scripts/install.sh          the product
-#   scripts/install.sh test     the product and the test tools
+#   scripts/install.sh test     the product and the test tools (and Debian's chromium)
 #
 # Installs missing Debian packages when run as root (apt-get), and re-runs pip
 # only when pyproject.toml or the extras changed, so a second run is quick.
@@ -14,6 +14,10 @@ extras="${1:-}"
 venv="${LIBRARIAN_VENV:-.venv}"
 
 debs=(python3 python3-venv)
+if [[ "$extras" == *test* ]]; then
+    # The page tests drive Debian's Chromium (Playwright never downloads a browser here).
+    debs+=(chromium fonts-dejavu-core)
+fi
 missing=()
 for pkg in "${debs[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -238,7 +238,7 @@ class TestConsoleScript:
 
 
 def test_demo_writes_a_month_for_both_qos(tmp_path: Path) -> None:
-    assert main(["demo", "--dir", str(tmp_path / "demo"), "--no-plots", "-q"]) == EXIT_OK
+    assert main(["demo", "--dir", str(tmp_path / "demo"), "--no-plots", "--no-serve", "-q"]) == EXIT_OK
     schema = json.loads(SCHEMA_PATH.read_text())
     for qos in ("avery", "avery-b"):
         snap = json.loads((tmp_path / "demo" / "data" / f"data_{qos}.json").read_text())
