@@ -107,18 +107,23 @@ def _typed(values: np.ndarray) -> dict[str, str]:
     return {"dtype": "f4", "bdata": base64.b64encode(data).decode("ascii")}
 
 
-def _x_axis(snap: Snapshot, first: int, last: int) -> dict[str, object]:
-    """Bin starts as site wall-clock times: x0 + dx when the UTC offset is the
-    same across the span (the usual case), an explicit list across a DST change."""
+def x_segments(snap: Snapshot, first: int, last: int) -> list[tuple[int, int, str]]:
+    """Runs of bins [i, j) over which the site's UTC offset is constant, each
+    with its first bin start as wall-clock time. Plotly has no time zones: a
+    run is drawn as x0 + dx in local time, so a daylight-saving change splits
+    a user's trace in two instead of sending every timestamp."""
     tz = ZoneInfo(snap.timezone)
-    starts = snap.bin_starts()[first:last]
-    if not len(starts):
-        return {"x": []}
-    local = [datetime.fromtimestamp(int(t), tz) for t in (starts[0], starts[-1])]
-    if local[0].utcoffset() == local[-1].utcoffset():
-        return {"x0": local[0].strftime("%Y-%m-%d %H:%M:%S"), "dx": snap.bin_seconds * 1000}
-    return {"x": [datetime.fromtimestamp(int(t), tz).strftime("%Y-%m-%d %H:%M:%S")
-                  for t in starts]}
+    starts = snap.bin_starts()
+    if last <= first:
+        return []
+    local = [datetime.fromtimestamp(int(t), tz) for t in starts[first:last]]
+    offsets = [t.utcoffset() for t in local]
+    runs, i = [], 0
+    for j in range(1, len(local) + 1):
+        if j == len(local) or offsets[j] != offsets[i]:
+            runs.append((first + i, first + j, local[i].strftime("%Y-%m-%d %H:%M:%S")))
+            i = j
+    return runs
 
 
 def usage_figure(snap: Snapshot, obs: str, view: View, theme: str = "light",
@@ -127,20 +132,23 @@ def usage_figure(snap: Snapshot, obs: str, view: View, theme: str = "light",
     QoS limit as a labelled dashed line where there is one."""
     colors = THEMES.get(theme, THEMES["light"])
     first, last = bin_span(snap, view)
-    x = _x_axis(snap, first, last)
+    segments = x_segments(snap, first, last)
     values = snap.series[obs][:, first:last]
     traces = []
     for i, user in enumerate(snap.users):
-        row = values[i]
-        if not row.any():
+        if not values[i].any():
             continue  # nothing in view: no trace (the legend lists every user anyway)
         color = user_color(user)
-        traces.append({
-            "type": "scatter", "mode": "lines", "name": user, "legendgroup": user,
-            "stackgroup": "usage", "line": {"width": 0.5, "color": color, "shape": "hv"},
-            "fillcolor": color, "y": _typed(row), **x,
-            "hovertemplate": "%{y:.1f}", "visible": "legendonly" if user in hidden else True,
-        })
+        for a, b, x0 in segments:
+            row = snap.series[obs][i, a:b]
+            if not row.any() and len(segments) > 1:
+                continue  # stacking treats a missing stretch as zero
+            traces.append({
+                "type": "scatter", "mode": "lines", "name": user, "legendgroup": user,
+                "stackgroup": "usage", "line": {"width": 0.5, "color": color, "shape": "hv"},
+                "fillcolor": color, "y": _typed(row), "x0": x0, "dx": snap.bin_seconds * 1000,
+                "hovertemplate": "%{y:.1f}", "visible": "legendonly" if user in hidden else True,
+            })
     limit = snap.thresholds.get(obs)
     shapes, annotations = [], []
     if limit:

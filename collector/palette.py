@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import colorsys
 import hashlib
+from functools import lru_cache
 
 OTHERS = "others"
 OTHERS_COLOR = "#9e9e9e"
 
 
+@lru_cache(maxsize=4096)
 def user_color(name: str) -> str:
     """A '#rrggbb' colour for a user name: hue from a hash, mid saturation and lightness."""
     if name == OTHERS:

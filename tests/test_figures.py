@@ -118,12 +118,15 @@ class TestFigure:
         assert fig["data"][0]["x0"] == "2026-11-25 01:00:00"  # 06:00Z in EST
         assert fig["data"][0]["dx"] == HOUR * 1000
 
-    def test_explicit_times_across_a_dst_change(self) -> None:
+    def test_a_dst_change_splits_each_trace_in_two_runs(self) -> None:
         s = snap(tz="America/New_York", n_bins=720)
         fig = usage_figure(s, "NCPUS", resolve_view(s, "30d"))
-        xs = fig["data"][0]["x"]
-        assert "2026-11-01 01:00:00" in xs
-        assert xs.count("2026-11-01 01:00:00") == 2
+        ann = [t for t in fig["data"] if t["name"] == "ann"]
+        assert len(ann) == 2
+        # 2026-11-01 01:00 EDT is followed by 01:00 EST: the second run starts there.
+        assert ann[1]["x0"] == "2026-11-01 01:00:00"
+        assert len(decode(ann[0]["y"])) + len(decode(ann[1]["y"])) == 720
+        assert all(t["dx"] == HOUR * 1000 for t in ann)
 
 
 class TestTables:
