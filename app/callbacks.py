@@ -21,6 +21,7 @@ from app.figures import (
     DEFAULT_RANGE,
     RangeError,
     current_rows,
+    empty_figure,
     freshness,
     local_text,
     resolve_view,
@@ -34,17 +35,6 @@ from collector.config import Config
 from collector.palette import user_color
 
 GRAPHS = [ids.graph(o) for o in OBSERVABLES]
-
-
-def _empty_figure(text: str, theme: str) -> dict:
-    from app.figures import THEMES
-
-    c = THEMES.get(theme, THEMES["light"])
-    return {"data": [], "layout": {
-        "height": 330, "paper_bgcolor": c["paper"], "plot_bgcolor": c["plot"],
-        "font": {"color": c["font"]}, "xaxis": {"visible": False}, "yaxis": {"visible": False},
-        "annotations": [{"text": text, "showarrow": False, "xref": "paper", "yref": "paper",
-                         "x": 0.5, "y": 0.5}]}}
 
 
 def _legend(users: tuple[str, ...], hidden: set[str]) -> list[html.Button]:
@@ -108,7 +98,7 @@ def register_callbacks(app: Dash, config: Config, store: SnapshotStore) -> None:
         loaded = store.load(state.qos)
         rendered = {"qos": state.qos, "version": loaded.version}
         if loaded.snapshot is None:
-            empty = _empty_figure("No data", theme)
+            empty = empty_figure("No data", theme)
             return (*[empty] * 4, [], [], "Total usage over the visible range", [],
                     loaded.error, True, "danger", "", rendered)
         snap = loaded.snapshot

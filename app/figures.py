@@ -184,6 +184,16 @@ def usage_figure(snap: Snapshot, obs: str, view: View, theme: str = "light",
     }
 
 
+def empty_figure(text: str, theme: str = "light") -> dict:
+    """A blank chart carrying a message (no data for this QoS)."""
+    c = THEMES.get(theme, THEMES["light"])
+    return {"data": [], "layout": {
+        "height": 330, "paper_bgcolor": c["paper"], "plot_bgcolor": c["plot"],
+        "font": {"color": c["font"]}, "xaxis": {"visible": False}, "yaxis": {"visible": False},
+        "annotations": [{"text": text, "showarrow": False, "xref": "paper", "yref": "paper",
+                         "x": 0.5, "y": 0.5}]}}
+
+
 def _share(amount: float, limit: float | None, hours: float = 1.0) -> float | None:
     if not limit:
         return None
