@@ -78,10 +78,15 @@ def server(site: Path) -> str:
 def page(tmp_path: Path, server: str):
     with chromium(tmp_path) as browser:
         page = browser.new_page()
-        page.server_errors = []  # type: ignore[attr-defined]
-        page.on("response", lambda r: r.status >= 500 and page.server_errors.append(r.url))
+        server_errors: list[str] = []
+        elsewhere: list[str] = []
+        page.on("response", lambda r: r.status >= 500 and server_errors.append(r.url))
+        # Everything the page loads comes from the app itself: no CDN, no fonts service.
+        page.on("request", lambda r: r.url.startswith((server, "data:", "blob:"))
+                or elsewhere.append(r.url))
         yield page
-        assert page.server_errors == [], "the app answered 500"
+        assert server_errors == [], "the app answered 500"
+        assert elsewhere == [], f"the page loaded from elsewhere: {elsewhere[:5]}"
 
 
 def wait_drawn(page, search: str | None = None) -> None:
