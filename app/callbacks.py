@@ -37,10 +37,11 @@ from collector.palette import user_color
 GRAPHS = [ids.graph(o) for o in OBSERVABLES]
 
 
-def _legend(users: tuple[str, ...], hidden: set[str]) -> list[html.Button]:
+def _legend(users: tuple[str, ...], hidden: set[str], colors: dict[str, str]
+            ) -> list[html.Button]:
     """One toggle per user, in the user's colour; assets/librarian.js handles the clicks."""
     return [html.Button(
-        [html.Span(className="swatch", style={"backgroundColor": user_color(u)}), u],
+        [html.Span(className="swatch", style={"backgroundColor": colors.get(u) or user_color(u)}), u],
         type="button", className="legend-item" + (" off" if u in hidden else ""),
         **{"data-user": u, "aria-pressed": "false" if u in hidden else "true"},
     ) for u in users]
@@ -109,7 +110,8 @@ def register_callbacks(app: Dash, config: Config, store: SnapshotStore) -> None:
             range_error = f"{err}; showing the last {DEFAULT_RANGE}."
             view = resolve_view(snap, DEFAULT_RANGE)
         hidden_set = set(hidden or []) & set(snap.users)
-        figures = [usage_figure(snap, o, view, theme, hidden_set) for o in OBSERVABLES]
+        colors = store.colors()
+        figures = [usage_figure(snap, o, view, theme, hidden_set, colors) for o in OBSERVABLES]
         current = sort_rows(current_rows(snap), *_sort(current_sort))
         totals = sort_rows(total_rows(snap, view), *_sort(total_sort))
         title = (f"Total usage, {local_text(view.start, snap.timezone).replace('T', ' ')} to "
@@ -119,7 +121,7 @@ def register_callbacks(app: Dash, config: Config, store: SnapshotStore) -> None:
         else:
             days = snap.n_bins * snap.bin_seconds // 86400
             message, show, color = (f"No jobs ran in {snap.qos} in the last {days} days.", True, "info")
-        return (*figures, current, totals, title, _legend(snap.users, hidden_set),
+        return (*figures, current, totals, title, _legend(snap.users, hidden_set, colors),
                 message, show, color, range_error, rendered)
 
     for table in (ids.CURRENT_TABLE, ids.TOTAL_TABLE):

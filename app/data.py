@@ -17,6 +17,7 @@ from pathlib import Path
 from flask_caching import Cache
 
 from collector.config import Config
+from collector.palette import assign_colors
 from collector.snapshot import Snapshot, SnapshotError, read_snapshot, snapshot_path
 
 log = logging.getLogger("librarian.app")
@@ -83,3 +84,13 @@ class SnapshotStore:
                                          "the other tabs are not affected.", version)
             self.cache.set(key, snap)
         return Loaded(qos, snap, None, version)
+
+    def colors(self) -> dict[str, str]:
+        """One colour per user over all the site's QoS, so every tab agrees
+        (the snapshots are cached: this costs a stat per QoS)."""
+        users = set()
+        for qos in self.qos_names:
+            snap = self.load(qos).snapshot
+            if snap is not None:
+                users.update(snap.users)
+        return assign_colors(users)

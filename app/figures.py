@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from collector.binning import NICE_NAMES, OBSERVABLES
-from collector.palette import user_color
+from collector.palette import assign_colors, user_color
 from collector.snapshot import Snapshot
 
 RANGES: dict[str, int] = {
@@ -127,10 +127,13 @@ def x_segments(snap: Snapshot, first: int, last: int) -> list[tuple[int, int, st
 
 
 def usage_figure(snap: Snapshot, obs: str, view: View, theme: str = "light",
-                 hidden: frozenset[str] | set[str] = frozenset()) -> dict:
-    """A stacked area chart of one observable, one colour per user, with the
-    QoS limit as a labelled dashed line where there is one."""
-    colors = THEMES.get(theme, THEMES["light"])
+                 hidden: frozenset[str] | set[str] = frozenset(),
+                 colors: dict[str, str] | None = None) -> dict:
+    """A stacked area chart of one observable, one colour per user (`colors`,
+    from `assign_colors` over the site's users), with the QoS limit as a
+    labelled dashed line where there is one."""
+    colors = colors or assign_colors(snap.users)
+    theme_colors = THEMES.get(theme, THEMES["light"])
     first, last = bin_span(snap, view)
     segments = x_segments(snap, first, last)
     values = snap.series[obs][:, first:last]
@@ -138,7 +141,7 @@ def usage_figure(snap: Snapshot, obs: str, view: View, theme: str = "light",
     for i, user in enumerate(snap.users):
         if not values[i].any():
             continue  # nothing in view: no trace (the legend lists every user anyway)
-        color = user_color(user)
+        color = colors.get(user) or user_color(user)
         for a, b, x0 in segments:
             row = snap.series[obs][i, a:b]
             if not row.any() and len(segments) > 1:
@@ -154,10 +157,10 @@ def usage_figure(snap: Snapshot, obs: str, view: View, theme: str = "light",
     if limit:
         shapes.append({"type": "line", "xref": "paper", "x0": 0, "x1": 1, "yref": "y",
                        "y0": limit, "y1": limit,
-                       "line": {"color": colors["limit"], "dash": "dash", "width": 1.5}})
+                       "line": {"color": theme_colors["limit"], "dash": "dash", "width": 1.5}})
         annotations.append({"xref": "paper", "x": 1, "xanchor": "right", "yref": "y",
                             "y": limit, "yanchor": "bottom", "showarrow": False,
-                            "text": f"QoS limit {limit:g}", "font": {"color": colors["limit"]}})
+                            "text": f"QoS limit {limit:g}", "font": {"color": theme_colors["limit"]}})
     if not traces:
         annotations.append({"xref": "paper", "yref": "paper", "x": 0.5, "y": 0.5,
                             "showarrow": False, "font": {"size": 14},
@@ -172,11 +175,11 @@ def usage_figure(snap: Snapshot, obs: str, view: View, theme: str = "light",
             "title": {"text": NICE_NAMES[obs], "x": 0.01, "xanchor": "left", "font": {"size": 15}},
             "showlegend": False, "hovermode": "x unified",
             "margin": {"l": 55, "r": 15, "t": 40, "b": 35}, "height": 330,
-            "paper_bgcolor": colors["paper"], "plot_bgcolor": colors["plot"],
-            "font": {"color": colors["font"], "size": 12},
-            "xaxis": {"type": "date", "range": x_range, "gridcolor": colors["grid"]},
+            "paper_bgcolor": theme_colors["paper"], "plot_bgcolor": theme_colors["plot"],
+            "font": {"color": theme_colors["font"], "size": 12},
+            "xaxis": {"type": "date", "range": x_range, "gridcolor": theme_colors["grid"]},
             "yaxis": {"title": {"text": UNITS[obs]}, "rangemode": "tozero", "range": [0, y_top],
-                      "gridcolor": colors["grid"], "zerolinecolor": colors["grid"]},
+                      "gridcolor": theme_colors["grid"], "zerolinecolor": theme_colors["grid"]},
             "shapes": shapes, "annotations": annotations,
             # Zoom and hidden traces survive a data refresh; a new range resets the zoom.
             "uirevision": f"{snap.qos}|{view.key}|{view.start if view.key == CUSTOM else ''}",

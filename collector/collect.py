@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from collector import __version__
-from collector.binning import Window, bin_usage, make_window
+from collector.binning import Usage, Window, bin_usage, make_window
 from collector.config import Config, QosConfig
 from collector.lock import DataLock
+from collector.palette import assign_colors
 from collector.parse import ParseResult, SacctFormatError, parse_sacct
 from collector.sacct import (
     SACCT_TIME_ZONE,
@@ -89,13 +90,17 @@ def collect(config: Config, now: float, qos_names: Sequence[str] | None = None,
         parsed, source = _read_input(config, qos, window, sacct_file, runner, environ)
         if parsed.bad_lines:
             log.warning("%s: %s", source.removeprefix("file:"), parsed.bad_summary())
-        outcomes = [_write_qos(config, q, window, parsed, source, plots) for q in qos]
+        usages = {q.name: bin_usage(parsed.jobs.for_qos(q.name), window) for q in qos}
+        # One colour per user across this run's QoS, so the charts of all QoS agree.
+        colors = assign_colors(u for usage in usages.values() for u in usage.users)
+        outcomes = [_write_qos(config, q, usages[q.name], parsed, source, plots, colors)
+                    for q in qos]
     return CollectReport(window=window, parse=parsed, outcomes=tuple(outcomes))
 
 
-def _write_qos(config: Config, q: QosConfig, window: Window, parsed: ParseResult,
-               source: str, plots: bool) -> QosOutcome:
-    usage = bin_usage(parsed.jobs.for_qos(q.name), window)
+def _write_qos(config: Config, q: QosConfig, usage: Usage, parsed: ParseResult,
+               source: str, plots: bool, colors: dict[str, str]) -> QosOutcome:
+    window = usage.window
     snap = Snapshot(
         qos=q.name, site=config.site.name, timezone=config.site.timezone,
         now=window.now, bin_seconds=window.bin_seconds, window_start=window.start,
@@ -111,7 +116,7 @@ def _write_qos(config: Config, q: QosConfig, window: Window, parsed: ParseResult
     if plots:
         from collector.plots import write_plots  # matplotlib is slow to import
 
-        written = tuple(write_plots(snap, config.site.data_dir))
+        written = tuple(write_plots(snap, config.site.data_dir, colors))
     log.info("%s: %d users, %d jobs counted -> %s", q.name, len(usage.users),
              usage.jobs_counted, path)
     return QosOutcome(qos=q.name, snapshot=path, users=len(usage.users),

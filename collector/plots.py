@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import math
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -23,7 +24,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from collector.binning import NICE_NAMES, OBSERVABLES
-from collector.palette import user_color
+from collector.palette import assign_colors
 from collector.snapshot import Snapshot, write_atomic
 
 FORMATS = ("png", "pdf")
@@ -34,7 +35,7 @@ def plot_paths(data_dir: Path, qos: str) -> list[Path]:
     return [data_dir / f"{obs}_{qos}.{fmt}" for obs in OBSERVABLES for fmt in FORMATS]
 
 
-def _figure(snap: Snapshot, obs: str) -> plt.Figure:
+def _figure(snap: Snapshot, obs: str, colors: Mapping[str, str] | None = None) -> plt.Figure:
     tz = ZoneInfo(snap.timezone)
     starts = snap.bin_starts()
     edges = np.append(starts, snap.now)
@@ -44,8 +45,9 @@ def _figure(snap: Snapshot, obs: str) -> plt.Figure:
     fig, ax = plt.subplots(figsize=(10 + 1.7 * ncol, 5.2), layout="constrained")
     if n_users:
         ys = np.column_stack([snap.series[obs], snap.series[obs][:, -1:]])
+        colors = colors or assign_colors(snap.users)
         ax.stackplot(times, ys, labels=snap.users, step="post",
-                     colors=[user_color(u) for u in snap.users], linewidth=0)
+                     colors=[colors[u] for u in snap.users], linewidth=0)
     else:
         ax.text(0.5, 0.5, "No jobs in this window", transform=ax.transAxes,
                 ha="center", va="center", fontsize=14, color="0.4")
@@ -68,11 +70,13 @@ def _figure(snap: Snapshot, obs: str) -> plt.Figure:
     return fig
 
 
-def write_plots(snap: Snapshot, data_dir: Path) -> list[Path]:
-    """Write every observable's chart as PNG and PDF; return the paths."""
+def write_plots(snap: Snapshot, data_dir: Path, colors: Mapping[str, str] | None = None
+                ) -> list[Path]:
+    """Write every observable's chart as PNG and PDF; return the paths. `colors`
+    (from `assign_colors` over the site's users) keeps colours equal across QoS."""
     written: list[Path] = []
     for obs in OBSERVABLES:
-        fig = _figure(snap, obs)
+        fig = _figure(snap, obs, colors)
         try:
             for fmt in FORMATS:
                 buf = io.BytesIO()

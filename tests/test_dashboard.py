@@ -197,6 +197,24 @@ class TestLegendAndTheme:
             f"document.querySelector('#{ids.graph('NJOBS')} .js-plotly-plot').data"
             f".filter(t => t.name === {user!r}).every(t => t.visible === true)")
 
+    def test_a_user_keeps_their_colour_across_tabs(self, page, server: str) -> None:
+        def colours() -> dict[str, str]:
+            return dict(page.eval_on_selector_all(
+                f"#{ids.LEGEND} .legend-item",
+                "els => els.map(e => [e.getAttribute('data-user'), "
+                "e.querySelector('.swatch').style.backgroundColor])"))
+
+        page.goto(server + "/?qos=avery")
+        wait_drawn(page)
+        on_avery = colours()
+        assert len(set(on_avery.values())) == len(on_avery), "two users share a colour"
+        page.get_by_role("tab", name="avery-b").click()
+        wait_drawn(page, "?qos=avery-b&range=7d")
+        on_b = colours()
+        shared = set(on_avery) & set(on_b)
+        assert shared
+        assert all(on_avery[u] == on_b[u] for u in shared)
+
     def test_dark_mode_survives_a_reload_without_a_white_flash(self, page, server: str) -> None:
         page.goto(server + "/?qos=avery")
         wait_drawn(page)

@@ -8,7 +8,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from collector.binning import OBSERVABLES
-from collector.palette import OTHERS, OTHERS_COLOR, user_color
+from collector.palette import OTHERS, OTHERS_COLOR, PALETTE, assign_colors, user_color
 from collector.plots import _figure, write_plots
 from collector.snapshot import Snapshot, thresholds_for
 from collector.synth import user_names
@@ -73,3 +73,22 @@ class TestPalette:
             assert len(c) == 7
             assert c.startswith("#")
             assert int(c[1:], 16) >= 0
+
+
+class TestAssignedColours:
+    def test_distinct_while_the_palette_lasts(self) -> None:
+        names = user_names(len(PALETTE))
+        colors = assign_colors(names)
+        assert len(set(colors.values())) == len(PALETTE)
+
+    def test_decided_by_the_names_not_their_order(self) -> None:
+        names = user_names(12)
+        assert assign_colors(names) == assign_colors(reversed(names))
+
+    def test_more_users_than_colours_still_get_one_each(self) -> None:
+        colors = assign_colors(user_names(40))
+        assert len(colors) == 40
+        assert all(c.startswith("#") and len(c) == 7 for c in colors.values())
+
+    def test_others_is_grey(self) -> None:
+        assert assign_colors(["ann", OTHERS])[OTHERS] == OTHERS_COLOR
