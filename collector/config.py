@@ -83,12 +83,30 @@ class AppConfig:
     redis_url: str = ""
 
 
+DEPLOY_KINDS = ("pages", "copy")
+
+
+@dataclass(frozen=True)
+class DeployTarget:
+    """Where `librarian deploy` publishes the static export."""
+
+    name: str
+    kind: str                      # "pages": a git branch; "copy": rsync/scp/local folder
+    remote: str = ""               # pages: the git remote (URL or path)
+    branch: str = "gh-pages"       # pages
+    dest: str = ""                 # copy: host:path or a local folder
+    anonymize: bool = False        # replace user names with keyed pseudonyms
+    top_users: int = 0             # >0: keep the N busiest users, fold the rest into "others"
+    secret_env: str = "LIBRARIAN_ANON_SECRET"  # the environment variable holding the key
+
+
 @dataclass(frozen=True)
 class Config:
     site: SiteConfig
     collect: CollectConfig
     qos: tuple[QosConfig, ...]
     app: AppConfig = field(default_factory=AppConfig)
+    deploy: tuple[DeployTarget, ...] = ()
     source: str = "<defaults>"
 
     def qos_named(self, names: list[str] | None) -> tuple[QosConfig, ...]:
@@ -220,6 +238,39 @@ def _app(c: _Checker, raw: Mapping[str, Any], base_dir: Path) -> AppConfig:
                      cache_dir=cache_dir, redis_url=redis_url)
 
 
+def _deploy(c: _Checker, raw: Any) -> tuple[DeployTarget, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise c.fail("deploy", f"must be an array of tables ([[deploy]]), got {_kind(raw)}")
+    out: list[DeployTarget] = []
+    for i, item in enumerate(raw):
+        key = f"deploy[{i}]"
+        t = c.table(item, key)
+        c.no_unknown(t, key, {"name", "kind", "remote", "branch", "dest", "anonymize",
+                              "top_users", "secret_env"})
+        kind = c.string(t.get("kind", ""), f"{key}.kind")
+        if kind not in DEPLOY_KINDS:
+            raise c.fail(f"{key}.kind", f"must be one of {', '.join(DEPLOY_KINDS)}, got {kind!r}")
+        strings = {k: c.string(t.get(k, d), f"{key}.{k}") for k, d in
+                   (("name", kind), ("remote", ""), ("branch", "gh-pages"), ("dest", ""),
+                    ("secret_env", "LIBRARIAN_ANON_SECRET"))}
+        if kind == "pages" and not strings["remote"]:
+            raise c.fail(f"{key}.remote", "a pages target needs the git remote to push to")
+        if kind == "copy" and not strings["dest"]:
+            raise c.fail(f"{key}.dest", "a copy target needs dest (host:path or a folder)")
+        anonymize = t.get("anonymize", False)
+        if not isinstance(anonymize, bool):
+            raise c.fail(f"{key}.anonymize", f"must be true or false, got {anonymize!r}")
+        top = int(c.number(t.get("top_users", 0), f"{key}.top_users", integer=True))
+        out.append(DeployTarget(kind=kind, anonymize=anonymize, top_users=top, **strings))
+    names = [d.name for d in out]
+    for i, n in enumerate(names):
+        if names.count(n) > 1:
+            raise c.fail(f"deploy[{i}].name", f"two targets are named {n!r}")
+    return tuple(out)
+
+
 _LIMIT_KEYS = ("cpus", "gpus", "memory_gb")
 
 
@@ -258,12 +309,13 @@ def _qos_list(c: _Checker, raw: Any) -> tuple[QosConfig, ...]:
 def parse_config(data: Mapping[str, Any], source: str, base_dir: Path) -> Config:
     """Validate a parsed TOML document into a `Config` (pure)."""
     c = _Checker(source)
-    c.no_unknown(data, "", {"site", "collect", "qos", "app"})
+    c.no_unknown(data, "", {"site", "collect", "qos", "app", "deploy"})
     site = _site(c, c.table(data.get("site", {}), "site"), base_dir)
     collect = _collect(c, c.table(data.get("collect", {}), "collect"))
     qos = _qos_list(c, data.get("qos"))
     app = _app(c, c.table(data.get("app", {}), "app"), base_dir)
-    return Config(site=site, collect=collect, qos=qos, app=app, source=source)
+    deploy = _deploy(c, data.get("deploy"))
+    return Config(site=site, collect=collect, qos=qos, app=app, deploy=deploy, source=source)
 
 
 def find_config_path(explicit: str | os.PathLike[str] | None,
@@ -301,7 +353,8 @@ def load_config(path: str | os.PathLike[str]) -> Config:
 
 
 __all__ = [
-    "EXAMPLE_PATH", "AppConfig", "CollectConfig", "Config", "ConfigError", "Limits", "QosConfig",
+    "EXAMPLE_PATH", "AppConfig", "CollectConfig", "Config", "ConfigError", "DeployTarget",
+    "Limits", "QosConfig",
     "SiteConfig", "find_config_path", "load_config", "parse_config",
 ]
 

@@ -1,0 +1,144 @@
+"""`librarian export --out DIR`: the dashboard as a static site, for GitHub Pages or any web server.
+
+The figures and tables are pre-computed in Python with the dashboard's own
+functions (app/figures.py) for every QoS and range preset, and written as
+JSON beside a small page (app/static_site/) that draws them with the bundled
+Plotly and Bootstrap: no second copy of the figure logic, no CDN. A custom
+range reuses the 30-day figures, zoomed, and its totals are summed in the
+browser from those same values. Files are rewritten only when their bytes
+change, so a new snapshot changes only the data files.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import plotly
+
+from app import ASSETS
+from app.figures import (
+    RANGES,
+    current_rows,
+    freshness,
+    local_text,
+    resolve_view,
+    total_rows,
+    usage_figure,
+)
+from app.privacy import anonymize, top_users
+from collector.binning import NICE_NAMES, OBSERVABLES
+from collector.config import Config
+from collector.palette import assign_colors
+from collector.snapshot import Snapshot, SnapshotError, read_snapshot, snapshot_path
+
+SITE = Path(__file__).resolve().parent / "static_site"
+PLOTLY_JS = Path(plotly.__file__).resolve().parent / "package_data" / "plotly.min.js"
+
+
+@dataclass(frozen=True)
+class Privacy:
+    key: bytes | None = None   # anonymize with this key when set
+    top_users: int = 0
+
+
+@dataclass
+class ExportReport:
+    out: Path
+    written: list[Path] = field(default_factory=list)   # files whose bytes changed
+    errors: dict[str, str] = field(default_factory=dict)  # QoS -> why it has no data
+
+
+def qos_data(snap: Snapshot, colors: dict[str, str], wall_now: float, interval_minutes: int) -> dict:
+    """Everything the static page shows for one QoS (pure)."""
+    views = {}
+    for key in RANGES:
+        view = resolve_view(snap, key)
+        views[key] = {
+            "start": local_text(view.start, snap.timezone), "end": local_text(view.end, snap.timezone),
+            "hours": view.hours,
+            "figures": [usage_figure(snap, o, view, "light", colors=colors) for o in OBSERVABLES],
+            "totals": total_rows(snap, view),
+        }
+    f = freshness(snap, wall_now, interval_minutes)
+    return {
+        "qos": snap.qos, "site": snap.site, "timezone": snap.timezone, "now": snap.now,
+        "updated": f.updated, "window_start": local_text(snap.window_start, snap.timezone),
+        "window_end": local_text(snap.now, snap.timezone), "bin_seconds": snap.bin_seconds,
+        "users": list(snap.users), "colors": {u: colors[u] for u in snap.users},
+        "limits": {o: snap.thresholds.get(o) for o in OBSERVABLES}, "nice_names": NICE_NAMES,
+        "current": current_rows(snap), "views": views,
+    }
+
+
+def _write_if_changed(path: Path, data: bytes, report: ExportReport) -> None:
+    try:
+        if path.read_bytes() == data:
+            return
+    except OSError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+    report.written.append(path)
+
+
+def export_site(config: Config, out: Path, privacy: Privacy = Privacy(),
+                wall_now: float | None = None) -> ExportReport:
+    """Write the static site into `out` (created if needed)."""
+    import time
+
+    wall_now = time.time() if wall_now is None else wall_now
+    report = ExportReport(out=out)
+    snaps: dict[str, Snapshot] = {}
+    for q in config.qos:
+        try:
+            snap = read_snapshot(snapshot_path(config.site.data_dir, q.name))
+        except SnapshotError as err:
+            report.errors[q.name] = str(err).replace(str(config.site.data_dir) + os.sep, "")
+            continue
+        if privacy.top_users:
+            snap = top_users(snap, privacy.top_users)
+        if privacy.key is not None:
+            snap = anonymize(snap, privacy.key)
+        snaps[q.name] = snap
+    colors = assign_colors(u for s in snaps.values() for u in s.users)
+    manifest = {
+        "site": config.site.name, "qos": [q.name for q in config.qos],
+        "refresh_seconds": config.app.refresh_seconds,
+        "collect_interval_minutes": config.app.collect_interval_minutes,
+        "errors": report.errors,
+    }
+    dump = lambda obj: json.dumps(obj, separators=(",", ":"), allow_nan=False).encode()  # noqa: E731
+    for name, snap in snaps.items():
+        data = qos_data(snap, colors, wall_now, config.app.collect_interval_minutes)
+        _write_if_changed(out / "data" / f"{name}.json", dump(data), report)
+    _write_if_changed(out / "data" / "manifest.json", dump(manifest), report)
+    page = (SITE / "index.html").read_text().replace("{{SITE}}", html.escape(config.site.name))
+    _write_if_changed(out / "index.html", page.encode(), report)
+    for src, dest in ((SITE / "site.js", "static/site.js"),
+                      (ASSETS / "0-bootstrap.min.css", "static/bootstrap.min.css"),
+                      (ASSETS / "librarian.css", "static/librarian.css"),
+                      (PLOTLY_JS, "static/plotly.min.js")):
+        _write_if_changed(out / dest, src.read_bytes(), report)
+    return report
+
+
+def copy_tree(src: Path, dest: Path) -> None:
+    """Mirror `src` into `dest` (local copy target): new and changed files, stale ones removed."""
+    dest.mkdir(parents=True, exist_ok=True)
+    wanted = {p.relative_to(src) for p in src.rglob("*") if p.is_file()}
+    for rel in wanted:
+        target = dest / rel
+        data = (src / rel).read_bytes()
+        if not target.exists() or target.read_bytes() != data:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src / rel, target)
+    for p in dest.rglob("*"):
+        if p.is_file() and p.relative_to(dest) not in wanted and ".git" not in p.parts:
+            p.unlink()

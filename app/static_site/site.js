@@ -1,0 +1,356 @@
+/* The static Librarian page: draws the figures and tables that `librarian export`
+   pre-computed with the dashboard's own Python functions (data/<qos>.json).
+   The only arithmetic here is the custom range's totals (sums of the 30-day
+   chart values over the chosen span) and the sorting of table rows. */
+(function () {
+    "use strict";
+    var OBS = ["NCPUS", "NGPUS", "MEMORY", "NJOBS"];
+    var GRAPHS = ["graph-ncpus", "graph-ngpus", "graph-memory", "graph-njobs"];
+    var PRESETS = ["6h", "12h", "24h", "3d", "7d", "14d", "30d"];
+    var DEFAULT = "7d";
+    var THEMES = {  // as in app/figures.py
+        light: {paper: "#ffffff", plot: "#ffffff", font: "#212529", grid: "#e5e7eb", limit: "#c0392b"},
+        dark: {paper: "#212529", plot: "#212529", font: "#dee2e6", grid: "#3d434a", limit: "#ff6b6b"}
+    };
+    var COLUMNS = [["user", "User"], ["NCPUS", null], ["NCPUS_share", "% limit"], ["NGPUS", null],
+        ["NGPUS_share", "% limit"], ["MEMORY", null], ["MEMORY_share", "% limit"], ["NJOBS", null]];
+    var CURRENT_LABELS = {NCPUS: "CPUs", NGPUS: "GPUs", MEMORY: "Mem GB", NJOBS: "Jobs"};
+    var TOTAL_LABELS = {NCPUS: "CPU-h", NGPUS: "GPU-h", MEMORY: "Mem GB-h", NJOBS: "Job-h"};
+
+    var manifest = null;
+    var data = {};          // qos -> its JSON
+    var hidden = new Set();
+    var sorts = {};         // table id -> [column, descending]
+    var $ = function (id) { return document.getElementById(id); };
+
+    function theme() { return $("theme-switch").checked ? "dark" : "light"; }
+
+    function readState() {
+        var p = new URLSearchParams(location.search);
+        var qos = p.get("qos");
+        if (!manifest || manifest.qos.indexOf(qos) < 0) { qos = manifest ? manifest.qos[0] : null; }
+        var range = p.get("range");
+        if (range === "custom" && p.get("from") && p.get("to")) {
+            return {qos: qos, range: "custom", from: p.get("from"), to: p.get("to")};
+        }
+        return {qos: qos, range: PRESETS.indexOf(range) >= 0 ? range : DEFAULT};
+    }
+
+    function search(s) {
+        var p = new URLSearchParams({qos: s.qos, range: s.range});
+        if (s.range === "custom") { p.set("from", s.from); p.set("to", s.to); }
+        return "?" + p.toString();
+    }
+
+    function go(s) {
+        if (search(s) !== location.search) { history.pushState(null, "", search(s)); }
+        render();
+    }
+
+    function fetchJson(url) {
+        return fetch(url, {cache: "no-store"}).then(function (r) {
+            if (!r.ok) { throw new Error(url + ": HTTP " + r.status); }
+            return r.json();
+        });
+    }
+
+    function load(qos) {
+        return fetchJson("data/" + encodeURIComponent(qos) + ".json").then(function (d) {
+            data[qos] = d;
+            return d;
+        });
+    }
+
+    function wallMs(text) { return Date.parse(text.replace(" ", "T") + "Z"); }
+
+    function decode(y) {
+        if (Array.isArray(y)) { return y; }
+        var bin = atob(y.bdata), bytes = new Uint8Array(bin.length);
+        for (var i = 0; i < bin.length; i++) { bytes[i] = bin.charCodeAt(i); }
+        return new Float32Array(bytes.buffer);
+    }
+
+    /* Totals over a custom span from the 30-day chart values: each bin's value
+       times the part of the bin inside the span (the last bin ends at collection). */
+    function customRows(d, startMs, endMs) {
+        var figs = d.views["30d"].figures, end = wallMs(d.window_end), hours = (endMs - startMs) / 3.6e6;
+        var per = {};
+        OBS.forEach(function (obs, i) {
+            figs[i].data.forEach(function (t) {
+                var y = decode(t.y), x0 = wallMs(t.x0), sum = 0;
+                for (var k = 0; k < y.length; k++) {
+                    var a = x0 + k * t.dx, b = Math.min(a + t.dx, end);
+                    var overlap = Math.min(b, endMs) - Math.max(a, startMs);
+                    if (overlap > 0) { sum += y[k] * overlap; }
+                }
+                per[t.name] = per[t.name] || {NCPUS: 0, NGPUS: 0, MEMORY: 0, NJOBS: 0};
+                per[t.name][obs] += sum / 3.6e6;
+            });
+        });
+        var rows = [], total = {NCPUS: 0, NGPUS: 0, MEMORY: 0, NJOBS: 0};
+        Object.keys(per).forEach(function (u) {
+            var amounts = per[u];
+            if (!OBS.some(function (o) { return amounts[o] > 0; })) { return; }
+            rows.push(row(u, amounts, d.limits, hours, false));
+            OBS.forEach(function (o) { total[o] += amounts[o]; });
+        });
+        rows.sort(function (a, b) { return b.NCPUS - a.NCPUS || (a.user < b.user ? -1 : 1); });
+        rows.push(row("Total", total, d.limits, hours, true));
+        return rows;
+    }
+
+    function row(user, amounts, limits, hours, isTotal) {
+        var r = {user: user, is_total: isTotal};
+        OBS.forEach(function (o) {
+            r[o] = Math.round(amounts[o] * 10) / 10;
+            r[o + "_share"] = limits[o] ? Math.round(1000 * amounts[o] / (limits[o] * hours)) / 10 : null;
+        });
+        return r;
+    }
+
+    function sorted(rows, id) {
+        var s = sorts[id];
+        var body = rows.filter(function (r) { return !r.is_total; });
+        var totals = rows.filter(function (r) { return r.is_total; });
+        if (s) {
+            var col = s[0], desc = s[1];
+            body.sort(function (a, b) {
+                var x = a[col], y = b[col];
+                if (x === null || x === undefined) { return 1; }
+                if (y === null || y === undefined) { return -1; }
+                var c = x < y ? -1 : (x > y ? 1 : 0);
+                return desc ? -c : c;
+            });
+        }
+        return body.concat(totals);
+    }
+
+    function table(id, rows, labels) {
+        var el = $(id), head = document.createElement("thead"), tr = document.createElement("tr");
+        COLUMNS.forEach(function (c) {
+            var th = document.createElement("th");
+            var s = sorts[id];
+            th.textContent = (c[1] || labels[c[0]]) + (s && s[0] === c[0] ? (s[1] ? " ▼" : " ▲") : "");
+            th.setAttribute("data-column", c[0]);
+            th.className = c[0] === "user" ? "" : "text-end";
+            th.style.cursor = "pointer";
+            th.addEventListener("click", function () {
+                var now = sorts[id];
+                sorts[id] = [c[0], now && now[0] === c[0] ? !now[1] : c[0] !== "user"];
+                table(id, rows, labels);
+            });
+            tr.appendChild(th);
+        });
+        head.appendChild(tr);
+        var body = document.createElement("tbody");
+        sorted(rows, id).forEach(function (r) {
+            var line = document.createElement("tr");
+            if (r.is_total) { line.className = "fw-bold border-top border-2"; }
+            COLUMNS.forEach(function (c) {
+                var td = document.createElement("td");
+                var v = r[c[0]];
+                td.textContent = v === null || v === undefined ? "" : String(v);  // text, never HTML
+                td.setAttribute("data-column", c[0]);
+                if (c[0] !== "user") { td.className = "text-end"; }
+                line.appendChild(td);
+            });
+            body.appendChild(line);
+        });
+        el.replaceChildren(head, body);
+    }
+
+    function styled(fig, s, view) {
+        var c = THEMES[theme()];
+        var layout = Object.assign({}, fig.layout, {
+            paper_bgcolor: c.paper, plot_bgcolor: c.plot,
+            font: Object.assign({}, fig.layout.font, {color: c.font})
+        });
+        layout.xaxis = Object.assign({}, fig.layout.xaxis, {gridcolor: c.grid});
+        layout.yaxis = Object.assign({}, fig.layout.yaxis, {gridcolor: c.grid, zerolinecolor: c.grid});
+        if (layout.shapes && layout.shapes.length) {
+            layout.shapes = [Object.assign({}, layout.shapes[0], {line: Object.assign({}, layout.shapes[0].line, {color: c.limit})})];
+            layout.annotations = layout.annotations.map(function (a, i) {
+                return i === 0 ? Object.assign({}, a, {font: {color: c.limit}}) : a;
+            });
+        }
+        if (s.range === "custom") {
+            layout.xaxis.range = [view.start.replace("T", " "), view.end.replace("T", " ")];
+            layout.yaxis = Object.assign({}, layout.yaxis, {range: undefined, autorange: true});
+            layout.uirevision = "custom|" + view.start + "|" + view.end;
+        }
+        var traces = fig.data.map(function (t) {
+            return Object.assign({}, t, {visible: hidden.has(t.name) ? "legendonly" : true});
+        });
+        return {data: traces, layout: layout};
+    }
+
+    function legend(d) {
+        var el = $("legend");
+        el.replaceChildren.apply(el, d.users.map(function (u) {
+            var b = document.createElement("button"), sw = document.createElement("span");
+            b.type = "button";
+            b.className = "legend-item" + (hidden.has(u) ? " off" : "");
+            b.setAttribute("data-user", u);
+            b.setAttribute("aria-pressed", hidden.has(u) ? "false" : "true");
+            sw.className = "swatch";
+            sw.style.backgroundColor = d.colors[u];
+            b.appendChild(sw);
+            b.appendChild(document.createTextNode(u));
+            b.addEventListener("click", function () {
+                if (hidden.has(u)) { hidden.delete(u); } else { hidden.add(u); }
+                b.classList.toggle("off", hidden.has(u));
+                b.setAttribute("aria-pressed", hidden.has(u) ? "false" : "true");
+                GRAPHS.forEach(function (g) {
+                    var gd = $(g);
+                    if (gd.data) {
+                        Plotly.restyle(gd, {visible: gd.data.map(function (t) { return hidden.has(t.name) ? "legendonly" : true; })});
+                    }
+                });
+            });
+            return b;
+        }));
+    }
+
+    function message(text, kind) {
+        var el = $("qos-message");
+        el.textContent = text || "";
+        el.className = "alert py-2 " + (text ? "alert-" + kind : "d-none");
+    }
+
+    function age(seconds) {
+        if (seconds < 60) { return "just now"; }
+        if (seconds < 3600) { return Math.floor(seconds / 60) + " min ago"; }
+        if (seconds < 2 * 86400) { return Math.floor(seconds / 3600) + " h ago"; }
+        return Math.floor(seconds / 86400) + " days ago";
+    }
+
+    function header(d) {
+        var seconds = Math.max(0, Date.now() / 1000 - d.now);
+        $("updated").textContent = "Updated " + d.updated + " (" + age(seconds) + ")";
+        var stale = seconds > 3 * manifest.collect_interval_minutes * 60;
+        var alert = $("stale-alert");
+        alert.textContent = stale ? "The data for " + d.qos + " is stale: last collected " + age(seconds) +
+            " (" + d.updated + "); the collector runs every " + manifest.collect_interval_minutes + " min." : "";
+        alert.classList.toggle("d-none", !stale);
+    }
+
+    function controls(s) {
+        Array.prototype.forEach.call($("qos-tabs").querySelectorAll(".nav-link"), function (a) {
+            a.classList.toggle("active", a.getAttribute("data-qos") === s.qos);
+        });
+        Array.prototype.forEach.call($("range-preset").querySelectorAll("button"), function (b) {
+            b.classList.toggle("active", b.getAttribute("data-range") === s.range);
+        });
+        $("range-from").value = s.range === "custom" ? s.from : "";
+        $("range-to").value = s.range === "custom" ? s.to : "";
+    }
+
+    function draw(d, s) {
+        $("range-error").textContent = "";
+        var view, rows, figures;
+        if (s.range === "custom") {
+            var start = Math.max(wallMs(s.from.replace("T", " ") + ":00"), wallMs(d.window_start.replace("T", " ") + ":00"));
+            var end = Math.min(wallMs(s.to.replace("T", " ") + ":00"), wallMs(d.window_end.replace("T", " ") + ":00"));
+            if (!(start < end)) {
+                $("range-error").textContent = "the custom range is empty: 'from' must be before 'to', inside the window; showing the last " + DEFAULT + ".";
+                s = {qos: s.qos, range: DEFAULT};
+            } else {
+                var iso = function (ms) { return new Date(ms).toISOString().slice(0, 16); };
+                view = {start: iso(start), end: iso(end), hours: (end - start) / 3.6e6};
+                figures = d.views["30d"].figures;
+                rows = customRows(d, start, end);
+            }
+        }
+        if (s.range !== "custom") {
+            view = d.views[s.range];
+            figures = view.figures;
+            rows = view.totals;
+        }
+        $("total-title").textContent = "Total usage, " + view.start.replace("T", " ") + " to " +
+            view.end.replace("T", " ") + " (" + Math.round(view.hours) + " h)";
+        figures.forEach(function (fig, i) {
+            Plotly.react($(GRAPHS[i]), styled(fig, s, view), {displaylogo: false, responsive: true});
+        });
+        legend(d);
+        table("current-table", d.current, CURRENT_LABELS);
+        table("total-table", rows, TOTAL_LABELS);
+        message(d.users.length ? "" : "No jobs ran in " + d.qos + " in this window.", "info");
+        header(d);
+    }
+
+    function render() {
+        var s = readState();
+        controls(s);
+        if (manifest.errors && manifest.errors[s.qos]) {
+            message("The data for " + s.qos + " cannot be read right now; the other tabs are not affected.", "danger");
+            GRAPHS.forEach(function (g) { Plotly.purge($(g)); });
+            return Promise.resolve();
+        }
+        var ready = data[s.qos] ? Promise.resolve(data[s.qos]) : load(s.qos);
+        return ready.then(function (d) { draw(d, s); }).catch(function (err) {
+            message("The data for " + s.qos + " cannot be loaded (" + err.message + ").", "danger");
+        });
+    }
+
+    /* Every refresh: fetch the visible QoS's data; redraw only if it changed. */
+    function refresh() {
+        var s = readState(), before = data[s.qos] && data[s.qos].now;
+        return fetchJson("data/manifest.json").then(function (m) {
+            manifest = m;
+            return load(s.qos);
+        }).then(function (d) {
+            if (d.now !== before) { data = {}; data[s.qos] = d; return render(); }
+            header(d);
+        }).catch(function () { /* keep showing what we have */ });
+    }
+
+    function setup() {
+        $("theme-switch").checked = document.documentElement.getAttribute("data-bs-theme") === "dark";
+        $("theme-switch").addEventListener("change", function () {
+            var t = theme();
+            document.documentElement.setAttribute("data-bs-theme", t);
+            try { localStorage.setItem("librarian-theme", t); } catch (e) { /* private mode */ }
+            render();
+        });
+        manifest.qos.forEach(function (q) {
+            var li = document.createElement("li"), a = document.createElement("a");
+            li.className = "nav-item";
+            a.className = "nav-link";
+            a.href = "#";
+            a.setAttribute("role", "tab");
+            a.setAttribute("data-qos", q);
+            a.textContent = q;
+            a.addEventListener("click", function (e) {
+                e.preventDefault();
+                var s = readState();
+                s.qos = q;
+                go(s);
+            });
+            li.appendChild(a);
+            $("qos-tabs").appendChild(li);
+        });
+        PRESETS.forEach(function (p) {
+            var b = document.createElement("button");
+            b.type = "button";
+            b.className = "btn btn-outline-primary btn-sm";
+            b.setAttribute("data-range", p);
+            b.textContent = p;
+            b.addEventListener("click", function () { go({qos: readState().qos, range: p}); });
+            $("range-preset").appendChild(b);
+        });
+        $("range-apply").addEventListener("click", function () {
+            if ($("range-from").value && $("range-to").value) {
+                go({qos: readState().qos, range: "custom", from: $("range-from").value, to: $("range-to").value});
+            }
+        });
+        $("range-reset").addEventListener("click", function () { go({qos: readState().qos, range: DEFAULT}); });
+        window.addEventListener("popstate", render);
+        window.setInterval(refresh, manifest.refresh_seconds * 1000);
+        return render();
+    }
+
+    fetchJson("data/manifest.json").then(function (m) {
+        manifest = m;
+        return setup();
+    }).catch(function (err) { message("No data: " + err.message, "danger"); });
+}());
