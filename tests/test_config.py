@@ -59,6 +59,12 @@ class TestDefaults:
         cfg = load_config(write(tmp_path, f'[site]\ndata_dir = "{tmp_path}/abs"\n' + MINIMAL))
         assert cfg.site.data_dir == tmp_path / "abs"
 
+    def test_deploy_targets(self, tmp_path: Path) -> None:
+        cfg = load_config(write(tmp_path, MINIMAL + "[[deploy]]\nkind = 'pages'\nremote = '/r.git'\n"
+                                "anonymize = true\ntop_users = 5\n"))
+        (t,) = cfg.deploy
+        assert (t.name, t.kind, t.branch, t.anonymize, t.top_users) == ("pages", "pages", "gh-pages", True, 5)
+
     def test_slurm_bin_is_a_path(self, tmp_path: Path) -> None:
         cfg = load_config(write(tmp_path, '[site]\nslurm_bin = "/opt/slurm/bin"\n' + MINIMAL))
         assert cfg.site.slurm_bin == Path("/opt/slurm/bin")
@@ -100,6 +106,12 @@ BAD = [
     ("[app]\ncache = 'redis'\n" + MINIMAL, "app.redis_url", "needs a redis:// URL"),
     ("[app]\nrefresh_seconds = 1\n" + MINIMAL, "app.refresh_seconds", "at least 10"),
     ("[app]\nport = 80\n" + MINIMAL, "app.port", "unknown key"),
+    (MINIMAL + "[[deploy]]\nkind = 'ftp'\n", "deploy[0].kind", "must be one of"),
+    (MINIMAL + "[[deploy]]\nkind = 'pages'\n", "deploy[0].remote", "needs the git remote"),
+    (MINIMAL + "[[deploy]]\nkind = 'copy'\n", "deploy[0].dest", "needs dest"),
+    (MINIMAL + "[[deploy]]\nkind = 'copy'\ndest = 'x'\nanonymize = 'yes'\n", "deploy[0].anonymize", "true or false"),
+    (MINIMAL + "[[deploy]]\nkind = 'copy'\ndest = 'x'\n[[deploy]]\nkind = 'copy'\ndest = 'y'\n", "deploy[1].name", "two targets"),
+    (MINIMAL + "[[deploy]]\nkind = 'copy'\ndest = 'x'\nbrnach = 'main'\n", "deploy[0].brnach", "unknown key"),
 ]
 
 
