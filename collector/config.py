@@ -264,10 +264,11 @@ def _deploy(c: _Checker, raw: Any) -> tuple[DeployTarget, ...]:
             raise c.fail(f"{key}.anonymize", f"must be true or false, got {anonymize!r}")
         top = int(c.number(t.get("top_users", 0), f"{key}.top_users", integer=True))
         out.append(DeployTarget(kind=kind, anonymize=anonymize, top_users=top, **strings))
-    names = [d.name for d in out]
-    for i, n in enumerate(names):
-        if names.count(n) > 1:
-            raise c.fail(f"deploy[{i}].name", f"two targets are named {n!r}")
+    seen: set[str] = set()
+    for i, d in enumerate(out):
+        if d.name in seen:
+            raise c.fail(f"deploy[{i}].name", f"two targets are named {d.name!r}")
+        seen.add(d.name)
     return tuple(out)
 
 
