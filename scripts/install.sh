@@ -15,8 +15,9 @@ venv="${LIBRARIAN_VENV:-.venv}"
 
 debs=(python3 python3-venv)
 if [[ "$extras" == *test* ]]; then
-    # The page tests drive Debian's Chromium (Playwright never downloads a browser here).
-    debs+=(chromium fonts-dejavu-core)
+    # The page tests drive Debian's Chromium (Playwright never downloads a browser here);
+    # the deploy tests push with git and copy over ssh to an sshd on loopback.
+    debs+=(chromium fonts-dejavu-core git rsync openssh-client openssh-server)
 fi
 missing=()
 for pkg in "${debs[@]}"; do

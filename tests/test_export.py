@@ -239,6 +239,39 @@ def git(*args: str, cwd: Path | None = None) -> str:
     return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True).stdout
 
 
+@contextmanager
+def sshd(tmp: Path):
+    """A real sshd on loopback for this test only: its own host key, config and
+    authorized key; yields the environment that makes rsync use it."""
+    exe = Path("/usr/sbin/sshd")
+    if not exe.exists() or os.geteuid() != 0:
+        from tests.browser import need
+        need("openssh-server (and root to run sshd)", False)
+    tmp.mkdir(parents=True, exist_ok=True)
+    for name in ("host_key", "client_key"):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp / name)], check=True)
+    (tmp / "authorized_keys").write_text((tmp / "client_key.pub").read_text())
+    port = free_port()
+    (tmp / "sshd_config").write_text(
+        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {tmp / 'host_key'}\nPidFile {tmp / 'sshd.pid'}\n"
+        f"AuthorizedKeysFile {tmp / 'authorized_keys'}\nStrictModes no\nPasswordAuthentication no\n"
+        "KbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\nUsePAM no\n")
+    Path("/run/sshd").mkdir(exist_ok=True)  # privilege separation folder
+    proc = subprocess.Popen([str(exe), "-D", "-f", str(tmp / "sshd_config"), "-E", str(tmp / "sshd.log")])
+    try:
+        deadline = time.monotonic() + 10
+        while subprocess.run(["ssh-keyscan", "-p", str(port), "127.0.0.1"], capture_output=True,
+                             check=False).returncode != 0:
+            assert time.monotonic() < deadline, (tmp / "sshd.log").read_text()
+            time.sleep(0.2)
+        ssh = (f"ssh -p {port} -i {tmp / 'client_key'} -o StrictHostKeyChecking=no "
+               f"-o UserKnownHostsFile=/dev/null -o BatchMode=yes -o LogLevel=ERROR")
+        yield {"RSYNC_RSH": ssh}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
 class TestDeploy:
     def deploy(self, site: Path, bare: Path, copy_dest: Path, extra: str = "", *args: str):
         (site / "deploy.toml").write_text(CONFIG + f"""
@@ -298,6 +331,20 @@ dest = "{copy_dest}"
         assert "no-such-remote.git" in result.stdout
         assert "local: ok: copied" in result.stdout
         assert (tmp_path / "copy" / "data" / "avery.json").exists()
+
+    def test_copy_over_ssh_to_an_sshd_on_loopback(self, site: Path, tmp_path: Path) -> None:
+        dest = tmp_path / "remote-www"
+        (site / "ssh.toml").write_text(CONFIG + f'[[deploy]]\nname = "www"\nkind = "copy"\n'
+                                       f'dest = "root@127.0.0.1:{dest}"\n')
+        exe = Path(sys.executable).with_name("librarian")
+        with sshd(tmp_path / "ssh") as env:
+            out = subprocess.run([str(exe), "deploy", "--config", str(site / "ssh.toml")],
+                                 capture_output=True, text=True, timeout=120, check=False,
+                                 env={**os.environ, **env})
+        assert out.returncode == 0, out.stdout + out.stderr
+        assert "www: ok: copied to root@127.0.0.1:" in out.stdout
+        assert (dest / "index.html").exists()
+        assert (dest / "data" / "avery.json").exists()
 
     def test_anonymizing_without_a_secret_is_refused(self, site: Path, tmp_path: Path) -> None:
         (site / "nosecret.toml").write_text(CONFIG + f'[[deploy]]\nkind = "copy"\ndest = "{tmp_path / "c"}"\n'
