@@ -112,7 +112,8 @@ def export_site(config: Config, out: Path, privacy: Privacy = Privacy(),
         "site": config.site.name, "qos": [q.name for q in config.qos],
         "refresh_seconds": config.app.refresh_seconds,
         "collect_interval_minutes": config.app.collect_interval_minutes,
-        "errors": report.errors,
+        # Which QoS have no data, never why: a reason can quote a user name.
+        "errors": dict.fromkeys(report.errors, "unreadable"),
     }
     dump = lambda obj: json.dumps(obj, separators=(",", ":"), allow_nan=False).encode()  # noqa: E731
     for name, snap in snaps.items():
