@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -225,6 +226,20 @@ class TestExportFiles:
         assert "others" in avery["users"]
         assert len(avery["users"]) == 6
         assert all(u == "others" or re.fullmatch(r"user-[0-9a-f]{10}", u) for u in avery["users"])
+
+    def test_a_damaged_snapshot_leaks_no_name_through_its_error(self, site: Path, tmp_path: Path) -> None:
+        copy = tmp_path / "site"
+        shutil.copytree(site / "data", copy / "data")
+        (copy / "librarian.toml").write_text(CONFIG)
+        doc = json.loads((copy / "data" / "data_avery-b.json").read_text())
+        victim = doc["users"][0]
+        del doc["observables"]["NCPUS"][victim]  # the reader's error names this user
+        (copy / "data" / "data_avery-b.json").write_text(json.dumps(doc))
+        report = export_site(load_config(copy / "librarian.toml"), tmp_path / "out",
+                             Privacy(key=SECRET.encode()))
+        assert victim in report.errors["avery-b"]  # the operator is told, locally
+        for path in (tmp_path / "out").rglob("*.json"):
+            assert victim.encode() not in path.read_bytes(), path
 
     def test_pseudonyms_are_stable_across_runs(self, site: Path, tmp_path: Path) -> None:
         config = load_config(site / "librarian.toml")
