@@ -160,7 +160,7 @@ def register_callbacks(app: Dash, config: Config, store: SnapshotStore) -> None:
     app.clientside_callback(
         ClientsideFunction(namespace="librarian", function_name="applyTheme"),
         Output(ids.THEME, "data"),
-        Input(ids.THEME_SWITCH, "value"),
+        Input(ids.THEME_SWITCH, "value"), State(ids.THEME_COLORS, "data"),
         *[State(g, "id") for g in GRAPHS],
     )
 

@@ -51,6 +51,7 @@ class SnapshotStore:
         self.data_dir = config.site.data_dir
         self.qos_names = tuple(q.name for q in config.qos)
         self.cache = cache
+        self._colors: tuple[tuple[str, ...], dict[str, str]] | None = None
 
     def path(self, qos: str) -> Path:
         if qos not in self.qos_names:  # never build a path from an unknown name
@@ -86,11 +87,14 @@ class SnapshotStore:
         return Loaded(qos, snap, None, version)
 
     def colors(self) -> dict[str, str]:
-        """One colour per user over all the site's QoS, so every tab agrees
-        (the snapshots are cached: this costs a stat per QoS)."""
-        users = set()
-        for qos in self.qos_names:
-            snap = self.load(qos).snapshot
-            if snap is not None:
-                users.update(snap.users)
-        return assign_colors(users)
+        """One colour per user over all the site's QoS, so every tab agrees.
+        Recomputed only when a snapshot changed (otherwise a stat per QoS)."""
+        key = tuple(self.version(q) for q in self.qos_names)
+        if self._colors is None or self._colors[0] != key:
+            users: set[str] = set()
+            for qos in self.qos_names:
+                snap = self.load(qos).snapshot
+                if snap is not None:
+                    users.update(snap.users)
+            self._colors = (key, assign_colors(users))
+        return self._colors[1]

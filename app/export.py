@@ -15,6 +15,7 @@ import html
 import json
 import os
 import shutil
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +24,7 @@ import plotly
 from app import ASSETS
 from app.figures import (
     RANGES,
+    THEMES,
     current_rows,
     freshness,
     local_text,
@@ -91,8 +93,6 @@ def _write_if_changed(path: Path, data: bytes, report: ExportReport) -> None:
 def export_site(config: Config, out: Path, privacy: Privacy = Privacy(),
                 wall_now: float | None = None) -> ExportReport:
     """Write the static site into `out` (created if needed)."""
-    import time
-
     wall_now = time.time() if wall_now is None else wall_now
     report = ExportReport(out=out)
     snaps: dict[str, Snapshot] = {}
@@ -112,6 +112,7 @@ def export_site(config: Config, out: Path, privacy: Privacy = Privacy(),
         "site": config.site.name, "qos": [q.name for q in config.qos],
         "refresh_seconds": config.app.refresh_seconds,
         "collect_interval_minutes": config.app.collect_interval_minutes,
+        "themes": THEMES,
         # Which QoS have no data, never why: a reason can quote a user name.
         "errors": dict.fromkeys(report.errors, "unreadable"),
     }

@@ -3,6 +3,7 @@
 URL = "url"
 HIDDEN = "hidden-users"
 THEME = "theme"
+THEME_COLORS = "theme-colors"   # app/figures.py THEMES, for the client-side theme switch
 RENDERED = "rendered-version"   # the snapshot version the page shows (written by render)
 CHANGED = "changed-version"     # a newer version found by the refresh tick
 TICK = "refresh-tick"

@@ -6,7 +6,7 @@ import dash_bootstrap_components as dbc
 from dash import dash_table, dcc, html
 
 from app import ids
-from app.figures import DEFAULT_RANGE, RANGES
+from app.figures import DEFAULT_RANGE, RANGES, THEMES
 from collector.binning import OBSERVABLES
 from collector.config import Config
 
@@ -122,6 +122,7 @@ def build_layout(config: Config) -> html.Div:
         dcc.Location(id=ids.URL, refresh=False),
         dcc.Store(id=ids.HIDDEN, storage_type="session", data=[]),
         dcc.Store(id=ids.THEME, data="light"),
+        dcc.Store(id=ids.THEME_COLORS, data=THEMES),
         dcc.Store(id=ids.RENDERED, data=None),
         dcc.Store(id=ids.CHANGED, data=None),
         dcc.Interval(id=ids.TICK, interval=config.app.refresh_seconds * 1000),

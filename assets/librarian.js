@@ -1,12 +1,6 @@
 /* Client-side callbacks of the Librarian dashboard (cosmetic, no data needed). */
 (function () {
     "use strict";
-    // Keep in step with THEMES in app/figures.py.
-    var THEMES = {
-        light: {paper: "#ffffff", plot: "#ffffff", font: "#212529", grid: "#e5e7eb", limit: "#c0392b"},
-        dark: {paper: "#212529", plot: "#212529", font: "#dee2e6", grid: "#3d434a", limit: "#ff6b6b"}
-    };
-
     function plotOf(id) {
         var el = document.getElementById(id);
         var gd = el && (el.classList.contains("js-plotly-plot") ? el : el.querySelector(".js-plotly-plot"));
@@ -42,10 +36,10 @@
     window.dash_clientside = Object.assign({}, window.dash_clientside, {
         librarian: {
             /* Bootstrap's colour mode and the charts' colours switch together. */
-            applyTheme: function (dark) {
-                var graphIds = Array.prototype.slice.call(arguments, 1);
+            applyTheme: function (dark, themes) {  // themes: app/figures.py THEMES
+                var graphIds = Array.prototype.slice.call(arguments, 2);
                 var theme = dark ? "dark" : "light";
-                var c = THEMES[theme];
+                var c = themes[theme];
                 document.documentElement.setAttribute("data-bs-theme", theme);
                 try { window.localStorage.setItem("librarian-theme", theme); } catch (e) { /* private mode */ }
                 graphIds.forEach(function (id) {

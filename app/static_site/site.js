@@ -8,10 +8,6 @@
     var GRAPHS = ["graph-ncpus", "graph-ngpus", "graph-memory", "graph-njobs"];
     var PRESETS = ["6h", "12h", "24h", "3d", "7d", "14d", "30d"];
     var DEFAULT = "7d";
-    var THEMES = {  // as in app/figures.py
-        light: {paper: "#ffffff", plot: "#ffffff", font: "#212529", grid: "#e5e7eb", limit: "#c0392b"},
-        dark: {paper: "#212529", plot: "#212529", font: "#dee2e6", grid: "#3d434a", limit: "#ff6b6b"}
-    };
     var COLUMNS = [["user", "User"], ["NCPUS", null], ["NCPUS_share", "% limit"], ["NGPUS", null],
         ["NGPUS_share", "% limit"], ["MEMORY", null], ["MEMORY_share", "% limit"], ["NJOBS", null]];
     var CURRENT_LABELS = {NCPUS: "CPUs", NGPUS: "GPUs", MEMORY: "Mem GB", NJOBS: "Jobs"};
@@ -160,7 +156,7 @@
     }
 
     function styled(fig, s, view) {
-        var c = THEMES[theme()];
+        var c = manifest.themes[theme()];  // app/figures.py THEMES, via the manifest
         var layout = Object.assign({}, fig.layout, {
             paper_bgcolor: c.paper, plot_bgcolor: c.plot,
             font: Object.assign({}, fig.layout.font, {color: c.font})
