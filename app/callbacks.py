@@ -26,6 +26,7 @@ from app.figures import (
     local_text,
     resolve_view,
     sort_rows,
+    stale_message,
     total_rows,
     usage_figure,
 )
@@ -33,6 +34,7 @@ from app.urlstate import UrlState, parse_search
 from collector.binning import OBSERVABLES
 from collector.config import Config
 from collector.palette import user_color
+from collector.status import failures, read_status
 
 GRAPHS = [ids.graph(o) for o in OBSERVABLES]
 
@@ -140,22 +142,22 @@ def register_callbacks(app: Dash, config: Config, store: SnapshotStore) -> None:
         was replaced since it was drawn (compared with what render used, so a
         file that lands while the page loads is not missed)."""
         state = parse_search(search, qos_names)
+        failed = failures(read_status(config.site.data_dir))
         changed = no_update
         if rendered and rendered.get("qos") in qos_names:
             current = store.version(rendered["qos"])
             if current != rendered.get("version"):
                 changed = current
         loaded = store.load(state.qos)
+        f = None
         if loaded.snapshot is None:
-            updated, stale_text, stale = "no data", "", False
+            updated = "no data"
         else:
             f = freshness(loaded.snapshot, time.time(), config.app.collect_interval_minutes)
             updated = html.Span([f"Updated {f.updated} ", html.Span(f"({f.age})", className="text-body-secondary")])
-            stale = f.stale
-            stale_text = (f"The data for {state.qos} is stale: last collected {f.age} "
-                          f"({f.updated}); the collector runs every "
-                          f"{config.app.collect_interval_minutes} min.") if stale else ""
-        return changed, updated, stale_text, stale
+        warning = stale_message(state.qos, f, failed, config.site.timezone,
+                                config.app.collect_interval_minutes)
+        return changed, updated, warning or "", warning is not None
 
     app.clientside_callback(
         ClientsideFunction(namespace="librarian", function_name="applyTheme"),

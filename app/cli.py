@@ -74,6 +74,33 @@ def _deploy(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_cycle(args: argparse.Namespace) -> int:
+    from app.operations import run_cycle
+    from collector.lock import LockBusy
+
+    config = load_config(find_config_path(args.config))
+    try:
+        results = run_cycle(config)
+    except LockBusy as err:
+        log.error("%s", err)
+        return 75
+    for r in results:
+        print(f"{r.step}: {'ok' if r.ok else 'FAILED'} ({r.seconds:.1f} s): {r.detail}")
+    return 0 if all(r.ok for r in results) else 1
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from app.operations import doctor
+
+    config = load_config(find_config_path(args.config))
+    checks = doctor(config)
+    for c in checks:
+        print(f"{'ok     ' if c.ok else 'PROBLEM'} {c.name}: {c.detail}")
+        if c.fix:
+            print(f"        fix: {c.fix}")
+    return 0 if all(c.ok for c in checks) else 1
+
+
 def register(sub: Any, common: argparse.ArgumentParser) -> dict[str, Any]:
     """Add the app's commands to `librarian`; return their handlers by name."""
     p = sub.add_parser("serve", parents=[common], help="serve the dashboard (development server)",
@@ -99,4 +126,15 @@ def register(sub: Any, common: argparse.ArgumentParser) -> dict[str, Any]:
                                    "exit status is 1 if any failed.")
     d.add_argument("--config", metavar="F", help=CONFIG_HELP)
     d.add_argument("--target", nargs="+", metavar="NAME", help="only these targets")
-    return {"serve": _serve, "export": _export, "deploy": _deploy}
+    r = sub.add_parser("run", parents=[common], help="the whole cycle: collect, export, deploy",
+                       description="Collect every QoS (with plots), export the static site to "
+                                   "ops.export_dir, deploy to the [[deploy]] targets; each step's "
+                                   "outcome is recorded in data_dir/status.json.")
+    r.add_argument("--config", metavar="F", help=CONFIG_HELP)
+    doc = sub.add_parser("doctor", parents=[common], help="check that a cycle can work, with fixes",
+                         description="Check the configuration, that sacct, sacctmgr and squeue "
+                                     "answer, that the data folder is writable and that each "
+                                     "deploy target is reachable; print a fix for each problem.")
+    doc.add_argument("--config", metavar="F", help=CONFIG_HELP)
+    return {"serve": _serve, "export": _export, "deploy": _deploy, "run": _run_cycle,
+            "doctor": _doctor}

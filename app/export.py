@@ -29,6 +29,7 @@ from app.figures import (
     freshness,
     local_text,
     resolve_view,
+    stale_message,
     total_rows,
     usage_figure,
 )
@@ -37,6 +38,7 @@ from collector.binning import NICE_NAMES, OBSERVABLES
 from collector.config import Config
 from collector.palette import assign_colors
 from collector.snapshot import Snapshot, SnapshotError, read_snapshot, snapshot_path
+from collector.status import failures, read_status
 
 SITE = Path(__file__).resolve().parent / "static_site"
 PLOTLY_JS = Path(plotly.__file__).resolve().parent / "package_data" / "plotly.min.js"
@@ -115,6 +117,10 @@ def export_site(config: Config, out: Path, privacy: Privacy = Privacy(),
         "themes": THEMES,
         # Which QoS have no data, never why: a reason can quote a user name.
         "errors": dict.fromkeys(report.errors, "unreadable"),
+        # Steps of the last run that failed (collector/status.py); errors only in private copies.
+        "failures": [stale_message("", None, [f], config.site.timezone, 0,
+                                   with_errors=privacy.key is None)
+                     for f in failures(read_status(config.site.data_dir))],
     }
     dump = lambda obj: json.dumps(obj, separators=(",", ":"), allow_nan=False).encode()  # noqa: E731
     for name, snap in snaps.items():

@@ -280,3 +280,17 @@ def freshness(snap: Snapshot, wall_now: float, interval_minutes: int) -> Freshne
         updated=datetime.fromtimestamp(snap.now, tz).strftime("%Y-%m-%d %H:%M %Z"),
         age=relative_age(age), stale=age > 3 * interval_minutes * 60,
     )
+
+
+def stale_message(qos: str, fresh: Freshness | None, failed: list[tuple[str, str, float]],
+                  tz: str, interval_minutes: int, with_errors: bool = True) -> str | None:
+    """The warning above the charts: old data, or a step of the last run that
+    failed (from the status file); None when all is well."""
+    parts = []
+    if fresh is not None and fresh.stale:
+        parts.append(f"The data for {qos} is stale: last collected {fresh.age} ({fresh.updated}); "
+                     f"the collector runs every {interval_minutes} min.")
+    for step, error, when in failed:
+        stamp = datetime.fromtimestamp(when, ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M %Z")
+        parts.append(f"The last {step} failed at {stamp}" + (f": {error}" if with_errors else "."))
+    return " ".join(parts) or None

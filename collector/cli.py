@@ -102,7 +102,22 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[..., int]]]:
                    help="stop after collecting (default: serve the dashboard on the demo data)")
     d.add_argument("--port", type=int, default=8050, help="port of the demo dashboard (default 8050)")
 
-    handlers: dict[str, Callable[..., int]] = {"collect": _cmd_collect, "demo": _cmd_demo}
+    w = sub.add_parser("watchdog", parents=[common],
+                       help="release or cancel the caller's stuck Librarian scrontab jobs",
+                       description="Find the caller's own pending Librarian jobs (by job name) "
+                                   "that are held or failed to launch; release them, and cancel "
+                                   "those still stuck after a short wait so scrontab runs them anew.")
+    w.add_argument("--config", metavar="F", help="configuration file")
+    w.add_argument("--dry-run", action="store_true", help="say what would be done, do nothing")
+
+    s = sub.add_parser("scrontab", parents=[common],
+                       help="print the scrontab (and cron, systemd) lines that run Librarian",
+                       description="Print the lines to paste into `scrontab -e`, with absolute "
+                                   "paths to this install and configuration.")
+    s.add_argument("--config", metavar="F", help="configuration file")
+
+    handlers: dict[str, Callable[..., int]] = {"collect": _cmd_collect, "demo": _cmd_demo,
+                                               "watchdog": _cmd_watchdog, "scrontab": _cmd_scrontab}
     # Subcommands from other packages (the app's `serve`), without importing them here.
     for ep in entry_points(group=PLUGIN_GROUP):
         handlers.update(ep.load()(sub, common))
@@ -136,6 +151,36 @@ def _cmd_collect(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     for o in report.outcomes:
         print(f"{o.qos}: {o.users} users, {o.jobs_counted} jobs -> {o.snapshot}")
+    return EXIT_OK
+
+
+def _cmd_watchdog(args: argparse.Namespace) -> int:
+    from collector.watchdog import watchdog
+
+    config = load_config(find_config_path(args.config))
+    try:
+        report = watchdog(config.site.slurm_bin, config.ops.job_names,
+                          config.ops.watchdog_wait_seconds, dry_run=args.dry_run)
+    except (RuntimeError, OSError) as err:
+        log.error("watchdog: %s", err)
+        return EXIT_FAILED
+    if report.released or report.cancelled:
+        print(f"released {len(report.released)}, cancelled {len(report.cancelled)} stuck job(s)")
+    return EXIT_FAILED if report.failed else EXIT_OK
+
+
+def _cmd_scrontab(args: argparse.Namespace) -> int:
+    from collector.schedule import scrontab_text
+
+    path = find_config_path(args.config).resolve()
+    config = load_config(path)
+    logs = config.site.data_dir.resolve() / "logs"
+    logs.mkdir(parents=True, exist_ok=True)  # Slurm does not create the --output folder
+    exe = Path(sys.executable).with_name("librarian")
+    if not exe.exists():
+        exe = Path(sys.argv[0]).resolve()
+    run_name, dog_name = config.ops.job_names
+    print(scrontab_text(exe, path, logs, run_name, dog_name), end="")
     return EXIT_OK
 
 

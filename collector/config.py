@@ -83,6 +83,15 @@ class AppConfig:
     redis_url: str = ""
 
 
+@dataclass(frozen=True)
+class OpsConfig:
+    """`librarian run`, `scrontab` and `watchdog`."""
+
+    export_dir: Path | None = None   # default: data_dir/site
+    job_names: tuple[str, ...] = ("librarian-run", "librarian-watchdog")
+    watchdog_wait_seconds: float = 10.0
+
+
 DEPLOY_KINDS = ("pages", "copy")
 
 
@@ -107,7 +116,12 @@ class Config:
     qos: tuple[QosConfig, ...]
     app: AppConfig = field(default_factory=AppConfig)
     deploy: tuple[DeployTarget, ...] = ()
+    ops: OpsConfig = field(default_factory=OpsConfig)
     source: str = "<defaults>"
+
+    @property
+    def export_dir(self) -> Path:
+        return self.ops.export_dir or self.site.data_dir / "site"
 
     def qos_named(self, names: list[str] | None) -> tuple[QosConfig, ...]:
         """The configured QoS with these names (all when None), in config order."""
@@ -238,6 +252,21 @@ def _app(c: _Checker, raw: Mapping[str, Any], base_dir: Path) -> AppConfig:
                      cache_dir=cache_dir, redis_url=redis_url)
 
 
+def _ops(c: _Checker, raw: Mapping[str, Any], base_dir: Path) -> OpsConfig:
+    c.no_unknown(raw, "ops", {"export_dir", "job_names", "watchdog_wait_seconds"})
+    d = OpsConfig()
+    export_raw = c.string(raw.get("export_dir", ""), "ops.export_dir")
+    export_dir = None
+    if export_raw:
+        export_dir = Path(export_raw) if Path(export_raw).is_absolute() else base_dir / export_raw
+    names = raw.get("job_names", list(d.job_names))
+    if not isinstance(names, list) or len(names) != 2 or not all(isinstance(n, str) and n for n in names):
+        raise c.fail("ops.job_names", "must be two job names: [run job, watchdog job]")
+    wait = float(c.number(raw.get("watchdog_wait_seconds", d.watchdog_wait_seconds),
+                          "ops.watchdog_wait_seconds"))
+    return OpsConfig(export_dir=export_dir, job_names=tuple(names), watchdog_wait_seconds=wait)
+
+
 def _deploy(c: _Checker, raw: Any) -> tuple[DeployTarget, ...]:
     if raw is None:
         return ()
@@ -310,13 +339,15 @@ def _qos_list(c: _Checker, raw: Any) -> tuple[QosConfig, ...]:
 def parse_config(data: Mapping[str, Any], source: str, base_dir: Path) -> Config:
     """Validate a parsed TOML document into a `Config` (pure)."""
     c = _Checker(source)
-    c.no_unknown(data, "", {"site", "collect", "qos", "app", "deploy"})
+    c.no_unknown(data, "", {"site", "collect", "qos", "app", "deploy", "ops"})
     site = _site(c, c.table(data.get("site", {}), "site"), base_dir)
     collect = _collect(c, c.table(data.get("collect", {}), "collect"))
     qos = _qos_list(c, data.get("qos"))
     app = _app(c, c.table(data.get("app", {}), "app"), base_dir)
     deploy = _deploy(c, data.get("deploy"))
-    return Config(site=site, collect=collect, qos=qos, app=app, deploy=deploy, source=source)
+    ops = _ops(c, c.table(data.get("ops", {}), "ops"), base_dir)
+    return Config(site=site, collect=collect, qos=qos, app=app, deploy=deploy, ops=ops,
+                  source=source)
 
 
 def find_config_path(explicit: str | os.PathLike[str] | None,

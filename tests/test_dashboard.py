@@ -11,6 +11,7 @@ import pytest
 from app import ids
 from collector.collect import collect
 from collector.config import load_config
+from collector.status import record_step, write_status
 from collector.synth import SynthQos, synth_sacct
 from tests.browser import chromium, gunicorn
 
@@ -66,6 +67,10 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     collect(config, NOW - 3 * 3600, qos_names=["old"], sacct_file=history, plots=False)
     (site / "data" / "data_broken.json").write_text('{"schema_version": 1, "metadata": {"qos": "bro')
     return site
+
+
+def fail_collect(site: Path, error: str) -> None:
+    write_status(site / "data", record_step({"steps": {}}, "collect", False, NOW, 300.0, error))
 
 
 @pytest.fixture(scope="module")
@@ -259,6 +264,16 @@ class TestData:
         wait_drawn(page, "?qos=avery&range=7d")
         assert plot(page, "NCPUS", "gd.data.length") > 0
         assert "data_broken.json" in (site / "gunicorn.log").read_text()
+
+    def test_a_failed_collection_is_shown_on_every_tab(self, page, server: str, site: Path) -> None:
+        fail_collect(site, "sacct did not answer within 300 s")
+        try:
+            page.goto(server + "/?qos=avery-b")
+            wait_drawn(page)
+            page.wait_for_selector(f"#{ids.STALE}:has-text('The last collect failed at')")
+            assert "sacct did not answer within 300 s" in page.inner_text(f"#{ids.STALE}")
+        finally:
+            (site / "data" / "status.json").unlink()
 
     def test_a_new_snapshot_is_picked_up_on_refresh_keeping_the_view(self, page, server: str,
                                                                   site: Path) -> None:

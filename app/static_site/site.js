@@ -224,10 +224,12 @@
         var seconds = Math.max(0, Date.now() / 1000 - d.now);
         $("updated").textContent = "Updated " + d.updated + " (" + age(seconds) + ")";
         var stale = seconds > 3 * manifest.collect_interval_minutes * 60;
+        var parts = stale ? ["The data for " + d.qos + " is stale: last collected " + age(seconds) +
+            " (" + d.updated + "); the collector runs every " + manifest.collect_interval_minutes + " min."] : [];
+        parts = parts.concat(manifest.failures || []);  // a failed step of the last run
         var alert = $("stale-alert");
-        alert.textContent = stale ? "The data for " + d.qos + " is stale: last collected " + age(seconds) +
-            " (" + d.updated + "); the collector runs every " + manifest.collect_interval_minutes + " min." : "";
-        alert.classList.toggle("d-none", !stale);
+        alert.textContent = parts.join(" ");
+        alert.classList.toggle("d-none", parts.length === 0);
     }
 
     function controls(s) {

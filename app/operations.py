@@ -1,0 +1,160 @@
+"""`librarian run`: the whole cycle (collect, export, deploy), each step recorded.
+
+What the seed's run.sh did, made visible: each step's outcome, duration and
+error go to `data_dir/status.json` (collector/status.py) as soon as it ends.
+A failed collect keeps the old snapshots and the cycle still exports, so the
+published pages show that the data is stale, and why, rather than nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from collector.collect import CollectError, collect
+from collector.config import Config
+from collector.lock import LockBusy
+from collector.status import read_status, record_step, write_status
+
+log = logging.getLogger("librarian.run")
+
+
+@dataclass(frozen=True)
+class StepResult:
+    step: str
+    ok: bool
+    seconds: float
+    detail: str
+
+
+def run_cycle(config: Config, now: float | None = None) -> list[StepResult]:
+    """Run every step; raises LockBusy (nothing done) if another run holds the lock."""
+    from app.deploy import deploy
+    from app.export import export_site
+
+    data_dir = config.site.data_dir
+    data_dir.mkdir(parents=True, exist_ok=True)
+    results: list[StepResult] = []
+
+    def step(name: str, action: Callable[[], str]) -> None:
+        started = time.time()
+        t = time.perf_counter()
+        try:
+            detail = action()
+            ok, error = True, None
+        except LockBusy:
+            raise
+        except (CollectError, OSError, RuntimeError) as err:
+            detail, ok, error = str(err), False, str(err)
+        seconds = time.perf_counter() - t
+        write_status(data_dir, record_step(read_status(data_dir), name, ok, started, seconds,
+                                           error, detail if ok else ""))
+        (log.info if ok else log.error)("%s %s in %.1f s: %s", name, "done" if ok else "FAILED",
+                                         seconds, detail)
+        results.append(StepResult(name, ok, seconds, detail))
+
+    def do_collect() -> str:
+        report = collect(config, time.time() if now is None else now, plots=True)
+        return ", ".join(f"{o.qos}: {o.users} users" for o in report.outcomes)
+
+    def do_export() -> str:
+        report = export_site(config, config.export_dir)
+        return f"{config.export_dir}: {len(report.written)} file(s) changed"
+
+    def do_deploy() -> str:
+        outcomes = deploy(config)
+        failed = [f"{o.target}: {o.detail}" for o in outcomes if not o.ok]
+        if failed:
+            raise RuntimeError("; ".join(failed))
+        return "; ".join(f"{o.target}: {o.detail}" for o in outcomes)
+
+    step("collect", do_collect)
+    step("export", do_export)
+    if config.deploy:
+        step("deploy", do_deploy)
+    return results
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+
+
+def _answers(args: list[str], timeout: float = 30) -> tuple[bool, str]:
+    """(answered, its output or why not)."""
+    try:
+        proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout, check=False)
+    except FileNotFoundError:
+        return False, f"{args[0]} not found"
+    except subprocess.TimeoutExpired:
+        return False, f"{args[0]} did not answer within {timeout:g} s"
+    if proc.returncode != 0:
+        said = (proc.stderr or proc.stdout).strip().splitlines()
+        return False, said[-1] if said else f"exit {proc.returncode}"
+    return True, proc.stdout
+
+
+def doctor(config: Config) -> list[Check]:
+    """Check what a cycle needs; each problem comes with the fix to try."""
+    import tempfile
+    from pathlib import Path
+
+    from app.deploy import DeployError, _run
+
+    bin_dir = config.site.slurm_bin
+    tool = (lambda n: str(bin_dir / n)) if bin_dir else (lambda n: n)
+    checks = [Check("configuration", True, f"{config.source}: {len(config.qos)} QoS")]
+    where = f"the folder in site.slurm_bin ({bin_dir})" if bin_dir else "PATH"
+    ok, out = _answers([tool("sacct"), "--noheader", "--allocations", "--starttime=now-1hours",
+                        "--format=JobID"])
+    checks.append(Check("sacct answers", ok, "slurmdbd reachable" if ok else out,
+                        "" if ok else f"sacct must run from {where} and reach slurmdbd "
+                                      "(try it by hand; set site.slurm_bin)"))
+    ok, out = _answers([tool("sacctmgr"), "--noheader", "--parsable2", "show", "qos", "format=Name"])
+    checks.append(Check("sacctmgr answers", ok, "QoS list read" if ok else out,
+                        "" if ok else f"sacctmgr must run from {where}"))
+    if ok:
+        known = set(out.split())
+        missing = [q.name for q in config.qos if q.name not in known]
+        checks.append(Check("configured QoS exist", not missing,
+                            "all found" if not missing else f"unknown to Slurm: {', '.join(missing)}",
+                            "" if not missing else "fix the [[qos]] names (sacctmgr show qos format=name)"))
+    ok, out = _answers([tool("squeue"), "--me", "--noheader"])
+    checks.append(Check("squeue answers", ok, "slurmctld reachable" if ok else out,
+                        "" if ok else f"squeue must run from {where} and reach slurmctld"))
+    data_dir = config.site.data_dir
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=data_dir):
+            pass
+        checks.append(Check("data folder writable", True, str(data_dir)))
+    except OSError as err:
+        checks.append(Check("data folder writable", False, f"{data_dir}: {err.strerror}",
+                            "create it, or point site.data_dir at a folder you can write"))
+    for target in config.deploy:
+        name = f"deploy target {target.name!r} reachable"
+        try:
+            if target.kind == "pages":
+                _run(["git", "ls-remote", "--heads", target.remote], what=f"reading {target.remote}")
+                checks.append(Check(name, True, target.remote))
+            else:
+                host, sep, _ = target.dest.partition(":")
+                if sep and "/" not in host:
+                    _run(["ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", host, "true"],
+                         what=f"ssh {host}")
+                else:
+                    folder = Path(target.dest)
+                    folder.mkdir(parents=True, exist_ok=True)
+                    with tempfile.NamedTemporaryFile(dir=folder):
+                        pass
+                checks.append(Check(name, True, target.dest))
+        except (DeployError, OSError) as err:
+            checks.append(Check(name, False, str(err), "check the address and your ssh key or git "
+                                                       "credentials (they must work without a prompt)"))
+    return checks

@@ -1,0 +1,61 @@
+"""The status file: each step's last outcome, so pages can say why data is stale.
+
+`data_dir/status.json` holds, per step (collect, export, deploy), the last run's
+start, duration, outcome and error, and the last success. `librarian run`
+writes it after every step; the dashboard and the static site read it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from collector.snapshot import write_atomic
+
+STATUS_NAME = "status.json"
+STEPS = ("collect", "export", "deploy")
+
+
+def status_path(data_dir: Path) -> Path:
+    return data_dir / STATUS_NAME
+
+
+def read_status(data_dir: Path) -> dict[str, Any]:
+    """The status document; empty when there is none or it cannot be read."""
+    try:
+        doc = json.loads(status_path(data_dir).read_text())
+    except (OSError, ValueError):
+        return {"steps": {}}
+    if not isinstance(doc, dict) or not isinstance(doc.get("steps"), dict):
+        return {"steps": {}}
+    return doc
+
+
+def record_step(status: dict[str, Any], step: str, ok: bool, started: float, duration: float,
+                error: str | None = None, detail: str = "") -> dict[str, Any]:
+    """The status with one step's outcome recorded (pure)."""
+    steps = dict(status.get("steps", {}))
+    previous = steps.get(step, {})
+    steps[step] = {
+        "ok": ok, "started": round(started, 3), "duration_seconds": round(duration, 3),
+        "error": None if ok else (error or "failed"), "detail": detail,
+        "last_success": round(started, 3) if ok else previous.get("last_success"),
+    }
+    return {**status, "steps": steps, "updated": round(time.time(), 3)}
+
+
+def write_status(data_dir: Path, status: dict[str, Any]) -> None:
+    body = json.dumps(status, indent=1, sort_keys=True).encode()
+    write_atomic(status_path(data_dir), lambda fh: fh.write(body))
+
+
+def failures(status: dict[str, Any]) -> list[tuple[str, str, float]]:
+    """(step, error, when) for each step whose last run failed, in pipeline order."""
+    out = []
+    for step in STEPS:
+        s = status.get("steps", {}).get(step)
+        if isinstance(s, dict) and s.get("ok") is False:
+            out.append((step, str(s.get("error") or "failed"), float(s.get("started") or 0)))
+    return out

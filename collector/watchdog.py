@@ -1,0 +1,106 @@
+"""`librarian watchdog`: free the caller's own stuck Librarian jobs, and nothing else.
+
+scrontab jobs sometimes stick in the queue: held, requeued and held after a
+failed launch, or "user env retrieval failed" (a compute node could not read
+the user's environment, e.g. an NFS hiccup). Such a job never runs again on
+its own and blocks its cron line. The watchdog looks only at the caller's own
+pending jobs (`squeue --me`) whose name is one of Librarian's (`librarian-run`,
+`librarian-watchdog` by default), tries `scontrol release`, looks again after
+a short wait, and cancels what is still stuck so scrontab schedules it anew.
+A user's other jobs, held on purpose or not, are never touched.
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger("librarian.watchdog")
+
+# squeue's reason for a job that will not start by itself.
+STUCK_MARKERS = ("held", "launch failed", "env retrieval failed")
+SQUEUE_FORMAT = "%i|%j|%r"
+
+
+@dataclass(frozen=True)
+class StuckJob:
+    job_id: str
+    name: str
+    reason: str
+
+
+def stuck_jobs(squeue_output: str, names: Sequence[str]) -> list[StuckJob]:
+    """Librarian's stuck jobs in `squeue --me --noheader --states=PD --format=%i|%j|%r` (pure)."""
+    out = []
+    for line in squeue_output.splitlines():
+        parts = line.strip().split("|", 2)
+        if len(parts) != 3:
+            continue
+        job_id, name, reason = parts
+        if name in names and any(m in reason.lower() for m in STUCK_MARKERS):
+            out.append(StuckJob(job_id, name, reason))
+    return out
+
+
+Runner = Callable[[list[str]], "subprocess.CompletedProcess[str]"]
+
+
+def _run(args: list[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(args, capture_output=True, text=True, timeout=60, check=False)
+
+
+@dataclass
+class WatchdogReport:
+    released: list[str]
+    cancelled: list[str]
+    failed: list[str]
+
+
+def watchdog(slurm_bin: Path | None, names: Sequence[str], wait_seconds: float,
+             dry_run: bool = False, run: Runner = _run) -> WatchdogReport:
+    """Release, then cancel, the caller's stuck Librarian jobs; log every action."""
+    tool = (lambda name: str(slurm_bin / name)) if slurm_bin else (lambda name: name)
+
+    def stuck() -> list[StuckJob]:
+        proc = run([tool("squeue"), "--me", "--noheader", "--states=PENDING",
+                    f"--format={SQUEUE_FORMAT}"])
+        if proc.returncode != 0:
+            raise RuntimeError(f"squeue failed: {proc.stderr.strip()}")
+        return stuck_jobs(proc.stdout, names)
+
+    report = WatchdogReport([], [], [])
+    first = stuck()
+    if not first:
+        log.info("no stuck Librarian job")
+        return report
+    for job in first:
+        if dry_run:
+            log.info("would release job %s (%s): %s", job.job_id, job.name, job.reason)
+            continue
+        proc = run([tool("scontrol"), "release", job.job_id])
+        log.info("released job %s (%s), reason was %r%s", job.job_id, job.name, job.reason,
+                 "" if proc.returncode == 0 else f"; scontrol said: {proc.stderr.strip()}")
+    if dry_run:
+        for job in first:
+            log.info("would cancel job %s (%s) if it were still stuck after %g s",
+                     job.job_id, job.name, wait_seconds)
+        return report
+    time.sleep(wait_seconds)
+    still = {j.job_id: j for j in stuck()}
+    for job in first:
+        if job.job_id not in still:
+            report.released.append(job.job_id)
+            continue
+        proc = run([tool("scancel"), job.job_id])
+        if proc.returncode == 0:
+            log.info("cancelled job %s (%s), still stuck: %r; scrontab will run it anew",
+                     job.job_id, job.name, still[job.job_id].reason)
+            report.cancelled.append(job.job_id)
+        else:
+            log.error("cannot cancel job %s (%s): %s", job.job_id, job.name, proc.stderr.strip())
+            report.failed.append(job.job_id)
+    return report

@@ -1,0 +1,149 @@
+"""Operations: the status file, `librarian run`, the scrontab lines, the watchdog's rules."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from app.figures import stale_message
+from app.operations import run_cycle
+from collector.config import load_config
+from collector.schedule import scrontab_text
+from collector.status import failures, read_status, record_step, write_status
+from collector.watchdog import stuck_jobs, watchdog
+from tests import fake_sacct
+from tests.conftest import config_text
+
+NOW = "2026-11-25T21:00:00+00:00"
+
+
+class TestStatus:
+    def test_record_keeps_the_last_success(self, tmp_path: Path) -> None:
+        s = record_step({"steps": {}}, "collect", True, 100.0, 2.5, detail="avery: 3 users")
+        s = record_step(s, "collect", False, 700.0, 300.0, "sacct did not answer")
+        write_status(tmp_path, s)
+        back = read_status(tmp_path)["steps"]["collect"]
+        assert back["ok"] is False
+        assert back["error"] == "sacct did not answer"
+        assert back["last_success"] == 100.0
+        assert failures(read_status(tmp_path)) == [("collect", "sacct did not answer", 700.0)]
+
+    def test_missing_or_damaged_status_is_empty(self, tmp_path: Path) -> None:
+        assert read_status(tmp_path) == {"steps": {}}
+        (tmp_path / "status.json").write_text("{not json")
+        assert failures(read_status(tmp_path)) == []
+
+    def test_the_warning_names_the_failed_step(self) -> None:
+        text = stale_message("avery", None, [("collect", "sacct exited with status 1", 1_764_000_000)],
+                             "America/New_York", 10)
+        assert text == "The last collect failed at 2025-11-24 11:00 EST: sacct exited with status 1"
+        public = stale_message("avery", None, [("collect", "secret detail", 1_764_000_000)],
+                               "UTC", 10, with_errors=False)
+        assert "secret detail" not in public
+        assert stale_message("avery", None, [], "UTC", 10) is None
+
+
+class TestRun:
+    def test_a_failing_sacct_keeps_the_snapshot_records_the_failure_and_still_exports(
+            self, tmp_path: Path, samples: Path) -> None:
+        bin_dir = tmp_path / "slurm"
+        fake_sacct.install(bin_dir, prints=samples / "sacct_avery.txt")
+        (tmp_path / "librarian.toml").write_text(
+            config_text().replace('data_dir = "data"', f'data_dir = "data"\nslurm_bin = "{bin_dir}"'))
+        config = load_config(tmp_path / "librarian.toml")
+        first = run_cycle(config, now=1795640400)  # 2026-11-25T21:00Z
+        assert [(r.step, r.ok) for r in first] == [("collect", True), ("export", True)]
+        snapshot = tmp_path / "data" / "data_avery.json"
+        before = snapshot.read_bytes()
+        assert (tmp_path / "data" / "site" / "index.html").exists()
+
+        fake_sacct.install(bin_dir, exit_code=1, stderr="sacct: error: slurmdbd: Connection refused")
+        second = run_cycle(config, now=1795641000)
+        assert [(r.step, r.ok) for r in second] == [("collect", False), ("export", True)]
+        assert snapshot.read_bytes() == before
+        status = read_status(tmp_path / "data")
+        assert "Connection refused" in status["steps"]["collect"]["error"]
+        assert status["steps"]["collect"]["last_success"] is not None
+        manifest = json.loads((tmp_path / "data" / "site" / "data" / "manifest.json").read_text())
+        assert manifest["failures"]
+        assert manifest["failures"][0].startswith("The last collect failed at ")
+
+    def test_run_command_exit_status(self, tmp_path: Path, samples: Path) -> None:
+        bin_dir = tmp_path / "slurm"
+        fake_sacct.install(bin_dir, exit_code=1, stderr="boom")
+        (tmp_path / "librarian.toml").write_text(
+            config_text().replace('data_dir = "data"', f'data_dir = "data"\nslurm_bin = "{bin_dir}"'))
+        exe = Path(sys.executable).with_name("librarian")
+        out = subprocess.run([str(exe), "run", "--config", str(tmp_path / "librarian.toml")],
+                             capture_output=True, text=True, check=False)
+        assert out.returncode == 1
+        assert "collect: FAILED" in out.stdout
+        assert "export: ok" in out.stdout
+
+
+class TestScrontab:
+    def test_lines_with_absolute_paths_names_and_logs(self, tmp_path: Path) -> None:
+        (tmp_path / "librarian.toml").write_text(config_text())
+        exe = Path(sys.executable).with_name("librarian")
+        out = subprocess.run([str(exe), "scrontab", "--config", str(tmp_path / "librarian.toml")],
+                             capture_output=True, text=True, check=True).stdout
+        logs = tmp_path.resolve() / "data" / "logs"
+        assert f"#SCRON --export=NONE --job-name=librarian-run --time=00:20:00 --output={logs}/librarian-run-%j.log" in out
+        assert f"*/10 * * * * {exe} run --config {tmp_path.resolve() / 'librarian.toml'} -q" in out
+        assert "#SCRON --export=NONE --job-name=librarian-watchdog --time=00:05:00" in out
+        assert f"*/5 * * * * {exe} watchdog --config" in out
+        assert "OnCalendar=*:0/10" in out
+        assert logs.is_dir()
+
+    def test_text_quotes_paths_with_spaces(self) -> None:
+        text = scrontab_text(Path("/opt/my lib/librarian"), Path("/etc/lib rarian.toml"),
+                             Path("/var/log"), "librarian-run", "librarian-watchdog")
+        assert "'/opt/my lib/librarian' run --config '/etc/lib rarian.toml' -q" in text
+
+
+SQUEUE = """\
+31|librarian-run|JobHeldUser
+32|librarian-watchdog|JobHeldAdmin
+33|my-analysis|JobHeldUser
+34|librarian-run|QOSGrpCpuLimit
+35|librarian-run|launch failed requeued held
+36|librarian-run|user env retrieval failed requeued held
+37|librarian-run|Priority
+"""
+
+
+class TestWatchdogRules:
+    def test_only_librarian_jobs_that_are_stuck(self) -> None:
+        jobs = stuck_jobs(SQUEUE, ("librarian-run", "librarian-watchdog"))
+        assert [j.job_id for j in jobs] == ["31", "32", "35", "36"]
+
+    def test_dry_run_does_nothing(self, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+        calls: list[list[str]] = []
+
+        def run(args: list[str]) -> subprocess.CompletedProcess[str]:
+            calls.append(args)
+            return subprocess.CompletedProcess(args, 0, SQUEUE, "")
+
+        caplog.set_level("INFO", logger="librarian.watchdog")
+        watchdog(None, ("librarian-run", "librarian-watchdog"), 0, dry_run=True, run=run)
+        assert all(c[0] == "squeue" for c in calls)
+        assert "would release job 31 (librarian-run)" in caplog.text
+
+
+class TestDoctor:
+    def test_problems_come_with_fixes(self, tmp_path: Path) -> None:
+        (tmp_path / "librarian.toml").write_text(
+            config_text().replace('data_dir = "data"', f'data_dir = "data"\nslurm_bin = "{tmp_path / "nope"}"')
+            + f'[[deploy]]\nkind = "pages"\nremote = "{tmp_path / "missing.git"}"\n')
+        exe = Path(sys.executable).with_name("librarian")
+        out = subprocess.run([str(exe), "doctor", "--config", str(tmp_path / "librarian.toml")],
+                             capture_output=True, text=True, check=False)
+        assert out.returncode == 1
+        assert "PROBLEM sacct answers:" in out.stdout
+        assert "fix: sacct must run from the folder in site.slurm_bin" in out.stdout
+        assert "ok      data folder writable" in out.stdout
+        assert "PROBLEM deploy target 'pages' reachable" in out.stdout
