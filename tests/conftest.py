@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from collector.config import Config, load_config
+from tests.slurm_lab.lab import Lab, LabMissing, find_lab
 
 DATA = Path(__file__).parent / "data"
 SAMPLES = DATA / "slurm-22.05"
@@ -52,3 +54,15 @@ def make_config(tmp_path: Path) -> Callable[..., Config]:
         return load_config(path)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def lab() -> Lab:
+    """The running Slurm lab. Under CI a missing lab fails; elsewhere it skips
+    with the command that starts it."""
+    try:
+        return find_lab()
+    except LabMissing as err:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI needs the Slurm lab: {err}")
+        pytest.skip(str(err))

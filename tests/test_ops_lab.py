@@ -18,21 +18,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.slurm_lab.lab import Lab, LabMissing, find_lab
+from tests.slurm_lab.lab import Lab
 
 pytestmark = pytest.mark.slurm
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path("/var/tmp/librarian-lab-install")  # a world-readable copy of this checkout
 
 
-@pytest.fixture(scope="module")
-def lab() -> Lab:
-    try:
-        return find_lab()
-    except LabMissing as err:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI needs the Slurm lab: {err}")
-        pytest.skip(str(err))
 
 
 def as_user(lab: Lab, user: str, *command: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:

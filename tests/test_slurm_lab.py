@@ -13,7 +13,6 @@ say how to start it.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -23,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from collector.binning import make_window
-from tests.slurm_lab.lab import FINISHED, Lab, LabMissing, Row, find_lab
+from tests.slurm_lab.lab import FINISHED, Lab, Row
 
 pytestmark = pytest.mark.slurm
 
@@ -31,14 +30,6 @@ BIN = 60
 OBS = ("NCPUS", "NGPUS", "MEMORY", "NJOBS")
 
 
-@pytest.fixture(scope="module")
-def lab() -> Lab:
-    try:
-        return find_lab()
-    except LabMissing as err:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI needs the Slurm lab: {err}")
-        pytest.skip(str(err))
 
 
 class Workload:
@@ -195,4 +186,6 @@ def test_pending_held_and_refused_jobs_count_nothing(lab: Lab, workload: Workloa
     started = [r for r in rows if r.user == "alice" and r.start is not None]
     got = used_seconds(snapshots["avery-b"], now)["NCPUS"]["alice"]
     assert got == pytest.approx(sum(r.cpus * r.elapsed for r in started), abs=5)
-    assert all(r.cpus != 20 for r in started)
+    # Slurm may stamp a pending job cancelled mid-scheduling with Start = End:
+    # it held nothing, and must count nothing.
+    assert all(r.cpus != 20 or r.elapsed == 0 for r in started)
