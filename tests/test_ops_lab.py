@@ -114,8 +114,9 @@ def test_watchdog_frees_only_the_callers_stuck_librarian_jobs(lab: Lab, exe: Pat
         assert "released 1, cancelled 1 stuck job(s)" in out.stdout
 
         assert "Held" not in squeue_reason(lab, user_held)       # released: runs or ran
-        (cancelled,) = lab.rows(job_ids=[admin_held])
-        assert cancelled.state == "CANCELLED"
+        # Accounting learns of the cancel a moment later: poll, never a fixed sleep.
+        (cancelled,) = lab.wait_until([admin_held], ("CANCELLED",), timeout=30)
+        assert cancelled.elapsed == 0  # it never ran
         assert "JobHeldUser" in squeue_reason(lab, other_held)   # her other work: untouched
         assert "Held" not in squeue_reason(lab, healthy)         # healthy pending: untouched
         assert squeue_reason(lab, healthy).startswith("PENDING")
