@@ -182,6 +182,15 @@ class _Checker:
         return value
 
 
+def _unique(c: _Checker, names: list[str], table: str, problem: str) -> None:
+    """Fail on the first repeated name of an array of tables, naming its index."""
+    seen: set[str] = set()
+    for i, name in enumerate(names):
+        if name in seen:
+            raise c.fail(f"{table}[{i}].name", problem.format(name))
+        seen.add(name)
+
+
 def _kind(value: Any) -> str:
     return {
         bool: "a boolean", int: "an integer", float: "a number", str: "a string",
@@ -293,11 +302,7 @@ def _deploy(c: _Checker, raw: Any) -> tuple[DeployTarget, ...]:
             raise c.fail(f"{key}.anonymize", f"must be true or false, got {anonymize!r}")
         top = int(c.number(t.get("top_users", 0), f"{key}.top_users", integer=True))
         out.append(DeployTarget(kind=kind, anonymize=anonymize, top_users=top, **strings))
-    seen: set[str] = set()
-    for i, d in enumerate(out):
-        if d.name in seen:
-            raise c.fail(f"deploy[{i}].name", f"two targets are named {d.name!r}")
-        seen.add(d.name)
+    _unique(c, [d.name for d in out], "deploy", "two targets are named {!r}")
     return tuple(out)
 
 
@@ -328,11 +333,7 @@ def _qos_list(c: _Checker, raw: Any) -> tuple[QosConfig, ...]:
             for k in _LIMIT_KEYS if k in limits_raw
         })
         out.append(QosConfig(name=name, limits=limits))
-    seen: set[str] = set()
-    for i, q in enumerate(out):
-        if q.name in seen:
-            raise c.fail(f"qos[{i}].name", f"QoS {q.name!r} is configured twice")
-        seen.add(q.name)
+    _unique(c, [q.name for q in out], "qos", "QoS {!r} is configured twice")
     return tuple(out)
 
 

@@ -21,6 +21,14 @@ from tests.conftest import config_text
 NOW = "2026-11-25T21:00:00+00:00"
 
 
+def write_config(folder: Path, slurm_bin: Path, extra: str = "") -> Path:
+    """A test configuration whose Slurm commands come from `slurm_bin`."""
+    path = folder / "librarian.toml"
+    path.write_text(config_text().replace('data_dir = "data"',
+                                          f'data_dir = "data"\nslurm_bin = "{slurm_bin}"') + extra)
+    return path
+
+
 class TestStatus:
     def test_record_keeps_the_last_success(self, tmp_path: Path) -> None:
         s = record_step({"steps": {}}, "collect", True, 100.0, 2.5, detail="avery: 3 users")
@@ -52,9 +60,7 @@ class TestRun:
             self, tmp_path: Path, samples: Path) -> None:
         bin_dir = tmp_path / "slurm"
         fake_sacct.install(bin_dir, prints=samples / "sacct_avery.txt")
-        (tmp_path / "librarian.toml").write_text(
-            config_text().replace('data_dir = "data"', f'data_dir = "data"\nslurm_bin = "{bin_dir}"'))
-        config = load_config(tmp_path / "librarian.toml")
+        config = load_config(write_config(tmp_path, bin_dir))
         first = run_cycle(config, now=1795640400)  # 2026-11-25T21:00Z
         assert [(r.step, r.ok) for r in first] == [("collect", True), ("export", True)]
         snapshot = tmp_path / "data" / "data_avery.json"
@@ -75,8 +81,7 @@ class TestRun:
     def test_run_command_exit_status(self, tmp_path: Path, samples: Path) -> None:
         bin_dir = tmp_path / "slurm"
         fake_sacct.install(bin_dir, exit_code=1, stderr="boom")
-        (tmp_path / "librarian.toml").write_text(
-            config_text().replace('data_dir = "data"', f'data_dir = "data"\nslurm_bin = "{bin_dir}"'))
+        write_config(tmp_path, bin_dir)
         exe = Path(sys.executable).with_name("librarian")
         out = subprocess.run([str(exe), "run", "--config", str(tmp_path / "librarian.toml")],
                              capture_output=True, text=True, check=False)
@@ -136,9 +141,8 @@ class TestWatchdogRules:
 
 class TestDoctor:
     def test_problems_come_with_fixes(self, tmp_path: Path) -> None:
-        (tmp_path / "librarian.toml").write_text(
-            config_text().replace('data_dir = "data"', f'data_dir = "data"\nslurm_bin = "{tmp_path / "nope"}"')
-            + f'[[deploy]]\nkind = "pages"\nremote = "{tmp_path / "missing.git"}"\n')
+        write_config(tmp_path, tmp_path / "nope",
+                     f'[[deploy]]\nkind = "pages"\nremote = "{tmp_path / "missing.git"}"\n')
         exe = Path(sys.executable).with_name("librarian")
         out = subprocess.run([str(exe), "doctor", "--config", str(tmp_path / "librarian.toml")],
                              capture_output=True, text=True, check=False)
