@@ -88,6 +88,9 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[..., int]]]:
     c.add_argument("--now", metavar="TIME",
                    help="collection time, ISO 8601 or epoch seconds (default: the clock)")
     c.add_argument("--no-plots", action="store_true", help="skip the PNG/PDF charts")
+    c.add_argument("--full", action="store_true",
+                   help="re-query the whole window (in day-sized queries) instead of only "
+                        "what changed since the last cycle")
 
     d = sub.add_parser("demo", parents=[common],
                        help="generate a synthetic month of sacct history and collect it",
@@ -139,7 +142,7 @@ def _cmd_collect(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     try:
         report = collect(config, now, qos_names=args.qos, sacct_file=args.sacct_file,
-                         plots=not args.no_plots)
+                         plots=not args.no_plots, full=args.full)
     except LockBusy as err:
         log.error("%s", err)
         return EXIT_LOCKED
@@ -149,6 +152,11 @@ def _cmd_collect(args: argparse.Namespace) -> int:
     except OSError as err:
         log.error("cannot write in %s: %s", config.site.data_dir, err)
         return EXIT_FAILED
+    if report.sync is not None:
+        s = report.sync
+        mode = f"full backfill ({s.reason})" if s.full else "incremental"
+        print(f"sacct: {mode}, {s.queries} quer{'y' if s.queries == 1 else 'ies'}, "
+              f"{s.rows} rows in {s.sacct_seconds:.2f} s; job store: {s.records} records")
     for o in report.outcomes:
         print(f"{o.qos}: {o.users} users, {o.jobs_counted} jobs -> {o.snapshot}")
     return EXIT_OK

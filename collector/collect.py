@@ -1,24 +1,45 @@
-"""The collection cycle: sacct (or a saved file) -> parse -> bin -> snapshots and plots.
+"""The collection cycle: sacct (or a saved file) -> job store -> bins -> snapshots.
 
-This is the I/O shell around the pure modules. Nothing is written until the
-input has been read and parsed in full, so a failed sacct, a time-out or
-unreadable output leaves every previous snapshot exactly as it was.
+This is the I/O shell around the pure modules. A live cycle brings the job
+store (collector/store.py) up to date: a full backfill in day-sized queries
+the first time (or after a gap, a configuration change, a damaged store or
+--full), else one query for the jobs active since the last cycle less a
+safety overlap, plus a query by id for jobs that were open at the last cycle
+and fell outside it. Then it bins every QoS from the store.
+
+Nothing is written until every query has been answered and parsed, so a
+failed sacct, a time-out or unreadable output leaves the store and every
+previous snapshot exactly as they were. The store is written before the
+snapshots, so the snapshots never run ahead of it.
 """
 
 from __future__ import annotations
 
 import logging
 import subprocess
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from collector import __version__
 from collector.binning import Usage, Window, bin_usage, make_window
-from collector.config import Config, QosConfig
+from collector.config import Config, Limits, Panel, QosConfig
+from collector.limits import (
+    LimitsError,
+    effective_limits,
+    last_known,
+    limit_steps,
+    read_history,
+    read_slurm_limits,
+    record_limits,
+    write_history,
+)
 from collector.lock import DataLock
 from collector.palette import assign_colors
-from collector.parse import ParseResult, SacctFormatError, parse_sacct
+from collector.parse import JobTable, ParseResult, SacctFormatError, parse_sacct
 from collector.sacct import (
     SACCT_TIME_ZONE,
     Runner,
@@ -28,8 +49,30 @@ from collector.sacct import (
     sacct_executable,
 )
 from collector.snapshot import Snapshot, snapshot_path, thresholds_for, write_snapshot
+from collector.status import read_status, record_sync, write_status
+from collector.store import (
+    DAY,
+    Store,
+    StoreCorrupt,
+    StoreState,
+    SyncReport,
+    concat,
+    dedupe_last,
+    fingerprint,
+    load_store,
+    merge,
+    open_job_ids,
+    plan_sync,
+    prune,
+    save_store,
+    set_aside,
+    store_folder,
+)
 
 log = logging.getLogger("librarian.collect")
+
+# Open jobs asked for by id go in batches of this many ids per sacct call.
+IDS_PER_QUERY = 500
 
 
 class CollectError(Exception):
@@ -50,75 +93,233 @@ class CollectReport:
     window: Window
     parse: ParseResult
     outcomes: tuple[QosOutcome, ...] = field(default_factory=tuple)
+    sync: SyncReport | None = None
+    limits_warning: str = ""
 
 
-def _read_input(config: Config, qos: Sequence[QosConfig], window: Window,
-                sacct_file: Path | None, runner: Runner,
-                environ: Mapping[str, str] | None) -> tuple[ParseResult, str]:
-    if sacct_file is not None:
-        try:
-            data = sacct_file.read_bytes()
-        except OSError as err:
-            raise CollectError(f"cannot read {sacct_file}: {err.strerror}") from err
-        try:
-            return parse_sacct(data, config.site.timezone), f"file:{sacct_file}"
-        except SacctFormatError as err:
-            raise CollectError(f"{sacct_file}: {err}") from err
-    args = build_sacct_args(sacct_executable(config.site.slurm_bin), [q.name for q in qos],
-                            window.start, window.now)
-    log.debug("running %s", " ".join(args))
+def _read_file(config: Config, sacct_file: Path) -> ParseResult:
     try:
-        data = run_sacct(args, config.collect.sacct_timeout_seconds, runner=runner,
-                         environ=environ)
-    except SacctError as err:
-        raise CollectError(str(err)) from err
+        data = sacct_file.read_bytes()
+    except OSError as err:
+        raise CollectError(f"cannot read {sacct_file}: {err.strerror}") from err
     try:
-        return parse_sacct(data, SACCT_TIME_ZONE), "sacct"
+        return parse_sacct(data, config.site.timezone)
     except SacctFormatError as err:
-        raise CollectError(f"unreadable sacct output: {err}; command: {' '.join(args)}") from err
+        raise CollectError(f"{sacct_file}: {err}") from err
+
+
+def combine(results: Sequence[ParseResult]) -> ParseResult:
+    """The line counts of several queries' parses (the jobs are merged elsewhere)."""
+    reasons: dict[str, int] = {}
+    for r in results:
+        for k, v in r.bad_reasons.items():
+            reasons[k] = reasons.get(k, 0) + v
+    numbers = next((r.bad_line_numbers for r in results if r.bad_line_numbers), ())
+    return ParseResult(jobs=JobTable.empty(), data_lines=sum(r.data_lines for r in results),
+                       step_lines=sum(r.step_lines for r in results),
+                       bad_lines=sum(r.bad_lines for r in results),
+                       bad_line_numbers=numbers, bad_reasons=reasons)
+
+
+class _Asker:
+    """Runs sacct queries and keeps count of what was asked of slurmdbd."""
+
+    def __init__(self, config: Config, qos: Sequence[str], runner: Runner,
+                 environ: Mapping[str, str] | None) -> None:
+        self.config, self.qos, self.runner, self.environ = config, list(qos), runner, environ
+        self.queries = 0
+        self.rows = 0
+        self.seconds = 0.0
+        self.parses: list[ParseResult] = []
+
+    def ask(self, cluster: str, start: int, end: int, job_ids: Sequence[int] = ()) -> JobTable:
+        args = build_sacct_args(sacct_executable(self.config.site.slurm_bin), self.qos,
+                                start, end, cluster=cluster, job_ids=job_ids)
+        log.debug("running %s", " ".join(args))
+        t = time.perf_counter()
+        try:
+            data = run_sacct(args, self.config.collect.sacct_timeout_seconds,
+                             runner=self.runner, environ=self.environ)
+        except SacctError as err:
+            raise CollectError(str(err)) from err
+        finally:
+            self.seconds += time.perf_counter() - t
+            self.queries += 1
+        try:
+            parsed = parse_sacct(data, SACCT_TIME_ZONE)
+        except SacctFormatError as err:
+            raise CollectError(f"unreadable sacct output: {err}; command: {' '.join(args)}") from err
+        if parsed.bad_lines:
+            log.warning("sacct %s..%s%s: %s", start, end, f" -M {cluster}" if cluster else "",
+                        parsed.bad_summary())
+        self.rows += parsed.data_lines
+        self.parses.append(parsed)
+        return parsed.jobs
+
+
+def _load(folder: Path) -> tuple[Store | None, str, str]:
+    """(store, why it was damaged, where it was set aside)."""
+    try:
+        return load_store(folder), "", ""
+    except StoreCorrupt as err:
+        aside = set_aside(folder)
+        log.error("job store damaged (%s): set aside as %s; rebuilding it from a full query",
+                  err, aside)
+        return None, str(err), str(aside)
+
+
+def sync_store(config: Config, window: Window, runner: Runner = subprocess.run,
+               environ: Mapping[str, str] | None = None, full: bool = False
+               ) -> tuple[Store, SyncReport, ParseResult]:
+    """Bring the job store up to `window.now` and write it; raise CollectError
+    (nothing written) if any query fails."""
+    folder = store_folder(config.site.data_dir)
+    c = config.collect
+    keep_from = window.start - (c.history_days - c.window_days) * DAY
+    fp = fingerprint(config.site.clusters, [q.name for q in config.qos], c.history_days)
+    store, damaged, aside = _load(folder)
+    plan = plan_sync(store.state if store else None, fp, window.now, keep_from,
+                     c.overlap_minutes * 60, c.chunk_hours * 3600,
+                     force_full=full or not c.incremental, damaged=damaged)
+    log.info("job store: %s, %d quer%s from %s", "full backfill (" + plan.reason + ")"
+             if plan.full else "incremental", len(plan.spans),
+             "y" if len(plan.spans) == 1 else "ies", plan.start)
+    asker = _Asker(config, [q.name for q in config.qos], runner, environ)
+    jobs: dict[str, JobTable] = {}
+    requeried = 0
+    for cluster in config.clusters:
+        base = JobTable.empty() if plan.full or store is None else \
+            store.jobs.get(cluster, JobTable.empty())
+        new = dedupe_last(concat([asker.ask(cluster, s, e) for s, e in plan.spans]))
+        # Jobs open at the last cycle that the time query did not return: ask by id.
+        missing = np.setdiff1d(open_job_ids(base), new.job_id)
+        requeried += len(missing)
+        extra = [asker.ask(cluster, keep_from, window.now, missing[i:i + IDS_PER_QUERY])
+                 for i in range(0, len(missing), IDS_PER_QUERY)]
+        jobs[cluster] = prune(merge(merge(base, concat(extra)), new), keep_from)
+    state = StoreState(fingerprint=fp, synced_to=window.now,
+                       full_at=window.now if plan.full or store is None else store.state.full_at)
+    synced = Store(jobs=jobs, state=state)
+    try:
+        save_store(folder, synced)
+    except OSError as err:
+        raise CollectError(f"cannot write the job store in {folder}: {err.strerror or err}") from err
+    report = SyncReport(full=plan.full, reason=plan.reason, queries=asker.queries,
+                        rows=asker.rows, sacct_seconds=round(asker.seconds, 3),
+                        records=len(synced), requeried_open=requeried, set_aside=aside,
+                        spans=plan.spans)
+    return synced, report, combine(asker.parses)
+
+
+@dataclass(frozen=True)
+class LimitsReport:
+    limits: dict[str, Limits]
+    steps: dict[str, dict[str, tuple[tuple[int, float | None], ...]]]
+    warning: str = ""
+
+
+def configured_limits(config: Config) -> LimitsReport:
+    """The configuration's numbers only (collecting from a saved file: no Slurm to ask)."""
+    return LimitsReport(limits={q.name: q.limits for q in config.qos}, steps={})
+
+
+def _needs_slurm(q: QosConfig) -> bool:
+    return q.auto_limits and None in (q.limits.cpus, q.limits.gpus, q.limits.memory_gb)
+
+
+def current_limits(config: Config, window: Window, runner: Runner = subprocess.run,
+                   environ: Mapping[str, str] | None = None) -> LimitsReport:
+    """Limits from sacctmgr (where auto) and the configuration, recorded with
+    their dates in limits.json; a failing sacctmgr keeps the last known ones."""
+    data_dir = config.site.data_dir
+    slurm: dict[str, Limits] | None = None
+    warning = ""
+    if any(_needs_slurm(q) for q in config.qos):
+        try:
+            slurm = read_slurm_limits(config.site.slurm_bin,
+                                      config.collect.sacct_timeout_seconds, runner, environ)
+        except LimitsError as err:
+            warning = f"QoS limits not read from Slurm, last known kept: {err}"
+            log.warning("%s", warning)
+    history = read_history(data_dir)
+    before = history
+    keep_from = window.start - (config.collect.history_days - config.collect.window_days) * DAY
+    limits = {}
+    for q in config.qos:
+        if slurm is not None and _needs_slurm(q) and q.name not in slurm:
+            log.warning("sacctmgr lists no QoS %r: its limits come from the configuration only",
+                        q.name)
+        if slurm is None and _needs_slurm(q):
+            limits[q.name] = effective_limits(q, last_known(history, q.name))
+        else:
+            limits[q.name] = effective_limits(q, (slurm or {}).get(q.name))
+        history = record_limits(history, q.name, limits[q.name], window.now, keep_from)
+    if history != before:
+        write_history(data_dir, history)
+    steps = {q.name: limit_steps(history.get(q.name, []), window) for q in config.qos}
+    return LimitsReport(limits=limits, steps=steps, warning=warning)
 
 
 def collect(config: Config, now: float, qos_names: Sequence[str] | None = None,
             sacct_file: Path | None = None, plots: bool = True,
             runner: Runner = subprocess.run,
-            environ: Mapping[str, str] | None = None) -> CollectReport:
-    """Collect every requested QoS at time `now` (epoch seconds) and write its files."""
-    qos = config.qos_named(list(qos_names) if qos_names else None)
+            environ: Mapping[str, str] | None = None, full: bool = False) -> CollectReport:
+    """Collect every requested QoS at time `now` (epoch seconds) and write its files.
+
+    Live collection keeps the job store of every configured QoS up to date
+    (one sacct query covers them all), whichever QoS are written."""
+    selected = {q.name for q in config.qos_named(list(qos_names) if qos_names else None)}
     window = make_window(now, config.collect.bin_seconds, config.collect.n_bins)
     data_dir = config.site.data_dir
+    sync = None
     with DataLock(data_dir):
-        parsed, source = _read_input(config, qos, window, sacct_file, runner, environ)
-        if parsed.bad_lines:
-            log.warning("%s: %s", source.removeprefix("file:"), parsed.bad_summary())
-        usages = {q.name: bin_usage(parsed.jobs.for_qos(q.name), window) for q in qos}
+        if sacct_file is not None:
+            parsed = _read_file(config, sacct_file)
+            if parsed.bad_lines:
+                log.warning("%s: %s", sacct_file, parsed.bad_summary())
+            jobs = {cluster: parsed.jobs for cluster in config.clusters}
+            source = f"file:{sacct_file}"
+            limits = configured_limits(config)
+        else:
+            store, sync, parsed = sync_store(config, window, runner, environ, full)
+            jobs, source = store.jobs, "sacct"
+            limits = current_limits(config, window, runner, environ)
+        panels = [p for p in config.panels if p.qos in selected]
+        usages = {p: bin_usage(jobs.get(p.cluster, JobTable.empty()).for_qos(p.qos), window)
+                  for p in panels}
         # One colour per user across this run's QoS, so the charts of all QoS agree.
         colors = assign_colors(u for usage in usages.values() for u in usage.users)
-        outcomes = [_write_qos(config, q, usages[q.name], parsed, source, plots, colors)
-                    for q in qos]
-    return CollectReport(window=window, parse=parsed, outcomes=tuple(outcomes))
+        outcomes = [_write_panel(config, p, usages[p], parsed, source, plots, colors, limits)
+                    for p in panels]
+        if sync is not None:
+            write_status(data_dir, record_sync(read_status(data_dir), window.now, sync))
+    return CollectReport(window=window, parse=parsed, outcomes=tuple(outcomes), sync=sync,
+                         limits_warning=limits.warning)
 
 
-def _write_qos(config: Config, q: QosConfig, usage: Usage, parsed: ParseResult,
-               source: str, plots: bool, colors: dict[str, str]) -> QosOutcome:
+def _write_panel(config: Config, panel: Panel, usage: Usage, parsed: ParseResult,
+                 source: str, plots: bool, colors: dict[str, str],
+                 limits: LimitsReport) -> QosOutcome:
     window = usage.window
+    lim = limits.limits[panel.qos]
     snap = Snapshot(
-        qos=q.name, site=config.site.name, timezone=config.site.timezone,
+        qos=panel.qos, site=config.site.name, timezone=config.site.timezone,
         now=window.now, bin_seconds=window.bin_seconds, window_start=window.start,
         n_bins=window.n_bins, users=usage.users, series=usage.series, current=usage.current,
-        thresholds=thresholds_for(q.limits.cpus, q.limits.gpus, q.limits.memory_gb),
+        thresholds=thresholds_for(lim.cpus, lim.gpus, lim.memory_gb),
         jobs_counted=usage.jobs_counted, skipped_lines=parsed.bad_lines,
         skipped_line_numbers=parsed.bad_line_numbers, source=source,
-        generator=f"librarian {__version__}",
+        generator=f"librarian {__version__}", cluster=panel.cluster,
+        threshold_steps=limits.steps.get(panel.qos, {}),
     )
-    path = snapshot_path(config.site.data_dir, q.name)
+    path = snapshot_path(config.site.data_dir, panel.qos, panel.file_cluster)
     write_snapshot(path, snap)
     written: tuple[Path, ...] = ()
     if plots:
         from collector.plots import write_plots  # matplotlib is slow to import
 
-        written = tuple(write_plots(snap, config.site.data_dir, colors))
-    log.info("%s: %d users, %d jobs counted -> %s", q.name, len(usage.users),
+        written = tuple(write_plots(snap, config.site.data_dir, colors, panel.file_cluster))
+    log.info("%s: %d users, %d jobs counted -> %s", panel.label, len(usage.users),
              usage.jobs_counted, path)
-    return QosOutcome(qos=q.name, snapshot=path, users=len(usage.users),
+    return QosOutcome(qos=panel.label, snapshot=path, users=len(usage.users),
                       jobs_counted=usage.jobs_counted, plots=written)
-

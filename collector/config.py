@@ -40,10 +40,17 @@ class Limits:
     memory_gb: float | None = None
 
 
+LIMIT_MODES = ("auto", "none")
+
+
 @dataclass(frozen=True)
 class QosConfig:
+    """A QoS to collect. `limits` holds the numbers set in the configuration;
+    with `auto_limits` the others are read from Slurm (sacctmgr GrpTRES)."""
+
     name: str
     limits: Limits = field(default_factory=Limits)
+    auto_limits: bool = True
 
 
 @dataclass(frozen=True)
@@ -52,6 +59,7 @@ class SiteConfig:
     timezone: str = "UTC"
     data_dir: Path = Path("data")
     slurm_bin: Path | None = None
+    clusters: tuple[str, ...] = ()   # sacct -M; empty: the cluster of the local slurm.conf
 
     @property
     def tz(self) -> zoneinfo.ZoneInfo:
@@ -63,10 +71,18 @@ class CollectConfig:
     bin_seconds: int = 3600
     window_days: int = 30
     sacct_timeout_seconds: float = 300.0
+    incremental: bool = True          # false: every cycle re-queries the whole window
+    overlap_minutes: int = 60         # an incremental query reaches this far before the last cycle
+    keep_days: int = 0                # history kept in the job store; 0: the window
+    chunk_hours: int = 24             # a backfill asks sacct for at most this much at once
 
     @property
     def n_bins(self) -> int:
         return self.window_days * 86400 // self.bin_seconds
+
+    @property
+    def history_days(self) -> int:
+        return max(self.keep_days, self.window_days)
 
 
 CACHE_KINDS = ("simple", "filesystem", "redis")
@@ -110,6 +126,29 @@ class DeployTarget:
 
 
 @dataclass(frozen=True)
+class Panel:
+    """One tab of the dashboard: a QoS on a cluster, and its snapshot."""
+
+    qos: str
+    cluster: str = ""     # "" : the local cluster (no sacct -M)
+    several_clusters: bool = False
+
+    @property
+    def key(self) -> str:
+        """The name in URLs, tab ids and export files: the QoS, or qos@cluster."""
+        return f"{self.qos}@{self.cluster}" if self.several_clusters else self.qos
+
+    @property
+    def label(self) -> str:
+        return f"{self.qos} ({self.cluster})" if self.several_clusters else self.qos
+
+    @property
+    def file_cluster(self) -> str:
+        """The cluster part of the snapshot's file name ("" with one cluster)."""
+        return self.cluster if self.several_clusters else ""
+
+
+@dataclass(frozen=True)
 class Config:
     site: SiteConfig
     collect: CollectConfig
@@ -122,6 +161,17 @@ class Config:
     @property
     def export_dir(self) -> Path:
         return self.ops.export_dir or self.site.data_dir / "site"
+
+    @property
+    def clusters(self) -> tuple[str, ...]:
+        """The clusters to ask sacct about; ("",) is the local one."""
+        return self.site.clusters or ("",)
+
+    @property
+    def panels(self) -> tuple[Panel, ...]:
+        several = len(self.site.clusters) > 1
+        return tuple(Panel(q.name, cluster, several) for cluster in self.clusters
+                     for q in self.qos)
 
     def qos_named(self, names: list[str] | None) -> tuple[QosConfig, ...]:
         """The configured QoS with these names (all when None), in config order."""
@@ -191,6 +241,14 @@ def _unique(c: _Checker, names: list[str], table: str, problem: str) -> None:
         seen.add(name)
 
 
+def _unique_values(c: _Checker, values: list[str], key: str, problem: str) -> None:
+    seen: set[str] = set()
+    for i, value in enumerate(values):
+        if value in seen:
+            raise c.fail(f"{key}[{i}]", problem.format(value))
+        seen.add(value)
+
+
 def _kind(value: Any) -> str:
     return {
         bool: "a boolean", int: "an integer", float: "a number", str: "a string",
@@ -202,7 +260,7 @@ def _kind(value: Any) -> str:
 
 
 def _site(c: _Checker, raw: Mapping[str, Any], base_dir: Path) -> SiteConfig:
-    c.no_unknown(raw, "site", {"name", "timezone", "data_dir", "slurm_bin"})
+    c.no_unknown(raw, "site", {"name", "timezone", "data_dir", "slurm_bin", "clusters"})
     d = SiteConfig()
     name = c.string(raw.get("name", d.name), "site.name")
     tz = c.string(raw.get("timezone", d.timezone), "site.timezone")
@@ -220,11 +278,20 @@ def _site(c: _Checker, raw: Mapping[str, Any], base_dir: Path) -> SiteConfig:
     data_dir = data_dir if data_dir.is_absolute() else base_dir / data_dir
     slurm_bin_raw = c.string(raw.get("slurm_bin", ""), "site.slurm_bin")
     slurm_bin = Path(slurm_bin_raw) if slurm_bin_raw else None
-    return SiteConfig(name=name, timezone=tz, data_dir=data_dir, slurm_bin=slurm_bin)
+    clusters = raw.get("clusters", [])
+    if not isinstance(clusters, list) or not all(isinstance(x, str) for x in clusters):
+        raise c.fail("site.clusters", f"must be an array of cluster names, got {clusters!r}")
+    for i, cluster in enumerate(clusters):
+        if not cluster.strip() or any(ch in cluster for ch in ",/ \t"):
+            raise c.fail(f"site.clusters[{i}]", f"not a usable cluster name: {cluster!r}")
+    _unique_values(c, clusters, "site.clusters", "cluster {!r} is listed twice")
+    return SiteConfig(name=name, timezone=tz, data_dir=data_dir, slurm_bin=slurm_bin,
+                      clusters=tuple(clusters))
 
 
 def _collect(c: _Checker, raw: Mapping[str, Any]) -> CollectConfig:
-    c.no_unknown(raw, "collect", {"bin_seconds", "window_days", "sacct_timeout_seconds"})
+    c.no_unknown(raw, "collect", {"bin_seconds", "window_days", "sacct_timeout_seconds",
+                                  "incremental", "overlap_minutes", "keep_days", "chunk_hours"})
     d = CollectConfig()
     bin_seconds = int(c.number(raw.get("bin_seconds", d.bin_seconds), "collect.bin_seconds",
                                integer=True, strictly_positive=True))
@@ -235,8 +302,22 @@ def _collect(c: _Checker, raw: Mapping[str, Any]) -> CollectConfig:
     if 86400 % bin_seconds:
         raise c.fail("collect.bin_seconds",
                      f"must divide a day (86400 s) evenly, got {bin_seconds}")
+    incremental = raw.get("incremental", d.incremental)
+    if not isinstance(incremental, bool):
+        raise c.fail("collect.incremental", f"must be true or false, got {incremental!r}")
+    overlap = int(c.number(raw.get("overlap_minutes", d.overlap_minutes),
+                           "collect.overlap_minutes", integer=True))
+    keep_days = int(c.number(raw.get("keep_days", d.keep_days), "collect.keep_days",
+                             integer=True))
+    chunk = int(c.number(raw.get("chunk_hours", d.chunk_hours), "collect.chunk_hours",
+                         integer=True, strictly_positive=True))
+    if keep_days and keep_days < window_days:
+        raise c.fail("collect.keep_days",
+                     f"must be 0 (the window) or at least window_days ({window_days}), "
+                     f"got {keep_days}")
     return CollectConfig(bin_seconds=bin_seconds, window_days=window_days,
-                         sacct_timeout_seconds=timeout)
+                         sacct_timeout_seconds=timeout, incremental=incremental,
+                         overlap_minutes=overlap, keep_days=keep_days, chunk_hours=chunk)
 
 
 def _app(c: _Checker, raw: Mapping[str, Any], base_dir: Path) -> AppConfig:
@@ -326,13 +407,22 @@ def _qos_list(c: _Checker, raw: Any) -> tuple[QosConfig, ...]:
         name = c.string(t["name"], f"{key}.name").strip()
         if not name or any(ch in name for ch in ",/ \t"):
             raise c.fail(f"{key}.name", f"not a usable QoS name: {t['name']!r}")
-        limits_raw = c.table(t.get("limits", {}), f"{key}.limits")
+        limits_raw = t.get("limits", "auto")
+        auto = True
+        if isinstance(limits_raw, str):
+            if limits_raw not in LIMIT_MODES:
+                raise c.fail(f"{key}.limits",
+                             f"must be \"auto\" (read from sacctmgr), \"none\", or a table of "
+                             f"{', '.join(_LIMIT_KEYS)}; got {limits_raw!r}")
+            auto = limits_raw == "auto"
+            limits_raw = {}
+        limits_raw = c.table(limits_raw, f"{key}.limits")
         c.no_unknown(limits_raw, f"{key}.limits", set(_LIMIT_KEYS))
         limits = Limits(**{
             k: float(c.number(limits_raw[k], f"{key}.limits.{k}"))
             for k in _LIMIT_KEYS if k in limits_raw
         })
-        out.append(QosConfig(name=name, limits=limits))
+        out.append(QosConfig(name=name, limits=limits, auto_limits=auto))
     _unique(c, [q.name for q in out], "qos", "QoS {!r} is configured twice")
     return tuple(out)
 
@@ -386,8 +476,19 @@ def load_config(path: str | os.PathLike[str]) -> Config:
 
 
 __all__ = [
-    "EXAMPLE_PATH", "AppConfig", "CollectConfig", "Config", "ConfigError", "DeployTarget",
-    "Limits", "QosConfig",
-    "SiteConfig", "find_config_path", "load_config", "parse_config",
+    "EXAMPLE_PATH",
+    "LIMIT_MODES",
+    "AppConfig",
+    "CollectConfig",
+    "Config",
+    "ConfigError",
+    "DeployTarget",
+    "Limits",
+    "Panel",
+    "QosConfig",
+    "SiteConfig",
+    "find_config_path",
+    "load_config",
+    "parse_config",
 ]
 

@@ -52,26 +52,31 @@ def _figure(snap: Snapshot, obs: str, colors: Mapping[str, str] | None = None) -
         ax.text(0.5, 0.5, "No jobs in this window", transform=ax.transAxes,
                 ha="center", va="center", fontsize=14, color="0.4")
     limit = snap.thresholds.get(obs)
-    if limit:
-        ax.axhline(limit, color="#c0392b", linestyle="--", linewidth=1.4,
-                   label=f"QoS limit ({limit:g})")
+    steps = snap.limit_steps(obs)
+    if any(v for _, v in steps):
+        # The limit in effect over time: a step wherever it changed.
+        xs = [datetime.fromtimestamp(int(t), tz) for t, _ in steps] + [times[-1]]
+        ys_limit = [v if v else np.nan for _, v in steps]
+        ax.step(xs, [*ys_limit, ys_limit[-1]], where="post", color="#c0392b", linestyle="--",
+                linewidth=1.4, label=f"QoS limit ({limit:g})" if limit else "QoS limit")
     locator = mdates.AutoDateLocator(tz=tz)
     ax.xaxis.set_major_locator(locator)
     ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator, tz=tz))
     ax.set_xlim(times[0], times[-1])
     ax.set_ylim(bottom=0)
     ax.set_ylabel(NICE_NAMES[obs])
-    ax.set_title(f"{snap.site} · QoS {snap.qos} · {NICE_NAMES[obs]} "
+    where = f" ({snap.cluster})" if snap.cluster else ""
+    ax.set_title(f"{snap.site} · QoS {snap.qos}{where} · {NICE_NAMES[obs]} "
                  f"(updated {times[-1]:%Y-%m-%d %H:%M %Z})")
     ax.grid(alpha=0.3)
-    if n_users or limit:
+    if n_users or any(v for _, v in steps):
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), ncol=ncol, fontsize=8,
                   frameon=False, borderaxespad=0)
     return fig
 
 
-def write_plots(snap: Snapshot, data_dir: Path, colors: Mapping[str, str] | None = None
-                ) -> list[Path]:
+def write_plots(snap: Snapshot, data_dir: Path, colors: Mapping[str, str] | None = None,
+                file_cluster: str = "") -> list[Path]:
     """Write every observable's chart as PNG and PDF; return the paths. `colors`
     (from `assign_colors` over the site's users) keeps colours equal across QoS."""
     written: list[Path] = []
@@ -81,7 +86,8 @@ def write_plots(snap: Snapshot, data_dir: Path, colors: Mapping[str, str] | None
             for fmt in FORMATS:
                 buf = io.BytesIO()
                 fig.savefig(buf, format=fmt, dpi=110)
-                path = data_dir / f"{obs}_{snap.qos}.{fmt}"
+                name = f"{file_cluster}_{snap.qos}" if file_cluster else snap.qos
+                path = data_dir / f"{obs}_{name}.{fmt}"
                 write_atomic(path, lambda fh, b=buf: fh.write(b.getvalue()))
                 written.append(path)
         finally:

@@ -13,6 +13,10 @@ Why each flag (see sacct(1)):
                   running at any time in the window, which is what binning needs,
                   including carry-in jobs that started before the window.
   --qos           all requested QoS in one query; rows are split by the QOS column.
+  --clusters      (-M) the cluster asked, when the configuration names clusters;
+                  without it sacct answers for the cluster of the local slurm.conf.
+  --jobs          (-j) only for the incremental cycle's second question: the jobs
+                  that were open at the last cycle but fell outside the time query.
   --format        exactly the fields `parse` needs, in a fixed order (the parser
                   still reads the header, so the order is not relied on).
 Never -T/--truncate: it clips Start/End to the window and breaks elapsed times.
@@ -68,12 +72,19 @@ def sacct_executable(slurm_bin: Path | None) -> str:
     return str(slurm_bin / "sacct") if slurm_bin else "sacct"
 
 
-def build_sacct_args(sacct: str, qos_names: Sequence[str], start: int, end: int) -> list[str]:
-    """The argument list for one query of the jobs active in [start, end] (epoch s)."""
+def build_sacct_args(sacct: str, qos_names: Sequence[str], start: int, end: int,
+                     cluster: str = "", job_ids: Sequence[int] = ()) -> list[str]:
+    """The argument list for one query of the jobs active in [start, end] (epoch s),
+    on one cluster ("" = the local one), optionally only the given JobIDRaw."""
     if not qos_names:
         raise ValueError("build_sacct_args needs at least one QoS name")
     if end < start:
         raise ValueError(f"window end {end!r} is before its start {start!r}")
+    extra = []
+    if cluster:
+        extra.append(f"--clusters={cluster}")
+    if len(job_ids):
+        extra.append(f"--jobs={','.join(str(int(j)) for j in job_ids)}")
     return [
         sacct,
         "--allusers",
@@ -85,6 +96,7 @@ def build_sacct_args(sacct: str, qos_names: Sequence[str], start: int, end: int)
         f"--endtime={_utc_text(end)}",
         f"--qos={','.join(qos_names)}",
         f"--format={','.join(FIELDS)}",
+        *extra,
     ]
 
 

@@ -12,6 +12,7 @@ the same folder, then `os.replace`), so a reader never sees half a file.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import tempfile
@@ -53,6 +54,16 @@ class Snapshot:
     skipped_line_numbers: tuple[int, ...] = ()
     source: str = ""
     generator: str = ""
+    cluster: str = ""                 # "" : the cluster of the local slurm.conf
+    # observable -> ((from, limit), ...): the limit's steps over the window,
+    # the first at window_start. Empty: `thresholds` held all along.
+    threshold_steps: dict[str, tuple[tuple[int, float | None], ...]] = \
+        dataclasses.field(default_factory=dict)
+
+    def limit_steps(self, obs: str) -> tuple[tuple[int, float | None], ...]:
+        """The limit's steps for one observable (one step when it never changed)."""
+        steps = self.threshold_steps.get(obs)
+        return steps if steps else ((self.window_start, self.thresholds.get(obs)),)
 
     def bin_starts(self) -> np.ndarray:
         return self.window_start + self.bin_seconds * np.arange(self.n_bins, dtype=np.int64)
@@ -102,6 +113,7 @@ def to_dict(snap: Snapshot) -> dict[str, Any]:
             "skipped_line_numbers": list(snap.skipped_line_numbers),
             "source": snap.source,
             "generator": snap.generator,
+            "cluster": snap.cluster,
         },
         "time_idxs": [_iso(t, tz) for t in snap.bin_starts()],
         "users": list(snap.users),
@@ -114,8 +126,29 @@ def to_dict(snap: Snapshot) -> dict[str, Any]:
             for i, u in enumerate(snap.users)
         },
         "thresholds": dict(snap.thresholds),
+        "threshold_steps": {
+            obs: [{"from": _iso(t, tz), "value": v} for t, v in steps]
+            for obs, steps in snap.threshold_steps.items()
+        },
         "nice_names": dict(NICE_NAMES),
     }
+
+
+def _steps(d: Mapping[str, Any]) -> dict[str, tuple[tuple[int, float | None], ...]]:
+    raw = d.get("threshold_steps", {})
+    if not isinstance(raw, dict):
+        raise SnapshotError("threshold_steps must be an object")
+    out = {}
+    for obs, steps in raw.items():
+        if not isinstance(steps, list) or not all(isinstance(s, dict) for s in steps):
+            raise SnapshotError(f"threshold_steps.{obs} must be a list of {{from, value}}")
+        try:
+            out[obs] = tuple((_epoch(s.get("from"), f"threshold_steps.{obs}.from"),
+                              None if s.get("value") is None else float(s["value"]))
+                             for s in steps)
+        except (TypeError, ValueError) as err:
+            raise SnapshotError(f"threshold_steps.{obs}: {err}") from None
+    return out
 
 
 def _need(d: Mapping[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:
@@ -181,11 +214,14 @@ def from_dict(d: Any) -> Snapshot:
         skipped_line_numbers=tuple(int(x) for x in meta.get("skipped_line_numbers", [])),
         source=str(meta.get("source", "")),
         generator=str(meta.get("generator", "")),
+        cluster=str(meta.get("cluster", "")),
+        threshold_steps=_steps(d),
     )
 
 
-def snapshot_path(data_dir: Path, qos: str) -> Path:
-    return data_dir / f"data_{qos}.json"
+def snapshot_path(data_dir: Path, qos: str, cluster: str = "") -> Path:
+    """data_<qos>.json (the seed's name); data_<cluster>_<qos>.json when clusters are named."""
+    return data_dir / (f"data_{cluster}_{qos}.json" if cluster else f"data_{qos}.json")
 
 
 def write_atomic(path: Path, write: Callable[[IO[bytes]], None], mode: int = 0o644) -> None:

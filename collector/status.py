@@ -46,6 +46,30 @@ def record_step(status: dict[str, Any], step: str, ok: bool, started: float, dur
     return {**status, "steps": steps, "updated": round(time.time(), 3)}
 
 
+# Cycles kept in the status file: a week of 10-minute cycles.
+SYNC_HISTORY = 1008
+
+
+def record_sync(status: dict[str, Any], now: int, sync: Any) -> dict[str, Any]:
+    """The status with one collection cycle's sacct work appended (pure).
+    `status["sacct"]["cycles"]` is the recent history; `rows_per_day` sums it."""
+    entry = {"at": int(now), "mode": "full" if sync.full else "incremental",
+             "reason": sync.reason, "queries": sync.queries, "rows": sync.rows,
+             "sacct_seconds": sync.sacct_seconds, "records": sync.records,
+             "requeried_open": sync.requeried_open}
+    if sync.set_aside:
+        entry["set_aside"] = sync.set_aside
+    old = status.get("sacct", {}) if isinstance(status.get("sacct"), dict) else {}
+    cycles = [c for c in old.get("cycles", []) if isinstance(c, dict)][-(SYNC_HISTORY - 1):]
+    cycles.append(entry)
+    day = [c for c in cycles if c.get("at", 0) > now - 86400]
+    summary = {"last": entry, "cycles": cycles,
+               "last_24h": {"cycles": len(day), "rows": sum(c.get("rows", 0) for c in day),
+                            "queries": sum(c.get("queries", 0) for c in day),
+                            "sacct_seconds": round(sum(c.get("sacct_seconds", 0) for c in day), 3)}}
+    return {**status, "sacct": summary, "updated": round(time.time(), 3)}
+
+
 def write_status(data_dir: Path, status: dict[str, Any]) -> None:
     body = json.dumps(status, indent=1, sort_keys=True).encode()
     write_atomic(status_path(data_dir), lambda fh: fh.write(body))

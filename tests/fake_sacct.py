@@ -1,7 +1,8 @@
 """Fake `sacct` executables for the CLI tests: a script on PATH, the only mock.
 
 Each writes its arguments and the TZ / SLURM_TIME_FORMAT it was given to
-`<dir>/sacct.args`, then behaves as told: print a file, fail, or hang.
+`<dir>/sacct.args` (and appends them to `<dir>/sacct.calls`, one call per
+paragraph), then behaves as told: print a file, fail, or hang.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ def install(folder: Path, *, prints: Path | None = None, exit_code: int = 0,
     lines = [
         "#!/bin/sh",
         f'printf "%s\\n" "$@" > {shlex.quote(str(folder / "sacct.args"))}',
+        f'{{ printf "%s\\n" "$@"; echo; }} >> {shlex.quote(str(folder / "sacct.calls"))}',
         f'echo "TZ=$TZ SLURM_TIME_FORMAT=$SLURM_TIME_FORMAT" > {shlex.quote(str(folder / "sacct.env"))}',
     ]
     if sleep:
@@ -33,7 +35,16 @@ def install(folder: Path, *, prints: Path | None = None, exit_code: int = 0,
 
 
 def recorded_args(folder: Path) -> list[str]:
+    """The last call's arguments."""
     return (folder / "sacct.args").read_text().splitlines()
+
+
+def recorded_calls(folder: Path) -> list[list[str]]:
+    """Every call's arguments, in order."""
+    path = folder / "sacct.calls"
+    if not path.exists():
+        return []
+    return [p.splitlines() for p in path.read_text().split("\n\n") if p.strip()]
 
 
 def path_with(folder: Path) -> str:

@@ -1,0 +1,167 @@
+"""QoS limits: read from Slurm (sacctmgr GrpTRES), overridden by the
+configuration, and remembered with their dates so a chart's limit line steps
+where the limit changed.
+
+`data_dir/limits.json` holds, per QoS, the limits in effect from each time on:
+    {"version": 1, "qos": {"avery": [{"since": 1795..., "cpus": 430, "gpus": 39,
+                                      "memory_gb": 3359}, ...]}}
+A new entry is added only when the effective limits change. Before the first
+entry nothing is known, and the first known value is taken to hold back to
+the start of the window (the collector cannot see limits it was not there for).
+
+Parsing and the history are pure; `run_sacctmgr` and the file I/O are the shell.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from collector.binning import Window
+from collector.config import Limits, QosConfig
+from collector.sacct import Runner, SacctError, run_sacct
+from collector.slurm_formats import parse_size_mib, parse_tres, tres_gpus
+
+LIMITS_NAME = "limits.json"
+_KEYS = ("cpus", "gpus", "memory_gb")
+_OBS = {"cpus": "NCPUS", "gpus": "NGPUS", "memory_gb": "MEMORY"}
+
+
+class LimitsError(Exception):
+    """sacctmgr could not be run or printed something unreadable."""
+
+
+# --- pure ---------------------------------------------------------------------
+
+
+def grp_tres_limits(text: str) -> Limits:
+    """GrpTRES ('cpu=430,gres/gpu=39,mem=3359G') as Limits; absent keys are None.
+    sacctmgr prints memory with a unit (M when none): stored as GiB."""
+    tres = parse_tres(text)
+    cpus = float(tres["cpu"]) if "cpu" in tres else None
+    gpus = tres_gpus(text)
+    mem = parse_size_mib(tres["mem"]) / 1024.0 if "mem" in tres else None
+    return Limits(cpus=cpus, gpus=gpus, memory_gb=mem)
+
+
+def parse_sacctmgr_qos(text: str) -> dict[str, Limits]:
+    """`sacctmgr --parsable2 show qos format=Name,GrpTRES` -> QoS name -> Limits.
+    The header names the columns; '#' lines are comments."""
+    lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    if not lines:
+        raise LimitsError("sacctmgr printed nothing, not even its header line")
+    header = lines[0].split("|")
+    if "Name" not in header or "GrpTRES" not in header:
+        raise LimitsError(f"sacctmgr's header lacks Name or GrpTRES: {lines[0][:200]!r}")
+    name_i, tres_i = header.index("Name"), header.index("GrpTRES")
+    out: dict[str, Limits] = {}
+    for number, line in enumerate(lines[1:], start=2):
+        fields = line.split("|")
+        if len(fields) != len(header):
+            raise LimitsError(f"sacctmgr line {number} has {len(fields)} fields, "
+                              f"expected {len(header)}: {line[:200]!r}")
+        try:
+            out[fields[name_i]] = grp_tres_limits(fields[tres_i])
+        except ValueError as err:
+            raise LimitsError(f"sacctmgr line {number} (QoS {fields[name_i]!r}): {err}") from None
+    return out
+
+
+def effective_limits(q: QosConfig, from_slurm: Limits | None) -> Limits:
+    """Configured numbers first; with auto limits, Slurm's for the rest."""
+    base = from_slurm if (q.auto_limits and from_slurm is not None) else Limits()
+    return Limits(**{k: getattr(q.limits, k) if getattr(q.limits, k) is not None
+                     else getattr(base, k) for k in _KEYS})
+
+
+History = dict[str, list[dict[str, Any]]]
+
+
+def record_limits(history: History, qos: str, limits: Limits, now: int,
+                  keep_from: int) -> History:
+    """The history with `limits` in effect from `now` on (only if they changed),
+    entries superseded before `keep_from` dropped (pure)."""
+    entries = list(history.get(qos, []))
+    if entries and now < entries[-1]["since"]:
+        return history  # a collection "in the past" (a test, a replay) changes no history
+    values = asdict(limits)
+    if not entries or {k: entries[-1].get(k) for k in _KEYS} != values:
+        entries.append({"since": int(now), **values})
+    while len(entries) > 1 and entries[1]["since"] <= keep_from:
+        entries.pop(0)
+    return {**history, qos: entries}
+
+
+def limit_steps(entries: Sequence[Mapping[str, Any]], window: Window
+                ) -> dict[str, tuple[tuple[int, float | None], ...]]:
+    """Per observable, (from, value) steps covering the window: the first at
+    the window's start; a change inside the window starts a new step."""
+    if not entries:
+        return {}
+    steps: dict[str, list[tuple[int, float | None]]] = {o: [] for o in _OBS.values()}
+    for e in entries:
+        since = max(int(e["since"]), window.start)
+        if since > window.now:
+            break
+        for key, obs in _OBS.items():
+            value = e.get(key)
+            value = None if value is None else float(value)
+            run = steps[obs]
+            if run and run[-1][0] == since:
+                run[-1] = (since, value)       # a later entry at the same time wins
+            elif not run or run[-1][1] != value:
+                run.append((since, value))
+    return {o: tuple(run) for o, run in steps.items() if run}
+
+
+# --- I/O ----------------------------------------------------------------------
+
+
+def sacctmgr_args(slurm_bin: Path | None) -> list[str]:
+    exe = str(slurm_bin / "sacctmgr") if slurm_bin else "sacctmgr"
+    return [exe, "--parsable2", "show", "qos", "format=Name,GrpTRES"]
+
+
+def read_slurm_limits(slurm_bin: Path | None, timeout: float, runner: Runner = subprocess.run,
+                      environ: Mapping[str, str] | None = None) -> dict[str, Limits]:
+    args = sacctmgr_args(slurm_bin)
+    try:
+        out = run_sacct(args, timeout, runner=runner, environ=environ)
+    except SacctError as err:
+        raise LimitsError(str(err).replace("sacct ", "sacctmgr ", 1)) from err
+    return parse_sacctmgr_qos(out.decode("utf-8", "replace"))
+
+
+def limits_path(data_dir: Path) -> Path:
+    return data_dir / LIMITS_NAME
+
+
+def read_history(data_dir: Path) -> History:
+    """The history; empty when there is none or it cannot be read."""
+    try:
+        doc = json.loads(limits_path(data_dir).read_text())
+        qos = doc["qos"]
+        if isinstance(qos, dict) and all(isinstance(v, list) for v in qos.values()):
+            return {k: [e for e in v if isinstance(e, dict) and "since" in e]
+                    for k, v in qos.items()}
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return {}
+
+
+def write_history(data_dir: Path, history: History) -> None:
+    from collector.snapshot import write_atomic
+
+    body = json.dumps({"version": 1, "qos": history}, indent=1, sort_keys=True).encode()
+    write_atomic(limits_path(data_dir), lambda fh: fh.write(body))
+
+
+def last_known(history: History, qos: str) -> Limits | None:
+    entries = history.get(qos)
+    if not entries:
+        return None
+    return Limits(**{k: entries[-1].get(k) for k in _KEYS})
