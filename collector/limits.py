@@ -103,8 +103,11 @@ def limit_steps(entries: Sequence[Mapping[str, Any]], window: Window
     if not entries:
         return {}
     steps: dict[str, list[tuple[int, float | None]]] = {o: [] for o in _OBS.values()}
-    for e in entries:
-        since = max(int(e["since"]), window.start)
+    # The entry in effect at the window's start (or the first one known) opens it.
+    first = max([i for i, e in enumerate(entries) if int(e["since"]) <= window.start],
+                default=0)
+    for i, e in enumerate(entries[first:]):
+        since = window.start if i == 0 else max(int(e["since"]), window.start)
         if since > window.now:
             break
         for key, obs in _OBS.items():

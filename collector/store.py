@@ -221,39 +221,45 @@ def _dictionary(codes: np.ndarray, names: Sequence[str]) -> pa.DictionaryArray:
 
 
 def _to_arrow(jobs: dict[str, JobTable]) -> pa.Table:
-    batches = []
-    for cluster, t in jobs.items():
-        t = compact_names(t)
-        n = len(t)
-        arrays = [_dictionary(np.zeros(n, np.int64), [cluster]), pa.array(t.job_id),
-                  _dictionary(t.user, t.users), _dictionary(t.qos, t.qos_names),
-                  _dictionary(t.state, t.states),
-                  *(pa.array(getattr(t, c)) for c in _FLOAT_COLUMNS)]
-        batches.append(pa.RecordBatch.from_arrays(arrays, schema=_SCHEMA))
-    return pa.Table.from_batches(batches, schema=_SCHEMA)
+    """One record batch (an IPC file allows one dictionary per column)."""
+    clusters = list(jobs)
+    t = compact_names(concat(list(jobs.values())))
+    cluster_codes = np.repeat(np.arange(len(clusters)), [len(x) for x in jobs.values()])
+    if not len(jobs) or all(not len(x) for x in jobs.values()):
+        cluster_codes = np.zeros(0, np.int64)
+    arrays = [_dictionary(cluster_codes, clusters), pa.array(t.job_id),
+              _dictionary(t.user, t.users), _dictionary(t.qos, t.qos_names),
+              _dictionary(t.state, t.states),
+              *(pa.array(getattr(t, c)) for c in _FLOAT_COLUMNS)]
+    return pa.Table.from_batches([pa.RecordBatch.from_arrays(arrays, schema=_SCHEMA)])
 
 
-def _names_and_codes(batch_col: pa.Array) -> tuple[tuple[str, ...], np.ndarray]:
-    return tuple(batch_col.dictionary.to_pylist()), _numpy(batch_col.indices).astype(np.int64)
+def _names_and_codes(col: pa.Array) -> tuple[tuple[str, ...], np.ndarray]:
+    return tuple(col.dictionary.to_pylist()), _numpy(col.indices).astype(np.int64)
 
 
 def _from_arrow(table: pa.Table) -> dict[str, JobTable]:
-    parts: dict[str, list[JobTable]] = {}
-    for batch in table.to_batches():
-        if not batch.num_rows:
-            continue
-        clusters, codes = _names_and_codes(batch.column(0))
-        if len(set(codes.tolist())) != 1:
-            raise StoreCorrupt("a record batch mixes clusters")
-        columns = {}
-        names = {}
-        for col, attr in (("user", "users"), ("qos", "qos_names"), ("state", "states")):
-            names[attr], columns[col] = _names_and_codes(batch.column(col))
-        columns["job_id"] = _numpy(batch.column("job_id")).astype(np.int64)
-        for c in _FLOAT_COLUMNS:
-            columns[c] = _numpy(batch.column(c), fill=np.nan)
-        parts.setdefault(clusters[codes[0]], []).append(JobTable(**columns, **names))
-    return {cluster: concat(ts) for cluster, ts in parts.items()}
+    batch = table.combine_chunks().to_batches()
+    if not batch:
+        return {}
+    b = batch[0]
+    clusters, cluster_codes = _names_and_codes(b.column(0))
+    columns = {}
+    names = {}
+    for col, attr in (("user", "users"), ("qos", "qos_names"), ("state", "states")):
+        names[attr], columns[col] = _names_and_codes(b.column(col))
+    columns["job_id"] = _numpy(b.column("job_id")).astype(np.int64)
+    for c in _FLOAT_COLUMNS:
+        columns[c] = _numpy(b.column(c), fill=np.nan)
+    for codes, n in ((columns["user"], len(names["users"])),
+                     (columns["qos"], len(names["qos_names"])),
+                     (columns["state"], len(names["states"])), (cluster_codes, len(clusters))):
+        if len(codes) and (codes.min() < 0 or codes.max() >= n):
+            raise StoreCorrupt("a dictionary code points outside its dictionary")
+    everything = JobTable(**columns, **names)
+    if len(clusters) == 1:
+        return {clusters[0]: everything}
+    return {c: everything.take(cluster_codes == i) for i, c in enumerate(clusters)}
 
 
 def store_folder(data_dir: Path) -> Path:

@@ -1,0 +1,281 @@
+"""Incremental collection equals a full query: the proofs on synthetic histories.
+
+A model of slurmdbd (tests/slurmdb_sim.py) answers sacct as the clock moves;
+a long run of 10-minute incremental cycles must give, at the same `now`, the
+same snapshots as one full query — with jobs that start, end, get requeued,
+stay running across many cycles, end while pending, and whose ends reach the
+database late (within and beyond the overlap); with a missed day, a deleted
+store and a damaged one. test_slurm_lab.py does the same against real Slurm.
+"""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from collector.collect import CollectError, collect
+from collector.config import Config, load_config
+from collector.snapshot import read_snapshot, snapshot_path
+from collector.status import read_status
+from collector.store import JOBS_FILE, STATE_FILE, load_store, record_keys, store_folder
+from tests.slurmdb_sim import Record, SlurmDb, history
+
+T0 = 1_790_000_000 - 1_790_000_000 % 86400  # a UTC midnight
+DAY = 86400
+CYCLE = 600
+
+
+def write_config(folder: Path, *, window_days: int = 2, overlap_minutes: int = 60,
+                 incremental: bool = True, clusters: str = "", keep_days: int = 0) -> Config:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "librarian.toml").write_text(textwrap.dedent(f"""\
+        [site]
+        name = "Sim"
+        data_dir = "data"
+        {clusters}
+
+        [collect]
+        bin_seconds = 3600
+        window_days = {window_days}
+        overlap_minutes = {overlap_minutes}
+        incremental = {str(incremental).lower()}
+        keep_days = {keep_days}
+
+        [[qos]]
+        name = "avery"
+        limits = {{ cpus = 100, gpus = 8, memory_gb = 500 }}
+
+        [[qos]]
+        name = "avery-b"
+        limits = {{ cpus = 16, gpus = 4, memory_gb = 64 }}
+        """))
+    return load_config(folder / "librarian.toml")
+
+
+def run_cycles(config: Config, db: SlurmDb, start: int, end: int, step: int = CYCLE,
+               skip: tuple[int, int] | None = None) -> int:
+    """Incremental cycles every `step` s in [start, end]; none inside `skip`."""
+    n = 0
+    times = [*list(range(start, end, step)), end]
+    for now in times:
+        if skip and skip[0] <= now < skip[1]:
+            continue
+        db.clock = now
+        collect(config, now, plots=False, runner=db)
+        n += 1
+    return n
+
+
+def full_reference(tmp: Path, db: SlurmDb, now: int, **kw: object) -> Config:
+    config = write_config(tmp / "full", incremental=False, **kw)  # type: ignore[arg-type]
+    db.clock = now
+    collect(config, now, plots=False, runner=db)
+    return config
+
+
+def assert_same_snapshots(a: Config, b: Config) -> None:
+    for panel in a.panels:
+        x = read_snapshot(snapshot_path(a.site.data_dir, panel.qos, panel.file_cluster))
+        y = read_snapshot(snapshot_path(b.site.data_dir, panel.qos, panel.file_cluster))
+        assert x.now == y.now
+        assert x.window_start == y.window_start
+        assert x.users == y.users, panel
+        for obs in x.series:
+            np.testing.assert_allclose(x.series[obs], y.series[obs], atol=1e-3, err_msg=obs)
+            np.testing.assert_allclose(x.current[obs], y.current[obs], atol=1e-3, err_msg=obs)
+        assert x.jobs_counted == y.jobs_counted
+
+
+def store_keys(config: Config) -> dict[str, set[int]]:
+    store = load_store(store_folder(config.site.data_dir))
+    assert store is not None
+    return {c: set(record_keys(t).tolist()) for c, t in store.jobs.items()}
+
+
+@pytest.mark.parametrize(("seed", "step"), [(1, CYCLE), (2, 3 * CYCLE), (3, 5 * CYCLE)])
+def test_many_incremental_cycles_equal_one_full_query(tmp_path: Path, seed: int,
+                                                      step: int) -> None:
+    records = history(seed, T0, T0 + 4 * DAY, 400, max_lag=1800)
+    db = SlurmDb(records)
+    inc = write_config(tmp_path / "inc", window_days=2)
+    end = T0 + 4 * DAY + 7 * 3600 + 17
+    cycles = run_cycles(inc, db, T0 + DAY, end, step=step)
+    assert cycles > 90
+    full = full_reference(tmp_path, db, end)
+    assert_same_snapshots(inc, full)
+    assert store_keys(inc) == store_keys(full)
+    # The history really had what the test claims to cover.
+    assert any(r.state == "REQUEUED" for r in records)
+    assert any(r.end is None and r.start is not None for r in records)
+    assert any(r.start is not None and r.start < end - DAY and r.end is not None and r.end > end
+               for r in records)  # running across more than a day of cycles
+    assert any(r.lands > 0 for r in records)
+    # Only the first cycle was a backfill; the rest asked for little.
+    status = read_status(inc.site.data_dir)["sacct"]
+    modes = [c["mode"] for c in status["cycles"]]
+    assert modes[0] == "full"
+    assert set(modes[1:]) == {"incremental"}
+
+
+def test_incremental_asks_far_fewer_rows_than_full_requeries(tmp_path: Path) -> None:
+    records = history(4, T0, T0 + 3 * DAY, 600)
+    inc_db, full_db = SlurmDb(records), SlurmDb(records)
+    run_cycles(write_config(tmp_path / "inc"), inc_db, T0 + 2 * DAY, T0 + 3 * DAY)
+    run_cycles(write_config(tmp_path / "full", incremental=False), full_db,
+               T0 + 2 * DAY, T0 + 3 * DAY)
+    # The first (backfill) cycle is the same; the steady state is what differs.
+    assert inc_db.rows_printed * 3 < full_db.rows_printed, (inc_db.rows_printed,
+                                                             full_db.rows_printed)
+
+
+def test_an_end_landing_later_than_the_overlap_is_caught_by_asking_for_open_jobs(
+        tmp_path: Path) -> None:
+    # Job 7 ends at T0+1h but slurmdbd learns it 3 h later; the overlap is 30 min.
+    records = [Record(7, T0, "alice", "avery", start=T0 + 60, end=T0 + 3600, cpus=8,
+                      lands=3 * 3600),
+               Record(8, T0, "bob", "avery", start=T0 + 60, end=T0 + 1800, cpus=2)]
+    db = SlurmDb(records)
+    inc = write_config(tmp_path / "inc", overlap_minutes=30)
+    run_cycles(inc, db, T0 + 600, T0 + 6 * 3600)
+    cycles = read_status(inc.site.data_dir)["sacct"]["cycles"]
+    assert sum(c["requeried_open"] for c in cycles) >= 1
+    assert any("--jobs=7" in a for call in db.calls for a in call)
+    full = full_reference(tmp_path, db, T0 + 6 * 3600, overlap_minutes=30)
+    assert_same_snapshots(inc, full)
+    snap = read_snapshot(snapshot_path(inc.site.data_dir, "avery"))
+    alice = snap.users.index("alice")
+    assert snap.series["NCPUS"][alice].sum() * 3600 == pytest.approx(8 * (3600 - 60), abs=1)
+
+
+def test_a_missed_day_is_filled_in(tmp_path: Path) -> None:
+    records = history(5, T0, T0 + 4 * DAY, 300)
+    db = SlurmDb(records)
+    inc = write_config(tmp_path / "inc", window_days=3)
+    end = T0 + 4 * DAY
+    run_cycles(inc, db, T0 + DAY, end, step=1800, skip=(T0 + 2 * DAY, T0 + 3 * DAY + 3600))
+    cycles = read_status(inc.site.data_dir)["sacct"]["cycles"]
+    gap_cycle = next(c for c in cycles if c["at"] >= T0 + 3 * DAY + 3600)
+    assert gap_cycle["mode"] == "incremental"
+    assert gap_cycle["queries"] >= 2
+    assert_same_snapshots(inc, full_reference(tmp_path, db, end, window_days=3))
+
+
+def test_a_gap_longer_than_the_window_backfills(tmp_path: Path) -> None:
+    records = history(6, T0, T0 + 6 * DAY, 300)
+    db = SlurmDb(records)
+    inc = write_config(tmp_path / "inc", window_days=2)
+    run_cycles(inc, db, T0 + DAY, T0 + DAY + 3600)
+    db.clock = T0 + 5 * DAY
+    report = collect(inc, T0 + 5 * DAY, plots=False, runner=db)
+    assert report.sync is not None
+    assert report.sync.full
+    assert "beyond the window" in report.sync.reason
+    assert_same_snapshots(inc, full_reference(tmp_path, db, T0 + 5 * DAY))
+
+
+@pytest.mark.parametrize("damage", ["delete", "truncate", "flip", "garbage_state",
+                                    "missing_state"])
+def test_a_deleted_or_damaged_store_is_rebuilt(tmp_path: Path, damage: str) -> None:
+    records = history(7, T0, T0 + 3 * DAY, 300)
+    db = SlurmDb(records)
+    inc = write_config(tmp_path / "inc")
+    run_cycles(inc, db, T0 + DAY, T0 + 2 * DAY, step=3600)
+    folder = store_folder(inc.site.data_dir)
+    jobs, state = folder / JOBS_FILE, folder / STATE_FILE
+    if damage == "delete":
+        jobs.unlink()
+        state.unlink()
+    elif damage == "truncate":
+        jobs.write_bytes(jobs.read_bytes()[: jobs.stat().st_size // 2])
+    elif damage == "flip":
+        body = bytearray(jobs.read_bytes())
+        body[len(body) // 2] ^= 0xFF
+        jobs.write_bytes(bytes(body))
+    elif damage == "garbage_state":
+        state.write_text("{not json")
+    else:
+        state.unlink()
+    now = T0 + 2 * DAY + 1800
+    db.clock = now
+    report = collect(inc, now, plots=False, runner=db)
+    assert report.sync is not None
+    assert report.sync.full
+    if damage == "delete":
+        assert report.sync.reason.startswith("no store")
+    else:
+        assert report.sync.reason.startswith("the store was damaged")
+        aside = Path(report.sync.set_aside)
+        assert aside.is_dir()
+        assert aside.name.startswith("store.damaged-")
+    assert_same_snapshots(inc, full_reference(tmp_path, db, now))
+
+
+def test_a_failing_query_writes_nothing(tmp_path: Path) -> None:
+    records = history(8, T0, T0 + 2 * DAY, 200)
+    db = SlurmDb(records)
+    inc = write_config(tmp_path / "inc")
+    run_cycles(inc, db, T0 + DAY, T0 + DAY + 3600)
+    data = inc.site.data_dir
+    before = {p: p.read_bytes() for p in [*data.glob("data_*.json"),
+                                         *store_folder(data).iterdir()]}
+    db.fail, db.clock = True, T0 + DAY + 7200
+    with pytest.raises(CollectError, match="Connection refused"):
+        collect(inc, T0 + DAY + 7200, plots=False, runner=db)
+    assert {p: p.read_bytes() for p in before} == before
+    # The next good cycle catches up as if nothing had happened.
+    db.fail, db.clock = False, T0 + DAY + 9000
+    collect(inc, T0 + DAY + 9000, plots=False, runner=db)
+    assert_same_snapshots(inc, full_reference(tmp_path, db, T0 + DAY + 9000))
+
+
+def test_a_changed_configuration_backfills(tmp_path: Path) -> None:
+    records = history(9, T0, T0 + 3 * DAY, 200)
+    db = SlurmDb(records)
+    inc = write_config(tmp_path / "inc")
+    run_cycles(inc, db, T0 + DAY, T0 + DAY + 3600)
+    wider = write_config(tmp_path / "inc", keep_days=3)
+    db.clock = T0 + DAY + 7200
+    report = collect(wider, T0 + DAY + 7200, plots=False, runner=db)
+    assert report.sync is not None
+    assert report.sync.full
+    assert "configuration changed" in report.sync.reason
+
+
+def test_store_is_pruned_to_the_window_but_keeps_open_jobs(tmp_path: Path) -> None:
+    records = [Record(1, T0, "alice", "avery", start=T0, end=T0 + 3600),          # old, ended
+               Record(2, T0, "bob", "avery", start=T0 + 60, end=None),           # runs on
+               Record(3, T0, "carol", "avery", start=None, end=None, state="PENDING")]
+    db = SlurmDb(records)
+    inc = write_config(tmp_path / "inc", window_days=1)
+    run_cycles(inc, db, T0 + 7200, T0 + 7200)
+    assert {int(k) >> 33 for k in store_keys(inc)[""]} == {1, 2, 3}
+    run_cycles(inc, db, T0 + 3 * DAY, T0 + 3 * DAY)   # a backfill two days on
+    assert {int(k) >> 33 for k in store_keys(inc)[""]} == {2, 3}
+    run_cycles(inc, db, T0 + 3 * DAY + 600, T0 + 3 * DAY + 600)  # an incremental prune
+    assert {int(k) >> 33 for k in store_keys(inc)[""]} == {2, 3}
+
+
+def test_several_clusters_one_query_each_with_the_cluster_in_tab_and_file(
+        tmp_path: Path) -> None:
+    records = history(10, T0, T0 + 2 * DAY, 300, clusters=("hpg", "hpg-ai"))
+    db = SlurmDb(records)
+    clusters = 'clusters = ["hpg", "hpg-ai"]'
+    inc = write_config(tmp_path / "inc", clusters=clusters)
+    run_cycles(inc, db, T0 + DAY, T0 + 2 * DAY, step=1800)
+    assert [p.key for p in inc.panels] == ["avery@hpg", "avery-b@hpg", "avery@hpg-ai",
+                                           "avery-b@hpg-ai"]
+    assert next(p.label for p in inc.panels) == "avery (hpg)"
+    assert {a for call in db.calls for a in call if a.startswith("--clusters")} == \
+        {"--clusters=hpg", "--clusters=hpg-ai"}
+    assert all("--qos=avery,avery-b" in call for call in db.calls)
+    assert_same_snapshots(inc, full_reference(tmp_path, db, T0 + 2 * DAY, clusters=clusters))
+    doc = json.loads((inc.site.data_dir / "data_hpg-ai_avery.json").read_text())
+    assert doc["metadata"]["cluster"] == "hpg-ai"
+    ai = {r.user for r in records if r.cluster == "hpg-ai" and r.qos == "avery"
+          and r.start is not None and r.start < T0 + 2 * DAY
+          and (r.end is None or r.end > T0)}
+    assert set(doc["users"]) <= ai
