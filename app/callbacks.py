@@ -50,7 +50,7 @@ def _legend(users: tuple[str, ...], hidden: set[str], colors: dict[str, str]
 
 
 def register_callbacks(app: Dash, config: Config, store: SnapshotStore) -> None:
-    qos_names = tuple(q.name for q in config.qos)
+    qos_names = tuple(p.key for p in config.panels)
 
     @app.callback(
         Output(ids.URL, "search"), Output(ids.TABS, "active_tab"), Output(ids.RANGE, "value"),

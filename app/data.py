@@ -49,14 +49,15 @@ def cache_config(config: Config) -> dict[str, object]:
 class SnapshotStore:
     def __init__(self, config: Config, cache: Cache) -> None:
         self.data_dir = config.site.data_dir
-        self.qos_names = tuple(q.name for q in config.qos)
+        # Tabs by key: the QoS name, or qos@cluster when several clusters are collected.
+        self.panels = {p.key: p for p in config.panels}
+        self.qos_names = tuple(self.panels)
         self.cache = cache
         self._colors: tuple[tuple[str, ...], dict[str, str]] | None = None
 
     def path(self, qos: str) -> Path:
-        if qos not in self.qos_names:  # never build a path from an unknown name
-            raise KeyError(qos)
-        return snapshot_path(self.data_dir, qos)
+        panel = self.panels[qos]  # KeyError: never build a path from an unknown name
+        return snapshot_path(self.data_dir, panel.qos, panel.file_cluster)
 
     def version(self, qos: str) -> str:
         """Cheap: one stat. Changes when the collector replaces the file."""

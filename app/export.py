@@ -75,6 +75,7 @@ def qos_data(snap: Snapshot, colors: dict[str, str], wall_now: float, interval_m
         "window_end": local_text(snap.now, snap.timezone), "bin_seconds": snap.bin_seconds,
         "users": list(snap.users), "colors": {u: colors[u] for u in snap.users},
         "limits": {o: snap.thresholds.get(o) for o in OBSERVABLES}, "nice_names": NICE_NAMES,
+        "cluster": snap.cluster,
         "current": current_rows(snap), "views": views,
     }
 
@@ -98,20 +99,21 @@ def export_site(config: Config, out: Path, privacy: Privacy = Privacy(),
     wall_now = time.time() if wall_now is None else wall_now
     report = ExportReport(out=out)
     snaps: dict[str, Snapshot] = {}
-    for q in config.qos:
+    for p in config.panels:
         try:
-            snap = read_snapshot(snapshot_path(config.site.data_dir, q.name))
+            snap = read_snapshot(snapshot_path(config.site.data_dir, p.qos, p.file_cluster))
         except SnapshotError as err:
-            report.errors[q.name] = str(err).replace(str(config.site.data_dir) + os.sep, "")
+            report.errors[p.key] = str(err).replace(str(config.site.data_dir) + os.sep, "")
             continue
         if privacy.top_users:
             snap = top_users(snap, privacy.top_users)
         if privacy.key is not None:
             snap = anonymize(snap, privacy.key)
-        snaps[q.name] = snap
+        snaps[p.key] = snap
     colors = assign_colors(u for s in snaps.values() for u in s.users)
     manifest = {
-        "site": config.site.name, "qos": [q.name for q in config.qos],
+        "site": config.site.name, "qos": [p.key for p in config.panels],
+        "labels": {p.key: p.label for p in config.panels},
         "refresh_seconds": config.app.refresh_seconds,
         "collect_interval_minutes": config.app.collect_interval_minutes,
         "themes": THEMES,

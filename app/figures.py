@@ -153,11 +153,9 @@ def usage_figure(snap: Snapshot, obs: str, view: View, theme: str = "light",
                 "hovertemplate": "%{y:.1f}", "visible": "legendonly" if user in hidden else True,
             })
     limit = snap.thresholds.get(obs)
-    shapes, annotations = [], []
+    shapes = limit_shapes(snap, obs, view, theme_colors["limit"])
+    annotations = []
     if limit:
-        shapes.append({"type": "line", "xref": "paper", "x0": 0, "x1": 1, "yref": "y",
-                       "y0": limit, "y1": limit,
-                       "line": {"color": theme_colors["limit"], "dash": "dash", "width": 1.5}})
         annotations.append({"xref": "paper", "x": 1, "xanchor": "right", "yref": "y",
                             "y": limit, "yanchor": "bottom", "showarrow": False,
                             "text": f"QoS limit {limit:g}", "font": {"color": theme_colors["limit"]}})
@@ -168,7 +166,8 @@ def usage_figure(snap: Snapshot, obs: str, view: View, theme: str = "light",
     tz = ZoneInfo(snap.timezone)
     x_range = [datetime.fromtimestamp(t, tz).strftime("%Y-%m-%d %H:%M:%S")
                for t in (view.start, view.end)]
-    y_top = max(float(values.sum(axis=0).max(initial=0)), limit or 0) * 1.08 or 1
+    highest_limit = max((s["y0"] for s in shapes), default=0)
+    y_top = max(float(values.sum(axis=0).max(initial=0)), highest_limit) * 1.08 or 1
     return {
         "data": traces,
         "layout": {
@@ -182,9 +181,30 @@ def usage_figure(snap: Snapshot, obs: str, view: View, theme: str = "light",
                       "gridcolor": theme_colors["grid"], "zerolinecolor": theme_colors["grid"]},
             "shapes": shapes, "annotations": annotations,
             # Zoom and hidden traces survive a data refresh; a new range resets the zoom.
-            "uirevision": f"{snap.qos}|{view.key}|{view.start if view.key == CUSTOM else ''}",
+            "uirevision": f"{snap.cluster}|{snap.qos}|{view.key}|"
+                          f"{view.start if view.key == CUSTOM else ''}",
         },
     }
+
+
+def limit_shapes(snap: Snapshot, obs: str, view: View, color: str) -> list[dict]:
+    """The QoS limit as dashed lines: one across the chart when it held all
+    along, else one per step in view (a step where the limit changed)."""
+    steps = snap.limit_steps(obs)
+    line = {"color": color, "dash": "dash", "width": 1.5}
+    if len(steps) == 1:
+        value = steps[0][1]
+        return [{"type": "line", "xref": "paper", "x0": 0, "x1": 1, "yref": "y", "y0": value,
+                 "y1": value, "line": line}] if value else []
+    shapes = []
+    ends = [t for t, _ in steps[1:]] + [snap.now]
+    for (t0, value), t1 in zip(steps, ends, strict=True):
+        a, b = max(t0, view.start), min(t1, view.end)
+        if value and b > a:
+            shapes.append({"type": "line", "xref": "x", "yref": "y", "y0": value, "y1": value,
+                           "x0": local_text(a, snap.timezone), "x1": local_text(b, snap.timezone),
+                           "line": line})
+    return shapes
 
 
 def empty_figure(text: str, theme: str = "light") -> dict:

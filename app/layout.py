@@ -117,7 +117,7 @@ TOTAL_LABELS = {"NCPUS": "CPU-h", "NGPUS": "GPU-h", "MEMORY": "Mem GB-h", "NJOBS
 
 
 def build_layout(config: Config) -> html.Div:
-    first = config.qos[0].name
+    first = config.panels[0].key
     return html.Div([
         dcc.Location(id=ids.URL, refresh=False),
         dcc.Store(id=ids.HIDDEN, storage_type="session", data=[]),
@@ -129,7 +129,7 @@ def build_layout(config: Config) -> html.Div:
         _header(config),
         dbc.Container([
             dbc.Alert(id=ids.STALE, color="warning", is_open=False, class_name="py-2"),
-            dbc.Tabs([dbc.Tab(label=q.name, tab_id=q.name) for q in config.qos],
+            dbc.Tabs([dbc.Tab(label=p.label, tab_id=p.key) for p in config.panels],
                      id=ids.TABS, active_tab=first, class_name="mb-3"),
             _range_controls(),
             dbc.Alert(id=ids.MESSAGE, is_open=False, class_name="py-2"),

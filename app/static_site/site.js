@@ -164,7 +164,9 @@
         layout.xaxis = Object.assign({}, fig.layout.xaxis, {gridcolor: c.grid});
         layout.yaxis = Object.assign({}, fig.layout.yaxis, {gridcolor: c.grid, zerolinecolor: c.grid});
         if (layout.shapes && layout.shapes.length) {
-            layout.shapes = [Object.assign({}, layout.shapes[0], {line: Object.assign({}, layout.shapes[0].line, {color: c.limit})})];
+            layout.shapes = layout.shapes.map(function (sh) {
+                return Object.assign({}, sh, {line: Object.assign({}, sh.line, {color: c.limit})});
+            });
             layout.annotations = layout.annotations.map(function (a, i) {
                 return i === 0 ? Object.assign({}, a, {font: {color: c.limit}}) : a;
             });
@@ -317,7 +319,7 @@
             a.href = "#";
             a.setAttribute("role", "tab");
             a.setAttribute("data-qos", q);
-            a.textContent = q;
+            a.textContent = (manifest.labels && manifest.labels[q]) || q;
             a.addEventListener("click", function (e) {
                 e.preventDefault();
                 var s = readState();
