@@ -65,6 +65,23 @@ class TestDefaults:
         (t,) = cfg.deploy
         assert (t.name, t.kind, t.branch, t.anonymize, t.top_users) == ("pages", "pages", "gh-pages", True, 5)
 
+    def test_limits_auto_by_default_none_or_numbers_that_override(self, tmp_path: Path) -> None:
+        cfg = load_config(write(tmp_path, "[[qos]]\nname = 'a'\n[[qos]]\nname = 'b'\n"
+                                "limits = 'none'\n[[qos]]\nname = 'c'\nlimits = {cpus = 8}\n"))
+        a, b, c = cfg.qos
+        assert (a.auto_limits, a.limits.cpus) == (True, None)
+        assert (b.auto_limits, b.limits.cpus) == (False, None)
+        assert (c.auto_limits, c.limits.cpus) == (True, 8)
+
+    def test_clusters_make_one_panel_per_cluster_and_qos(self, tmp_path: Path) -> None:
+        cfg = load_config(write(tmp_path, "[site]\nclusters = ['hpg', 'ai']\n" + MINIMAL))
+        assert cfg.clusters == ("hpg", "ai")
+        assert [(p.key, p.label, p.file_cluster) for p in cfg.panels][:1] == [
+            ("avery@hpg", "avery (hpg)", "hpg")]
+        one = load_config(write(tmp_path, "[site]\nclusters = ['hpg']\n" + MINIMAL))
+        assert [(p.key, p.label, p.file_cluster) for p in one.panels][:1] == [
+            ("avery", "avery", "")]
+
     def test_slurm_bin_is_a_path(self, tmp_path: Path) -> None:
         cfg = load_config(write(tmp_path, '[site]\nslurm_bin = "/opt/slurm/bin"\n' + MINIMAL))
         assert cfg.site.slurm_bin == Path("/opt/slurm/bin")
@@ -112,6 +129,14 @@ BAD = [
     (MINIMAL + "[[deploy]]\nkind = 'copy'\ndest = 'x'\nanonymize = 'yes'\n", "deploy[0].anonymize", "true or false"),
     (MINIMAL + "[[deploy]]\nkind = 'copy'\ndest = 'x'\n[[deploy]]\nkind = 'copy'\ndest = 'y'\n", "deploy[1].name", "two targets"),
     (MINIMAL + "[[deploy]]\nkind = 'copy'\ndest = 'x'\nbrnach = 'main'\n", "deploy[0].brnach", "unknown key"),
+    ("[[qos]]\nname = 'a'\nlimits = 'slurm'\n", "qos[0].limits", "must be \"auto\""),
+    ("[site]\nclusters = 'hpg'\n" + MINIMAL, "site.clusters", "array of cluster names"),
+    ("[site]\nclusters = ['hpg', 'a b']\n" + MINIMAL, "site.clusters[1]", "not a usable cluster"),
+    ("[site]\nclusters = ['hpg', 'hpg']\n" + MINIMAL, "site.clusters[1]", "listed twice"),
+    ("[collect]\nincremental = 1\n" + MINIMAL, "collect.incremental", "true or false"),
+    ("[collect]\noverlap_minutes = -5\n" + MINIMAL, "collect.overlap_minutes", "at least 0"),
+    ("[collect]\nkeep_days = 7\n" + MINIMAL, "collect.keep_days", "at least window_days"),
+    ("[collect]\nchunk_hours = 0\n" + MINIMAL, "collect.chunk_hours", "greater than 0"),
 ]
 
 

@@ -1,0 +1,146 @@
+"""The job store's pure parts (keys, merge, prune, plan) and its file on small known inputs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from collector.parse import JobTable, parse_sacct
+from collector.store import (
+    JOBS_FILE,
+    STATE_FILE,
+    Store,
+    StoreCorrupt,
+    StoreState,
+    concat,
+    day_chunks,
+    dedupe_last,
+    load_store,
+    merge,
+    open_job_ids,
+    plan_sync,
+    prune,
+    record_keys,
+    save_store,
+)
+
+NAN = float("nan")
+
+
+def table(rows: list[tuple], users: tuple[str, ...] = ("alice", "bob")) -> JobTable:
+    """rows: (job_id, user, submit, start, end, cpus)."""
+    n = len(rows)
+    col = lambda i: np.array([r[i] for r in rows], dtype=float)  # noqa: E731
+    return JobTable(
+        job_id=np.array([r[0] for r in rows], dtype=np.int64),
+        user=np.array([users.index(r[1]) for r in rows], dtype=np.int64),
+        qos=np.zeros(n, dtype=np.int64), state=np.zeros(n, dtype=np.int64),
+        submit=col(2), start=col(3), end=col(4), elapsed=np.zeros(n), nnodes=np.ones(n),
+        cpus=col(5), gpus=np.zeros(n), mem_gib=np.ones(n),
+        users=users, qos_names=("avery",), states=("RUNNING",))
+
+
+def rows_of(t: JobTable) -> set[tuple]:
+    return {(int(j), t.users[u], float(s), float(e) if e == e else None, float(c))
+            for j, u, s, e, c in zip(t.job_id, t.user, t.start, t.end, t.cpus, strict=True)}
+
+
+def test_keys_tell_requeued_runs_apart_and_match_equal_records() -> None:
+    t = table([(7, "alice", 100, 110, 200, 1), (7, "alice", 200, 210, NAN, 1),
+               (8, "bob", 100, 110, NAN, 1)])
+    keys = record_keys(t)
+    assert len(set(keys.tolist())) == 3
+    assert record_keys(t.take(np.array([0])))[0] == keys[0]
+    assert int(keys[0]) >> 33 == 7
+
+
+def test_merge_replaces_a_record_by_its_newer_version_and_keeps_the_rest() -> None:
+    old = table([(1, "alice", 100, 110, NAN, 4), (2, "bob", 100, 120, 300, 2)])
+    new = table([(1, "alice", 100, 110, 900, 4), (3, "carol", 500, 510, NAN, 8)],
+                users=("alice", "carol"))
+    merged = merge(old, new)
+    assert rows_of(merged) == {(1, "alice", 110.0, 900.0, 4.0), (2, "bob", 120.0, 300.0, 2.0),
+                               (3, "carol", 510.0, None, 8.0)}
+    assert merged.users == ("alice", "bob", "carol")
+
+
+def test_dedupe_keeps_the_last_answer() -> None:
+    t = table([(1, "alice", 100, 110, NAN, 4), (1, "alice", 100, 110, 500, 4)])
+    assert rows_of(dedupe_last(t)) == {(1, "alice", 110.0, 500.0, 4.0)}
+
+
+def test_prune_drops_what_ended_before_the_history_but_keeps_open_jobs() -> None:
+    t = table([(1, "alice", 0, 10, 50, 1), (2, "bob", 0, 10, NAN, 1),
+               (3, "bob", 0, NAN, NAN, 1), (4, "alice", 0, 10, 150, 1)])
+    assert sorted(prune(t, 100).job_id.tolist()) == [2, 3, 4]
+    assert open_job_ids(t).tolist() == [2, 3]
+
+
+def test_concat_unifies_names() -> None:
+    a = table([(1, "bob", 0, 1, 2, 1)], users=("bob",))
+    b = table([(2, "alice", 0, 1, 2, 1)], users=("alice",))
+    c = concat([a, b])
+    assert [c.users[u] for u in c.user] == ["bob", "alice"]
+
+
+def test_day_chunks_cut_on_utc_midnights() -> None:
+    d = 86400
+    assert day_chunks(d + 100, 3 * d + 5) == ((d + 100, 2 * d), (2 * d, 3 * d), (3 * d, 3 * d + 5))
+    assert day_chunks(d + 100, d + 700) == ((d + 100, d + 700),)
+
+
+@pytest.mark.parametrize(("state", "now", "full", "damaged", "reason"), [
+    (None, 10_000, False, "", "no store yet"),
+    (StoreState("fp", 9_000, 0), 10_000, True, "", "--full"),
+    (StoreState("fp", 9_000, 0), 10_000, False, "bad crc", "damaged (bad crc)"),
+    (StoreState("other", 9_000, 0), 10_000, False, "", "configuration changed"),
+    (StoreState("fp", 11_000, 0), 10_000, False, "", "clock is before"),
+    (StoreState("fp", 1_000, 0), 10_000, False, "", "beyond the window"),
+])
+def test_plan_says_why_it_backfills(state, now, full, damaged, reason) -> None:
+    plan = plan_sync(state, "fp", now, keep_from=2_000, overlap_seconds=600,
+                     force_full=full, damaged=damaged)
+    assert plan.full
+    assert reason in plan.reason
+    assert plan.start == 2_000
+
+
+def test_plan_incremental_starts_an_overlap_before_the_last_cycle() -> None:
+    plan = plan_sync(StoreState("fp", 9_000, 0), "fp", 10_000, keep_from=2_000,
+                     overlap_seconds=600)
+    assert not plan.full
+    assert plan.spans == ((8_400, 10_000),)
+
+
+def test_store_round_trip(tmp_path: Path, samples: Path) -> None:
+    jobs = parse_sacct((samples / "sacct_avery.txt").read_bytes()).jobs
+    other = table([(99, "alice", 5, 6, NAN, 3)])
+    store = Store(jobs={"": jobs, "ai": other}, state=StoreState("fp", 123, 100))
+    save_store(tmp_path, store)
+    back = load_store(tmp_path)
+    assert back is not None
+    assert back.state == store.state
+    assert set(back.jobs) == {"", "ai"}
+    for name, t in store.jobs.items():
+        u = back.jobs[name]
+        assert [t.users[i] for i in t.user] == [u.users[i] for i in u.user]
+        np.testing.assert_array_equal(t.job_id, u.job_id)
+        for col in ("submit", "start", "end", "cpus", "gpus", "mem_gib"):
+            np.testing.assert_array_equal(getattr(t, col), getattr(u, col))
+    assert json.loads((tmp_path / STATE_FILE).read_text())["records"] == len(jobs) + 1
+
+
+def test_no_store_is_none_and_damage_is_named(tmp_path: Path) -> None:
+    assert load_store(tmp_path) is None
+    save_store(tmp_path, Store(jobs={"": table([(1, "bob", 0, 1, NAN, 1)])},
+                               state=StoreState("fp", 1, 1)))
+    body = (tmp_path / JOBS_FILE).read_bytes()
+    (tmp_path / JOBS_FILE).write_bytes(body[:-10])
+    with pytest.raises(StoreCorrupt, match="checksum"):
+        load_store(tmp_path)
+    (tmp_path / JOBS_FILE).unlink()
+    with pytest.raises(StoreCorrupt, match="missing"):
+        load_store(tmp_path)
