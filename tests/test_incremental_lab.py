@@ -1,0 +1,181 @@
+"""Incremental collection, limits and clusters against the real Slurm lab.
+
+The real `librarian collect` runs cycle after cycle while real jobs start,
+end, fail and get requeued (scontrol requeue: slurmdbd then holds two records
+of one JobIDRaw with different Submit times); the store is deleted, damaged
+and left a day behind between cycles; and at the end the incremental
+snapshots must equal those of a full re-query at the same `now`. Limits are
+read from sacctmgr after the test changes them with `sacctmgr modify qos`.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from collector.snapshot import read_snapshot
+from collector.store import JOBS_FILE, STATE_FILE, load_store
+from tests.slurm_lab.lab import FINISHED, Lab
+
+pytestmark = pytest.mark.slurm
+
+BIN = 60
+
+
+def write_config(folder: Path, extra_site: str = "", qos_avery: str = "") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "librarian.toml"
+    path.write_text(
+        f'[site]\nname = "Lab"\ntimezone = "America/New_York"\ndata_dir = "data"\n{extra_site}\n'
+        f"[collect]\nbin_seconds = {BIN}\nwindow_days = 3\nsacct_timeout_seconds = 60\n"
+        "overlap_minutes = 1\n"
+        f'[[qos]]\nname = "avery"\n{qos_avery}\n[[qos]]\nname = "avery-b"\n')
+    return path
+
+
+def cycle(lab: Lab, config: Path, now: int | None = None, *args: str) -> str:
+    exe = Path(sys.executable).with_name("librarian")
+    out = subprocess.run([str(exe), "collect", "--config", str(config), "--no-plots",
+                          "--now", str(now or int(time.time())), *args],
+                         env=lab.env, capture_output=True, text=True, timeout=120, check=False)
+    assert out.returncode == 0, out.stderr
+    return out.stdout + out.stderr
+
+
+def sacct_cycles(folder: Path) -> list[dict]:
+    return json.loads((folder / "data" / "status.json").read_text())["sacct"]["cycles"]
+
+
+def assert_same(a: Path, b: Path, name: str) -> None:
+    x, y = read_snapshot(a / "data" / name), read_snapshot(b / "data" / name)
+    assert x.now == y.now
+    assert x.users == y.users
+    for obs in x.series:
+        np.testing.assert_allclose(x.series[obs], y.series[obs], atol=1e-3, err_msg=f"{name} {obs}")
+        np.testing.assert_allclose(x.current[obs], y.current[obs], atol=1e-3)
+    assert x.jobs_counted == y.jobs_counted
+
+
+def test_incremental_cycles_equal_a_full_query_on_real_slurm(lab: Lab, tmp_path: Path) -> None:
+    inc = write_config(tmp_path / "inc")
+    assert "full backfill (no store yet" in cycle(lab, inc)
+    short = lab.submit("alice", "avery", "sleep 4", cpus=2, mem="2G")
+    gpu = lab.submit("bob", "avery", "sleep 10", cpus=4, mem="4G", extra=("--gres=gpu:1",))
+    fails = lab.submit("carol", "avery-b", "sleep 2; exit 1", cpus=1, mem="1G")
+    requeued = lab.submit("carol", "avery", "sleep 120", cpus=3, mem="1G")
+    lab.wait_until([requeued], ("RUNNING",), timeout=60)
+    time.sleep(2)
+    assert "incremental" in cycle(lab, inc)
+    lab.run("scontrol", "requeue", requeued)
+    assert "incremental" in cycle(lab, inc)
+    # A requeued job waits two minutes to be eligible again; let it run now.
+    lab.run("scontrol", "update", f"JobId={requeued}", "StartTime=now")
+    deadline = time.monotonic() + 60
+    while sorted(r.state for r in lab.rows(job_ids=[requeued])) != ["REQUEUED", "RUNNING"]:
+        assert time.monotonic() < deadline, lab.rows(job_ids=[requeued])
+        time.sleep(0.5)  # one JobIDRaw, two records: the first run and the second
+    # Cycles while the jobs run and end.
+    for _ in range(3):
+        time.sleep(2)
+        assert "incremental" in cycle(lab, inc)
+    lab.wait_until([short, gpu, fails], FINISHED, timeout=90)
+    store = load_store(tmp_path / "inc" / "data" / "store")
+    assert store is not None
+    jobs = store.jobs[""]
+    assert int((jobs.job_id == int(requeued)).sum()) == 2
+
+    # A cycle missed for a day: the store says it last synced 25 hours ago.
+    state_path = tmp_path / "inc" / "data" / "store" / STATE_FILE
+    state = json.loads(state_path.read_text())
+    state["synced_to"] -= 25 * 3600
+    state_path.write_text(json.dumps(state))
+    cycle(lab, inc)
+    last = sacct_cycles(tmp_path / "inc")[-1]
+    assert last["mode"] == "incremental"
+    assert last["queries"] >= 2  # 25 hours asked in day-sized pieces
+
+    # Deleted, then damaged, between cycles: rebuilt by a full query each time.
+    for path in (tmp_path / "inc" / "data" / "store").iterdir():
+        path.unlink()
+    assert "no store yet" in cycle(lab, inc)
+    jobs_path = tmp_path / "inc" / "data" / "store" / JOBS_FILE
+    jobs_path.write_bytes(jobs_path.read_bytes()[:100])
+    out = cycle(lab, inc)
+    assert "job store damaged" in out
+    assert "checksum" in out
+    assert list((tmp_path / "inc" / "data").glob("store.damaged-*"))
+    assert "incremental" in cycle(lab, inc)
+
+    now = int(time.time())
+    cycle(lab, inc, now)
+    full = write_config(tmp_path / "full")
+    assert "full backfill (--full" in cycle(lab, full, now, "--full")
+    for name in ("data_avery.json", "data_avery-b.json"):
+        assert_same(tmp_path / "inc", tmp_path / "full", name)
+    snap = read_snapshot(tmp_path / "inc" / "data" / "data_avery.json")
+    assert {"alice", "bob", "carol"} <= set(snap.users)
+    modes = [c["mode"] for c in sacct_cycles(tmp_path / "inc")]
+    assert modes.count("full") == 3  # first run, deleted store, damaged store
+    lab.cancel(requeued)
+
+
+def test_limits_come_from_sacctmgr_and_step_when_changed(lab: Lab, tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    t1 = int(time.time())
+    cycle(lab, config, t1)
+    snap = read_snapshot(tmp_path / "data" / "data_avery.json")
+    assert snap.thresholds["NCPUS"] == 430
+    assert snap.thresholds["NGPUS"] == 39
+    assert snap.thresholds["MEMORY"] == 3359
+    assert read_snapshot(tmp_path / "data" / "data_avery-b.json").thresholds["NCPUS"] == 16
+    try:
+        lab.run("sacctmgr", "-i", "modify", "qos", "avery", "set", "GrpTRES=mem=3000G,cpu=400")
+        t2 = t1 + 120
+        cycle(lab, config, t2)
+        snap = read_snapshot(tmp_path / "data" / "data_avery.json")
+        assert snap.thresholds["MEMORY"] == 3000
+        assert snap.thresholds["NCPUS"] == 400
+        assert snap.thresholds["NGPUS"] == 39
+        assert [v for _, v in snap.threshold_steps["MEMORY"]] == [3359, 3000]
+        assert snap.threshold_steps["MEMORY"][1][0] == t2
+        assert len(snap.threshold_steps["NGPUS"]) == 1
+        history = json.loads((tmp_path / "data" / "limits.json").read_text())["qos"]["avery"]
+        assert [e["memory_gb"] for e in history] == [3359, 3000]
+    finally:
+        lab.run("sacctmgr", "-i", "modify", "qos", "avery", "set", "GrpTRES=mem=3359G,cpu=430")
+    # A number in the configuration wins over Slurm's; the rest still come from Slurm.
+    override = write_config(tmp_path / "override", qos_avery="limits = { cpus = 100 }")
+    cycle(lab, override)
+    snap = read_snapshot(tmp_path / "override" / "data" / "data_avery.json")
+    assert (snap.thresholds["NCPUS"], snap.thresholds["NGPUS"]) == (100, 39)
+    # "none": no limit lines at all.
+    none = write_config(tmp_path / "none", qos_avery='limits = "none"')
+    cycle(lab, none)
+    assert read_snapshot(tmp_path / "none" / "data" / "data_avery.json").thresholds["NCPUS"] is None
+
+
+def test_clusters_are_asked_with_dash_M(lab: Lab, tmp_path: Path) -> None:
+    lab.run("sacctmgr", "-i", "add", "cluster", "lab2", check=False)
+    now = int(time.time())
+    local = write_config(tmp_path / "local")
+    cycle(lab, local, now)
+    named = write_config(tmp_path / "named", extra_site='clusters = ["lab", "lab2"]')
+    out = cycle(lab, named, now, "-v")
+    assert "--clusters=lab " in out or "--clusters=lab\n" in out or "--clusters=lab" in out
+    assert "--clusters=lab2" in out
+    data = tmp_path / "named" / "data"
+    for qos in ("avery", "avery-b"):
+        a = read_snapshot(tmp_path / "local" / "data" / f"data_{qos}.json")
+        b = read_snapshot(data / f"data_lab_{qos}.json")
+        assert b.cluster == "lab"
+        assert a.users == b.users
+        np.testing.assert_allclose(a.series["NCPUS"], b.series["NCPUS"], atol=1e-3)
+        empty = read_snapshot(data / f"data_lab2_{qos}.json")
+        assert empty.cluster == "lab2"
+        assert empty.users == ()
