@@ -81,10 +81,10 @@ class Usage:
     jobs_counted: int
 
 
-def _weights(jobs: JobTable) -> np.ndarray:
-    """(observables x jobs) resource amounts."""
+def _weights(jobs: JobTable, rows: np.ndarray) -> np.ndarray:
+    """(observables x rows) resource amounts of the jobs at index `rows`."""
     return np.stack([
-        np.ones(len(jobs)) if col is None else getattr(jobs, col)
+        np.ones(len(rows)) if col is None else getattr(jobs, col)[rows]
         for col in (_COLUMN[o] for o in OBSERVABLES)
     ])
 
@@ -96,50 +96,57 @@ def _binned_seconds(user: np.ndarray, s: np.ndarray, e: np.ndarray, weights: np.
     i0 = (s - t0) // b
     i1 = (e - 1 - t0) // b  # the bin holding the job's last second
     first_w = np.minimum(e, t0 + (i0 + 1) * b) - s
-    last_w = e - (t0 + i1 * b)
-    multi = i1 > i0
-    inner = i1 > i0 + 1
+    multi = np.flatnonzero(i1 > i0)
+    inner = np.flatnonzero(i1 > i0 + 1)
+    last_w = (e - (t0 + i1 * b))[multi]
     row = user * nb
     drow = user * (nb + 1)
     size = n_users * nb
+    # The indices are the same for every observable: built once. Partial bins:
+    # each job's first bin, then the last bin of the jobs spanning several.
+    partial_idx = np.concatenate([row + i0, (row + i1)[multi]])
+    # Full bins between: +w after the first bin, -w at the last (a difference array).
+    diff_idx = np.concatenate([(drow + i0 + 1)[inner], (drow + i1)[inner]])
     out = np.empty((weights.shape[0], n_users, nb))
     for k, w in enumerate(weights):
-        total = np.bincount(row + i0, weights=w * first_w, minlength=size)
-        total += np.bincount(row[multi] + i1[multi], weights=w[multi] * last_w[multi],
-                             minlength=size)
-        diff = (np.bincount(drow[inner] + i0[inner] + 1, weights=w[inner],
-                            minlength=n_users * (nb + 1))
-                - np.bincount(drow[inner] + i1[inner], weights=w[inner],
-                              minlength=n_users * (nb + 1)))
+        total = np.bincount(partial_idx, weights=np.concatenate([w * first_w, w[multi] * last_w]),
+                            minlength=size)
+        w_inner = w[inner]
+        diff = np.bincount(diff_idx, weights=np.concatenate([w_inner, -w_inner]),
+                           minlength=n_users * (nb + 1))
         full = np.cumsum(diff.reshape(n_users, nb + 1), axis=1)[:, :nb]
         out[k] = total.reshape(n_users, nb) + full * b
     return out
 
 
-def bin_usage(jobs: JobTable, window: Window) -> Usage:
+def bin_usage(jobs: JobTable, window: Window, qos: str | None = None) -> Usage:
     """Per-user average allocation in each bin, and what runs at `window.now`.
 
-    `jobs` holds the jobs of one QoS. Users with no
+    `jobs` holds the jobs of one QoS, or of several and `qos` names the one to
+    bin (cheaper than `jobs.for_qos(qos)`, which copies every column). Users with no
     usage in the window and nothing running are left out; the rest are sorted
     by CPU-time in the window, largest first, then by name."""
     start, end = jobs.start, jobs.end
     now = float(window.now)
     started = ~np.isnan(start)
+    if qos is not None:
+        started &= (jobs.qos == jobs.qos_names.index(qos)) if qos in jobs.qos_names else False
     stop = np.where(np.isnan(end), now, np.minimum(end, now))
     s = np.maximum(start, window.start)
-    active = started & (stop > s)
+    active = np.flatnonzero(started & (stop > s))
     names = list(jobs.users)
     codes = jobs.user
-    weights = _weights(jobs)
 
     n_users = len(names)
     seconds = _binned_seconds(codes[active], s[active].astype(np.int64),
-                              stop[active].astype(np.int64), weights[:, active], n_users, window)
+                              stop[active].astype(np.int64), _weights(jobs, active), n_users,
+                              window)
     series_all = seconds / window.bin_lengths()
 
-    running = started & (start <= now) & (np.isnan(end) | (end > now))
+    running = np.flatnonzero(started & (start <= now) & (np.isnan(end) | (end > now)))
     current_all = np.stack([
-        np.bincount(codes[running], weights=w[running], minlength=n_users) for w in weights
+        np.bincount(codes[running], weights=w, minlength=n_users)
+        for w in _weights(jobs, running)
     ])
 
     cpu_time = seconds[0].sum(axis=1)
@@ -150,5 +157,5 @@ def bin_usage(jobs: JobTable, window: Window) -> Usage:
         users=tuple(names[i] for i in order),
         series={o: series_all[k][order] for k, o in enumerate(OBSERVABLES)},
         current={o: current_all[k][order] for k, o in enumerate(OBSERVABLES)},
-        jobs_counted=int(active.sum()),
+        jobs_counted=len(active),
     )

@@ -57,16 +57,16 @@ from collector.store import (
     StoreState,
     SyncReport,
     concat,
-    dedupe_last,
     fingerprint,
+    frozen_boundary,
     load_store,
-    merge,
     open_job_ids,
     plan_sync,
-    prune,
+    read_state,
     save_store,
     set_aside,
     store_folder,
+    update,
 )
 
 log = logging.getLogger("librarian.collect")
@@ -157,15 +157,15 @@ class _Asker:
         return parsed.jobs
 
 
-def _load(folder: Path) -> tuple[Store | None, str, str]:
-    """(store, why it was damaged, where it was set aside)."""
+def _load(folder: Path) -> tuple[Store | None, dict | None, str, str]:
+    """(store, its raw state, why it was damaged, where it was set aside)."""
     try:
-        return load_store(folder), "", ""
+        return load_store(folder), read_state(folder), "", ""
     except StoreCorrupt as err:
         aside = set_aside(folder)
         log.error("job store damaged (%s): set aside as %s; rebuilding it from a full query",
                   err, aside)
-        return None, str(err), str(aside)
+        return None, None, str(err), str(aside)
 
 
 def sync_store(config: Config, window: Window, runner: Runner = subprocess.run,
@@ -177,7 +177,7 @@ def sync_store(config: Config, window: Window, runner: Runner = subprocess.run,
     c = config.collect
     keep_from = window.start - (c.history_days - c.window_days) * DAY
     fp = fingerprint(config.site.clusters, [q.name for q in config.qos], c.history_days)
-    store, damaged, aside = _load(folder)
+    store, raw_state, damaged, aside = _load(folder)
     plan = plan_sync(store.state if store else None, fp, window.now, keep_from,
                      c.overlap_minutes * 60, c.chunk_hours * 3600,
                      force_full=full or not c.incremental, damaged=damaged)
@@ -185,23 +185,30 @@ def sync_store(config: Config, window: Window, runner: Runner = subprocess.run,
              if plan.full else "incremental", len(plan.spans),
              "y" if len(plan.spans) == 1 else "ies", plan.start)
     asker = _Asker(config, [q.name for q in config.qos], runner, environ)
-    jobs: dict[str, JobTable] = {}
+    boundary = frozen_boundary(window.now, c.overlap_minutes * 60)
+    cold: dict[str, JobTable] = {}
+    hot: dict[str, JobTable] = {}
+    cold_changed = plan.full or store is None
     requeried = 0
+    empty = JobTable.empty()
     for cluster in config.clusters:
-        base = JobTable.empty() if plan.full or store is None else \
-            store.jobs.get(cluster, JobTable.empty())
-        new = dedupe_last(concat([asker.ask(cluster, s, e) for s, e in plan.spans]))
+        old_cold = empty if plan.full or store is None else store.cold.get(cluster, empty)
+        old_hot = empty if plan.full or store is None else store.hot.get(cluster, empty)
+        new = concat([asker.ask(cluster, s, e) for s, e in plan.spans])
         # Jobs open at the last cycle that the time query did not return: ask by id.
-        missing = np.setdiff1d(open_job_ids(base), new.job_id)
+        missing = np.setdiff1d(open_job_ids(old_hot), new.job_id)
         requeried += len(missing)
         extra = [asker.ask(cluster, keep_from, window.now, missing[i:i + IDS_PER_QUERY])
                  for i in range(0, len(missing), IDS_PER_QUERY)]
-        jobs[cluster] = prune(merge(merge(base, concat(extra)), new), keep_from)
+        # Later answers win: the time query comes after the by-id ones.
+        up = update(old_cold, old_hot, concat([*extra, new]), boundary, keep_from)
+        cold[cluster], hot[cluster] = up.cold, up.hot
+        cold_changed |= up.cold_changed
     state = StoreState(fingerprint=fp, synced_to=window.now,
                        full_at=window.now if plan.full or store is None else store.state.full_at)
-    synced = Store(jobs=jobs, state=state)
+    synced = Store(cold=cold, hot=hot, state=state)
     try:
-        save_store(folder, synced)
+        save_store(folder, synced, cold_changed=cold_changed, previous=raw_state)
     except OSError as err:
         raise CollectError(f"cannot write the job store in {folder}: {err.strerror or err}") from err
     report = SyncReport(full=plan.full, reason=plan.reason, queries=asker.queries,
@@ -282,10 +289,10 @@ def collect(config: Config, now: float, qos_names: Sequence[str] | None = None,
             limits = configured_limits(config)
         else:
             store, sync, parsed = sync_store(config, window, runner, environ, full)
-            jobs, source = store.jobs, "sacct"
+            jobs, source = {c: store.jobs(c) for c in config.clusters}, "sacct"
             limits = current_limits(config, window, runner, environ)
         panels = [p for p in config.panels if p.qos in selected]
-        usages = {p: bin_usage(jobs.get(p.cluster, JobTable.empty()).for_qos(p.qos), window)
+        usages = {p: bin_usage(jobs.get(p.cluster, JobTable.empty()), window, p.qos)
                   for p in panels}
         # One colour per user across this run's QoS, so the charts of all QoS agree.
         colors = assign_colors(u for usage in usages.values() for u in usage.users)

@@ -5,13 +5,18 @@ One record per job allocation run, keyed like slurmdbd's own job table by
 (cluster, JobIDRaw, Submit): a requeued job gets a new Submit, so each run of
 it is a record of its own (sacct --duplicates lists them all).
 
-On disk (`data_dir/store/`):
-  jobs.arrow   an Arrow IPC file (LZ4), one row per record; open it with
-               pyarrow or pandas.read_feather to explore the history.
-  jobs.json    the store's state: format version, the configuration it was
-               filled for, the time it is complete up to, and the size and
-               CRC-32 of jobs.arrow.
-Both are replaced atomically, jobs.arrow first: a crash between the two leaves
+On disk (`data_dir/store/`), Arrow IPC files (LZ4), one row per record; open
+them with pyarrow or pandas.read_feather to explore the history:
+  cold.arrow   records that ended before the frozen boundary: the UTC midnight
+               before (last cycle - overlap). No incremental query can return
+               them again, so this file, nearly all of the store, is rewritten
+               only when the boundary moves (once a day) or a backfill ran.
+  hot.arrow    everything else: running and pending jobs and what ended since
+               the boundary; rewritten every cycle, and small.
+  jobs.json    the state: format version, the configuration the store was
+               filled for, the time it is complete up to, and each file's
+               size, record count and CRC-32.
+Every file is replaced atomically, the state last: a crash in between leaves
 a CRC that does not match, which reads as a damaged store and is rebuilt.
 
 Why Arrow IPC and not SQLite: every cycle bins every job in the window, so the
@@ -33,6 +38,7 @@ import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -41,9 +47,11 @@ import pyarrow.ipc as ipc
 from collector.parse import _FLOAT_COLUMNS, JobTable, _numpy
 from collector.snapshot import write_atomic
 
-STORE_VERSION = 1
+STORE_VERSION = 2
 STORE_DIR = "store"
-JOBS_FILE = "jobs.arrow"
+COLD_FILE = "cold.arrow"
+HOT_FILE = "hot.arrow"
+JOBS_FILE = COLD_FILE  # the big one
 STATE_FILE = "jobs.json"
 DAY = 86400
 
@@ -62,11 +70,21 @@ class StoreState:
 
 @dataclass(frozen=True)
 class Store:
-    jobs: dict[str, JobTable]   # cluster ("" = the local one) -> records
+    cold: dict[str, JobTable]   # cluster ("" = the local one) -> records frozen for good
+    hot: dict[str, JobTable]    # cluster -> open and recently ended records
     state: StoreState
 
     def __len__(self) -> int:
-        return sum(len(t) for t in self.jobs.values())
+        return sum(len(t) for t in (*self.cold.values(), *self.hot.values()))
+
+    @property
+    def clusters(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys([*self.cold, *self.hot]))
+
+    def jobs(self, cluster: str) -> JobTable:
+        """Every record of one cluster."""
+        return concat([self.cold.get(cluster, JobTable.empty()),
+                       self.hot.get(cluster, JobTable.empty())])
 
 
 # --- pure: records ------------------------------------------------------------
@@ -115,15 +133,59 @@ def dedupe_last(jobs: JobTable) -> JobTable:
     return jobs.take(keep)
 
 
+def replaced_by(old: JobTable, new: JobTable) -> np.ndarray:
+    """Which rows of `old` have a record in `new` (binary search in the sorted
+    new keys: O(old x log new), cheap when `new` is one cycle's answer)."""
+    if not len(old) or not len(new):
+        return np.zeros(len(old), dtype=bool)
+    new_keys = np.sort(record_keys(new))
+    old_keys = record_keys(old)
+    at = np.minimum(np.searchsorted(new_keys, old_keys), len(new_keys) - 1)
+    return new_keys[at] == old_keys
+
+
 def merge(old: JobTable, new: JobTable) -> JobTable:
     """`old` with every record that `new` has replaced by `new`'s version."""
     new = dedupe_last(new)
     if not len(old):
         return new
-    if not len(new):
-        return old
-    replaced = np.isin(record_keys(old), record_keys(new))
-    return concat([old.take(~replaced), new])
+    replaced = replaced_by(old, new)
+    return concat([old.take(~replaced), new]) if replaced.any() else concat([old, new])
+
+
+def frozen_boundary(synced_to: int, overlap_seconds: int) -> int:
+    """The UTC midnight before the next incremental query's start: records that
+    ended before it are never asked for again (open jobs never end before it)."""
+    return (synced_to - overlap_seconds) // DAY * DAY
+
+
+@dataclass(frozen=True)
+class Update:
+    """A cluster's records after a cycle, and whether the cold part changed."""
+
+    cold: JobTable
+    hot: JobTable
+    cold_changed: bool
+
+
+def update(cold: JobTable, hot: JobTable, fresh: JobTable, boundary: int,
+           keep_from: int) -> Update:
+    """Merge a cycle's answers into a cluster's records (pure): the fresh
+    versions replace the old ones wherever they are, records that ended before
+    `boundary` move to the cold part, and the cold part is pruned to
+    `keep_from` whenever it changes anyway."""
+    fresh = dedupe_last(fresh)
+    changed = False
+    hit = replaced_by(cold, fresh)
+    if hit.any():  # only after a change of overlap or a backfill: rare
+        cold, changed = cold.take(~hit), True
+    hot = merge(hot, fresh)
+    ended = ~np.isnan(hot.end) & (hot.end < boundary)
+    if ended.any():
+        cold, hot, changed = concat([cold, hot.take(ended)]), hot.take(~ended), True
+    if changed:
+        cold = prune(cold, keep_from)
+    return Update(cold=cold, hot=prune(hot, keep_from), cold_changed=changed)
 
 
 def prune(jobs: JobTable, keep_from: float) -> JobTable:
@@ -215,9 +277,24 @@ _SCHEMA = pa.schema([
 ])
 
 
+# Arrays are built from numpy buffers, never from Python values: pyarrow
+# imports pandas (a fifth of a second) on its first Python->Arrow conversion.
+def _from_numpy(values: np.ndarray, arrow_type: pa.DataType) -> pa.Array:
+    values = np.ascontiguousarray(values)
+    return pa.Array.from_buffers(arrow_type, len(values), [None, pa.py_buffer(values)])
+
+
+def _strings(names: Sequence[str]) -> pa.Array:
+    encoded = [n.encode("utf-8") for n in names]
+    offsets = np.zeros(len(encoded) + 1, dtype=np.int32)
+    np.cumsum([len(b) for b in encoded], out=offsets[1:])
+    return pa.Array.from_buffers(pa.string(), len(encoded),
+                                 [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded))])
+
+
 def _dictionary(codes: np.ndarray, names: Sequence[str]) -> pa.DictionaryArray:
-    return pa.DictionaryArray.from_arrays(pa.array(codes.astype(np.int32)),
-                                          pa.array(list(names), pa.string()))
+    return pa.DictionaryArray.from_arrays(_from_numpy(codes.astype(np.int32, copy=False), pa.int32()),
+                                          _strings(names))
 
 
 def _to_arrow(jobs: dict[str, JobTable]) -> pa.Table:
@@ -225,12 +302,12 @@ def _to_arrow(jobs: dict[str, JobTable]) -> pa.Table:
     clusters = list(jobs)
     t = compact_names(concat(list(jobs.values())))
     cluster_codes = np.repeat(np.arange(len(clusters)), [len(x) for x in jobs.values()])
-    if not len(jobs) or all(not len(x) for x in jobs.values()):
-        cluster_codes = np.zeros(0, np.int64)
-    arrays = [_dictionary(cluster_codes, clusters), pa.array(t.job_id),
+    arrays = [_dictionary(cluster_codes, clusters),
+              _from_numpy(t.job_id.astype(np.int64, copy=False), pa.int64()),
               _dictionary(t.user, t.users), _dictionary(t.qos, t.qos_names),
               _dictionary(t.state, t.states),
-              *(pa.array(getattr(t, c)) for c in _FLOAT_COLUMNS)]
+              *(_from_numpy(getattr(t, c).astype(np.float64, copy=False), pa.float64())
+                for c in _FLOAT_COLUMNS)]
     return pa.Table.from_batches([pa.RecordBatch.from_arrays(arrays, schema=_SCHEMA)])
 
 
@@ -266,60 +343,95 @@ def store_folder(data_dir: Path) -> Path:
     return data_dir / STORE_DIR
 
 
-def save_store(folder: Path, store: Store) -> None:
-    """Write the records, then the state that vouches for them (both atomic)."""
-    folder.mkdir(parents=True, exist_ok=True)
+def _write_table(folder: Path, name: str, jobs: dict[str, JobTable]) -> dict[str, int]:
     sink = pa.BufferOutputStream()
-    with ipc.new_file(sink, _SCHEMA,
-                      options=ipc.IpcWriteOptions(compression="lz4")) as writer:
-        writer.write_table(_to_arrow(store.jobs))
+    with ipc.new_file(sink, _SCHEMA, options=ipc.IpcWriteOptions(compression="lz4")) as writer:
+        writer.write_table(_to_arrow(jobs))
     body = sink.getvalue()
-    write_atomic(folder / JOBS_FILE, lambda fh: fh.write(body))
+    write_atomic(folder / name, lambda fh: fh.write(body))
+    return {"bytes": body.size, "crc32": zlib.crc32(body),
+            "records": sum(len(t) for t in jobs.values())}
+
+
+def save_store(folder: Path, store: Store, cold_changed: bool = True,
+               previous: dict[str, Any] | None = None) -> None:
+    """Write the hot records (and the cold ones when they changed or there is
+    no earlier file to keep), then the state that vouches for them."""
+    folder.mkdir(parents=True, exist_ok=True)
+    files = dict((previous or {}).get("files", {}))
+    if cold_changed or COLD_FILE not in files or not (folder / COLD_FILE).exists():
+        files[COLD_FILE] = _write_table(folder, COLD_FILE, store.cold)
+    files[HOT_FILE] = _write_table(folder, HOT_FILE, store.hot)
     state = {
         "version": store.state.version, "fingerprint": store.state.fingerprint,
         "synced_to": store.state.synced_to, "full_at": store.state.full_at,
-        "records": len(store), "bytes": body.size, "crc32": zlib.crc32(body),
-        "written": int(time.time()),
+        "records": len(store), "files": files, "written": int(time.time()),
     }
     text = json.dumps(state, indent=1, sort_keys=True).encode()
     write_atomic(folder / STATE_FILE, lambda fh: fh.write(text))
 
 
-def load_store(folder: Path) -> Store | None:
-    """The store, or None when there is none; `StoreCorrupt` when it cannot be trusted."""
-    jobs_path, state_path = folder / JOBS_FILE, folder / STATE_FILE
-    if not jobs_path.exists() and not state_path.exists():
-        return None
+def _read_table(folder: Path, name: str, info: Any) -> dict[str, JobTable]:
+    path = folder / name
     try:
-        state = json.loads(state_path.read_text())
-        body = jobs_path.read_bytes()
-    except FileNotFoundError as err:
-        raise StoreCorrupt(f"{err.filename} is missing") from None
-    except (OSError, ValueError) as err:
-        raise StoreCorrupt(f"{state_path}: {err}") from None
-    if not isinstance(state, dict):
-        raise StoreCorrupt(f"{state_path} is not a JSON object")
-    try:
-        size, crc = int(state["bytes"]), int(state["crc32"])
-        st = StoreState(fingerprint=str(state["fingerprint"]), synced_to=int(state["synced_to"]),
-                        full_at=int(state["full_at"]), version=int(state["version"]))
-        records = int(state["records"])
+        size, crc = int(info["bytes"]), int(info["crc32"])
+        records = int(info["records"])
     except (KeyError, TypeError, ValueError) as err:
-        raise StoreCorrupt(f"{state_path} lacks or garbles {err}") from None
+        raise StoreCorrupt(f"{folder / STATE_FILE} lacks or garbles {name}'s {err}") from None
+    try:
+        body = path.read_bytes()
+    except FileNotFoundError:
+        raise StoreCorrupt(f"{path} is missing") from None
+    except OSError as err:
+        raise StoreCorrupt(f"{path}: {err.strerror}") from None
     if len(body) != size or zlib.crc32(body) != crc:
-        raise StoreCorrupt(f"{jobs_path} does not match its checksum in {state_path} "
+        raise StoreCorrupt(f"{path} does not match its checksum in {STATE_FILE} "
                            f"({len(body)} bytes, expected {size})")
     try:
         table = ipc.open_file(pa.py_buffer(body)).read_all()
     except (pa.ArrowException, OSError) as err:
-        raise StoreCorrupt(f"{jobs_path} is not a readable Arrow file: {err}") from None
+        raise StoreCorrupt(f"{path} is not a readable Arrow file: {err}") from None
     if not table.schema.equals(_SCHEMA):
-        raise StoreCorrupt(f"{jobs_path} has other columns than this version writes")
+        raise StoreCorrupt(f"{path} has other columns than this version writes")
     jobs = _from_arrow(table)
-    store = Store(jobs=jobs, state=st)
-    if len(store) != records:
-        raise StoreCorrupt(f"{jobs_path} holds {len(store)} records, its state says {records}")
-    return store
+    if sum(len(t) for t in jobs.values()) != records:
+        raise StoreCorrupt(f"{path} holds {sum(len(t) for t in jobs.values())} records, "
+                           f"its state says {records}")
+    return jobs
+
+
+def read_state(folder: Path) -> dict[str, Any] | None:
+    """The raw state document; None when there is no store; StoreCorrupt if unreadable."""
+    state_path = folder / STATE_FILE
+    if not state_path.exists():
+        if any((folder / n).exists() for n in (COLD_FILE, HOT_FILE)):
+            raise StoreCorrupt(f"{state_path} is missing")
+        return None
+    try:
+        state = json.loads(state_path.read_text())
+    except (OSError, ValueError) as err:
+        raise StoreCorrupt(f"{state_path}: {err}") from None
+    if not isinstance(state, dict) or not isinstance(state.get("files"), dict):
+        raise StoreCorrupt(f"{state_path} is not a store state (no files)")
+    return state
+
+
+def load_store(folder: Path) -> Store | None:
+    """The store, or None when there is none; `StoreCorrupt` when it cannot be trusted."""
+    state = read_state(folder)
+    if state is None:
+        return None
+    try:
+        st = StoreState(fingerprint=str(state["fingerprint"]), synced_to=int(state["synced_to"]),
+                        full_at=int(state["full_at"]), version=int(state["version"]))
+    except (KeyError, TypeError, ValueError) as err:
+        raise StoreCorrupt(f"{folder / STATE_FILE} lacks or garbles {err}") from None
+    files = state["files"]
+    for name in (COLD_FILE, HOT_FILE):
+        if name not in files:
+            raise StoreCorrupt(f"{folder / STATE_FILE} does not list {name}")
+    return Store(cold=_read_table(folder, COLD_FILE, files[COLD_FILE]),
+                 hot=_read_table(folder, HOT_FILE, files[HOT_FILE]), state=st)
 
 
 def set_aside(folder: Path) -> Path:
@@ -349,7 +461,8 @@ class SyncReport:
 
 
 __all__ = [
-    "Store", "StoreCorrupt", "StoreState", "SyncPlan", "SyncReport", "concat", "day_chunks",
-    "dedupe_last", "fingerprint", "load_store", "merge", "open_job_ids", "plan_sync", "prune",
-    "record_keys", "save_store", "set_aside", "store_folder",
+    "Store", "StoreCorrupt", "StoreState", "SyncPlan", "SyncReport", "Update", "concat",
+    "day_chunks", "dedupe_last", "fingerprint", "frozen_boundary", "load_store", "merge",
+    "open_job_ids", "plan_sync", "prune", "read_state", "record_keys", "replaced_by",
+    "save_store", "set_aside", "store_folder", "update",
 ]

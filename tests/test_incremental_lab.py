@@ -87,7 +87,7 @@ def test_incremental_cycles_equal_a_full_query_on_real_slurm(lab: Lab, tmp_path:
     lab.wait_until([short, gpu, fails], FINISHED, timeout=90)
     store = load_store(tmp_path / "inc" / "data" / "store")
     assert store is not None
-    jobs = store.jobs[""]
+    jobs = store.jobs("")
     assert int((jobs.job_id == int(requeued)).sum()) == 2
 
     # A cycle missed for a day: the store says it last synced 25 hours ago.

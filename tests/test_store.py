@@ -10,6 +10,7 @@ import pytest
 
 from collector.parse import JobTable, parse_sacct
 from collector.store import (
+    COLD_FILE,
     JOBS_FILE,
     STATE_FILE,
     Store,
@@ -25,6 +26,7 @@ from collector.store import (
     prune,
     record_keys,
     save_store,
+    update,
 )
 
 NAN = float("nan")
@@ -118,24 +120,32 @@ def test_plan_incremental_starts_an_overlap_before_the_last_cycle() -> None:
 def test_store_round_trip(tmp_path: Path, samples: Path) -> None:
     jobs = parse_sacct((samples / "sacct_avery.txt").read_bytes()).jobs
     other = table([(99, "alice", 5, 6, NAN, 3)])
-    store = Store(jobs={"": jobs, "ai": other}, state=StoreState("fp", 123, 100))
+    store = Store(cold={"": jobs}, hot={"": other.take(np.array([], dtype=np.int64)),
+                                        "ai": other}, state=StoreState("fp", 123, 100))
     save_store(tmp_path, store)
     back = load_store(tmp_path)
     assert back is not None
     assert back.state == store.state
-    assert set(back.jobs) == {"", "ai"}
-    for name, t in store.jobs.items():
-        u = back.jobs[name]
+    assert set(back.clusters) == {"", "ai"}
+    for name in store.clusters:
+        t, u = store.jobs(name), back.jobs(name)
         assert [t.users[i] for i in t.user] == [u.users[i] for i in u.user]
         np.testing.assert_array_equal(t.job_id, u.job_id)
         for col in ("submit", "start", "end", "cpus", "gpus", "mem_gib"):
             np.testing.assert_array_equal(getattr(t, col), getattr(u, col))
     assert json.loads((tmp_path / STATE_FILE).read_text())["records"] == len(jobs) + 1
+    # Only the hot part is rewritten when the cold one did not change.
+    cold_mtime = (tmp_path / COLD_FILE).stat().st_mtime_ns
+    state = json.loads((tmp_path / STATE_FILE).read_text())
+    save_store(tmp_path, store, cold_changed=False, previous=state)
+    assert (tmp_path / COLD_FILE).stat().st_mtime_ns == cold_mtime
+    assert load_store(tmp_path) is not None
 
 
 def test_no_store_is_none_and_damage_is_named(tmp_path: Path) -> None:
     assert load_store(tmp_path) is None
-    save_store(tmp_path, Store(jobs={"": table([(1, "bob", 0, 1, NAN, 1)])},
+    save_store(tmp_path, Store(cold={"": table([(1, "bob", 0, 1, 2, 1)])},
+                               hot={"": table([(2, "bob", 0, 1, NAN, 1)])},
                                state=StoreState("fp", 1, 1)))
     body = (tmp_path / JOBS_FILE).read_bytes()
     (tmp_path / JOBS_FILE).write_bytes(body[:-10])
@@ -144,3 +154,22 @@ def test_no_store_is_none_and_damage_is_named(tmp_path: Path) -> None:
     (tmp_path / JOBS_FILE).unlink()
     with pytest.raises(StoreCorrupt, match="missing"):
         load_store(tmp_path)
+
+
+def test_update_moves_what_ended_before_the_boundary_to_the_cold_part() -> None:
+    cold = table([(1, "alice", 0, 10, 50, 1)])
+    hot = table([(2, "bob", 0, 10, NAN, 1), (3, "bob", 0, 10, NAN, 2)])
+    fresh = table([(2, "bob", 0, 10, 90, 1), (3, "bob", 0, 10, 150, 2)])
+    up = update(cold, hot, fresh, boundary=100, keep_from=0)
+    assert up.cold_changed
+    assert sorted(up.cold.job_id.tolist()) == [1, 2]
+    assert up.hot.job_id.tolist() == [3]
+    quiet = update(up.cold, up.hot, table([(3, "bob", 0, 10, NAN, 2)]), boundary=100,
+                   keep_from=0)
+    assert not quiet.cold_changed  # nothing new for the cold part: its file stays
+    # A fresh version of a cold record (a backfill, a wider overlap) replaces it.
+    again = update(up.cold, up.hot, table([(1, "alice", 0, 10, 60, 1)]), boundary=100,
+                   keep_from=0)
+    assert again.cold_changed
+    assert rows_of(again.cold) >= {(1, "alice", 10.0, 60.0, 1.0)}
+    assert len(again.cold) == 2

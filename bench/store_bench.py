@@ -1,0 +1,218 @@
+"""Benchmark: one incremental cycle on a job store of 1,000,000 jobs, binning included.
+
+Makes (once, cached in bench/out/) a synthetic 30-day sacct history of
+`--jobs` job lines in UTC (as live sacct prints them), fills a job store from
+it as if the last cycle ran 10 minutes ago, and writes what sacct answers to
+the next incremental query (the jobs active in the last 10 minutes plus the
+60-minute overlap: running, pending and recently ended jobs).
+
+Then measures, `--runs` times, medians:
+  cycle    `librarian collect --no-plots` as its own process (interpreter start
+           and imports included), with a fake sacct on PATH printing that answer;
+  in-proc  the same `collect()` call in a warm process, and its parts: reading
+           the store, merging, writing it, binning and writing the snapshots.
+It also prints the rows asked of slurmdbd per day: incremental (144 cycles of
+the answer above) against re-querying the whole window every 10 minutes.
+
+    .venv/bin/python bench/store_bench.py [--jobs 1000000] [--runs 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+OUT = HERE / "out"
+NOW = 1_764_000_000  # 2025-11-24T16:00:00Z
+LAST = NOW - 600
+OVERLAP = 3600
+
+CONFIG = """\
+[site]
+name = "Benchmark"
+timezone = "America/New_York"
+data_dir = "data"
+
+[collect]
+bin_seconds = 3600
+window_days = 30
+overlap_minutes = 60
+
+[[qos]]
+name = "avery"
+limits = { cpus = 430, gpus = 39, memory_gb = 3359 }
+
+[[qos]]
+name = "avery-b"
+limits = { cpus = 3870, gpus = 0, memory_gb = 30234 }
+"""
+
+GENERATE = """
+import sys
+from collector.synth import SynthQos, synth_sacct
+text = synth_sacct({now}, 30, {n_jobs}, n_users=50, tz="UTC", seed=2026, steps=0.0,
+                   qos=(SynthQos("avery", 0.8, 0.15), SynthQos("avery-b", 0.2, 0.0)))
+open(sys.argv[1], "wb").write(text)
+"""
+
+
+def make_history(n_jobs: int) -> Path:
+    path = OUT / f"sacct_utc_{n_jobs}.txt"
+    if not path.exists():
+        code = GENERATE.format(now=NOW, n_jobs=n_jobs)
+        subprocess.run([sys.executable, "-c", code, str(path)], check=True, cwd=HERE.parent)
+    return path
+
+
+def answer_of(history: Path) -> Path:
+    """The lines sacct prints for [LAST - OVERLAP, NOW]: not ended, or ended since."""
+    path = history.with_name(history.stem + "_incremental.txt")
+    if path.exists():
+        return path
+    since = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(LAST - OVERLAP))
+    lines = history.read_bytes().decode().splitlines()
+    header = lines[0].split("|")
+    end_i = header.index("End")
+    keep = [lines[0]] + [ln for ln in lines[1:]
+                         if (e := ln.split("|")[end_i]) in ("Unknown", "None", "") or e >= since]
+    path.write_text("\n".join(keep) + "\n")
+    return path
+
+
+def fill_store(site: Path, history: Path) -> int:
+    """A store as the last cycle (10 minutes ago) left it."""
+    from collector.collect import sync_store  # noqa: F401  (the same code path's modules)
+    from collector.config import load_config
+    from collector.parse import parse_sacct
+    from collector.parse import JobTable
+    from collector.store import (
+        Store,
+        StoreState,
+        fingerprint,
+        frozen_boundary,
+        save_store,
+        store_folder,
+        update,
+    )
+
+    config = load_config(site / "librarian.toml")
+    shutil.rmtree(site / "data", ignore_errors=True)
+    jobs = parse_sacct(history.read_bytes()).jobs
+    c = config.collect
+    up = update(JobTable.empty(), JobTable.empty(), jobs,
+                frozen_boundary(LAST, c.overlap_minutes * 60),
+                NOW - c.window_days * 86400 - 3600)
+    fp = fingerprint(config.site.clusters, [q.name for q in config.qos], c.history_days)
+    save_store(store_folder(config.site.data_dir),
+               Store(cold={"": up.cold}, hot={"": up.hot},
+                     state=StoreState(fp, LAST, LAST - 86400)))
+    return len(up.cold) + len(up.hot)
+
+
+def fake_sacct(folder: Path, answer: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    script = folder / "sacct"
+    script.write_text(f"#!/bin/sh\nexec cat {answer}\n")
+    script.chmod(0o755)
+    return folder
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--jobs", type=int, default=1_400_000,
+                   help="job lines in the 30-day history (with carry-in; the default fills the store with ~1M jobs)")
+    p.add_argument("--runs", type=int, default=5)
+    args = p.parse_args()
+    OUT.mkdir(exist_ok=True)
+    history = make_history(args.jobs)
+    answer = answer_of(history)
+    site = OUT / "store-site"
+    site.mkdir(exist_ok=True)
+    (site / "librarian.toml").write_text(CONFIG)
+    records = fill_store(site, history)
+    answer_rows = answer.read_bytes().count(b"\n") - 1
+    store_bytes = sum(p.stat().st_size for p in (site / "data" / "store").glob("*.arrow"))
+    hot_rows = json.loads((site / "data" / "store" / "jobs.json").read_text())["files"][
+        "hot.arrow"]["records"]
+    print(f"store: {records:,} jobs ({store_bytes / 1e6:.0f} MB; {hot_rows:,} in the hot "
+          f"part); incremental answer: {answer_rows:,} rows")
+
+    env = {**os.environ, "PATH": f"{fake_sacct(OUT / 'fake-bin', answer)}:{os.environ['PATH']}"}
+    librarian = Path(sys.executable).with_name("librarian")
+    cmd = [str(librarian), "collect", "--config", "librarian.toml", "--no-plots",
+           "--now", str(NOW), "-q"]
+    subprocess.run(cmd, cwd=site, env=env, check=True)  # warm the page cache
+    walls = []
+    for _ in range(args.runs):
+        t = time.perf_counter()
+        subprocess.run(cmd, cwd=site, env=env, check=True)
+        walls.append(time.perf_counter() - t)
+
+    from collector.binning import bin_usage, make_window
+    from collector.collect import collect
+    from collector.config import load_config
+    from collector.parse import parse_sacct
+    from collector.store import (
+        frozen_boundary,
+        load_store,
+        read_state,
+        save_store,
+        store_folder,
+        update,
+    )
+
+    config = load_config(site / "librarian.toml")
+    data = answer.read_bytes()
+
+    def runner(a, **_):
+        return subprocess.CompletedProcess(a, 0, data, b"")
+
+    inproc = []
+    parts: dict[str, list[float]] = {"load": [], "update": [], "save": [], "bin": []}
+    folder = store_folder(config.site.data_dir)
+    window = make_window(NOW, 3600, config.collect.n_bins)
+    new = parse_sacct(data).jobs
+    for _ in range(args.runs):
+        t = time.perf_counter()
+        report = collect(config, NOW, plots=False, runner=runner)
+        inproc.append(time.perf_counter() - t)
+        assert report.sync is not None and not report.sync.full
+        t = time.perf_counter()
+        store, state = load_store(folder), read_state(folder)
+        parts["load"].append(time.perf_counter() - t)
+        t = time.perf_counter()
+        up = update(store.cold[""], store.hot[""], new, frozen_boundary(NOW, 3600),
+                    window.start)
+        parts["update"].append(time.perf_counter() - t)
+        t = time.perf_counter()
+        save_store(folder, store, cold_changed=False, previous=state)
+        parts["save"].append(time.perf_counter() - t)
+        t = time.perf_counter()
+        jobs = store.jobs("")
+        for q in ("avery", "avery-b"):
+            bin_usage(jobs, window, q)
+        parts["bin"].append(time.perf_counter() - t)
+
+    med = statistics.median
+    print(f"cycle (own process)  {med(walls):.2f} s   (runs: {', '.join(f'{w:.2f}' for w in walls)})"
+          "   target < 1 s")
+    print(f"collect() in-process {med(inproc):.2f} s   parts: " +
+          ", ".join(f"{k} {med(v):.3f} s" for k, v in parts.items()))
+    full_rows = records  # a full re-query returns every job of the window
+    print(f"rows asked of slurmdbd per day at 10-minute cycles: incremental "
+          f"{144 * answer_rows:,} vs full re-query {144 * full_rows:,} "
+          f"({full_rows / answer_rows:.0f}x fewer)")
+
+
+if __name__ == "__main__":
+    main()
