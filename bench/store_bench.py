@@ -20,7 +20,6 @@ the answer above) against re-querying the whole window every 10 minutes.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import statistics
@@ -88,12 +87,12 @@ def answer_of(history: Path) -> Path:
     return path
 
 
-def fill_store(site: Path, history: Path) -> int:
-    """A store as the last cycle (10 minutes ago) left it."""
-    from collector.collect import sync_store  # noqa: F401  (the same code path's modules)
+def fill_store(site: Path, history: Path, boundary_from: int = LAST) -> tuple[int, int]:
+    """A store as the last cycle (10 minutes ago) left it; with an earlier
+    `boundary_from`, one whose frozen boundary is about to move (the day's
+    first cycle after midnight + overlap). Returns (records, hot records)."""
     from collector.config import load_config
-    from collector.parse import parse_sacct
-    from collector.parse import JobTable
+    from collector.parse import JobTable, parse_sacct
     from collector.store import (
         Store,
         StoreState,
@@ -109,13 +108,13 @@ def fill_store(site: Path, history: Path) -> int:
     jobs = parse_sacct(history.read_bytes()).jobs
     c = config.collect
     up = update(JobTable.empty(), JobTable.empty(), jobs,
-                frozen_boundary(LAST, c.overlap_minutes * 60),
+                frozen_boundary(boundary_from, c.overlap_minutes * 60),
                 NOW - c.window_days * 86400 - 3600)
     fp = fingerprint(config.site.clusters, [q.name for q in config.qos], c.history_days)
     save_store(store_folder(config.site.data_dir),
                Store(cold={"": up.cold}, hot={"": up.hot},
                      state=StoreState(fp, LAST, LAST - 86400)))
-    return len(up.cold) + len(up.hot)
+    return len(up.cold) + len(up.hot), len(up.hot)
 
 
 def fake_sacct(folder: Path, answer: Path) -> Path:
@@ -139,11 +138,9 @@ def main() -> None:
     site = OUT / "store-site"
     site.mkdir(exist_ok=True)
     (site / "librarian.toml").write_text(CONFIG)
-    records = fill_store(site, history)
+    records, hot_rows = fill_store(site, history)
     answer_rows = answer.read_bytes().count(b"\n") - 1
     store_bytes = sum(p.stat().st_size for p in (site / "data" / "store").glob("*.arrow"))
-    hot_rows = json.loads((site / "data" / "store" / "jobs.json").read_text())["files"][
-        "hot.arrow"]["records"]
     print(f"store: {records:,} jobs ({store_bytes / 1e6:.0f} MB; {hot_rows:,} in the hot "
           f"part); incremental answer: {answer_rows:,} rows")
 
@@ -151,25 +148,17 @@ def main() -> None:
     librarian = Path(sys.executable).with_name("librarian")
     cmd = [str(librarian), "collect", "--config", "librarian.toml", "--no-plots",
            "--now", str(NOW), "-q"]
-    subprocess.run(cmd, cwd=site, env=env, check=True)  # warm the page cache
-    walls = []
-    for _ in range(args.runs):
-        t = time.perf_counter()
-        subprocess.run(cmd, cwd=site, env=env, check=True)
-        walls.append(time.perf_counter() - t)
 
-    from collector.binning import bin_usage, make_window
+    def run_cycle() -> float:
+        t = time.perf_counter()
+        subprocess.run(cmd, cwd=site, env=env, check=True, stdout=subprocess.DEVNULL)
+        return time.perf_counter() - t
+
+    run_cycle()  # the first cycle makes the cold sums; warm the page cache too
+    typical = [run_cycle() for _ in range(args.runs)]
+
     from collector.collect import collect
     from collector.config import load_config
-    from collector.parse import parse_sacct
-    from collector.store import (
-        frozen_boundary,
-        load_store,
-        read_state,
-        save_store,
-        store_folder,
-        update,
-    )
 
     config = load_config(site / "librarian.toml")
     data = answer.read_bytes()
@@ -178,36 +167,31 @@ def main() -> None:
         return subprocess.CompletedProcess(a, 0, data, b"")
 
     inproc = []
-    parts: dict[str, list[float]] = {"load": [], "update": [], "save": [], "bin": []}
-    folder = store_folder(config.site.data_dir)
-    window = make_window(NOW, 3600, config.collect.n_bins)
-    new = parse_sacct(data).jobs
     for _ in range(args.runs):
         t = time.perf_counter()
         report = collect(config, NOW, plots=False, runner=runner)
         inproc.append(time.perf_counter() - t)
-        assert report.sync is not None and not report.sync.full
-        t = time.perf_counter()
-        store, state = load_store(folder), read_state(folder)
-        parts["load"].append(time.perf_counter() - t)
-        t = time.perf_counter()
-        up = update(store.cold[""], store.hot[""], new, frozen_boundary(NOW, 3600),
-                    window.start)
-        parts["update"].append(time.perf_counter() - t)
-        t = time.perf_counter()
-        save_store(folder, store, cold_changed=False, previous=state)
-        parts["save"].append(time.perf_counter() - t)
-        t = time.perf_counter()
-        jobs = store.jobs("")
-        for q in ("avery", "avery-b"):
-            bin_usage(jobs, window, q)
-        parts["bin"].append(time.perf_counter() - t)
+        assert report.sync is not None
+        assert not report.sync.cold_rewritten
+
+    daily = []
+    for _ in range(args.runs):
+        fill_store(site, history, boundary_from=LAST - 86400)
+        run_cycle()  # makes the cold sums of this store: not part of the daily cycle
+        fill_store(site, history, boundary_from=LAST - 86400)
+        from collector.store import COLD_SUMS_FILE, load_cold_sums, read_state
+        folder = site / "data" / "store"
+        daily.append(run_cycle())
+        crc = read_state(folder)["files"]["cold.arrow"]["crc32"]
+        assert load_cold_sums(folder, crc, 3600) is not None, COLD_SUMS_FILE
 
     med = statistics.median
-    print(f"cycle (own process)  {med(walls):.2f} s   (runs: {', '.join(f'{w:.2f}' for w in walls)})"
+    fmt = lambda xs: ", ".join(f"{x:.2f}" for x in xs)  # noqa: E731
+    print(f"usual cycle (own process)      {med(typical):.2f} s  (runs: {fmt(typical)})"
           "   target < 1 s")
-    print(f"collect() in-process {med(inproc):.2f} s   parts: " +
-          ", ".join(f"{k} {med(v):.3f} s" for k, v in parts.items()))
+    print(f"usual cycle, collect() in a warm process  {med(inproc):.2f} s  (runs: {fmt(inproc)})")
+    print(f"daily cycle: cold part moved, rewritten and re-summed (own process) "
+          f"{med(daily):.2f} s  (runs: {fmt(daily)})")
     full_rows = records  # a full re-query returns every job of the window
     print(f"rows asked of slurmdbd per day at 10-minute cycles: incremental "
           f"{144 * answer_rows:,} vs full re-query {144 * full_rows:,} "

@@ -119,13 +119,22 @@ def _binned_seconds(user: np.ndarray, s: np.ndarray, e: np.ndarray, weights: np.
     return out
 
 
-def bin_usage(jobs: JobTable, window: Window, qos: str | None = None) -> Usage:
-    """Per-user average allocation in each bin, and what runs at `window.now`.
+@dataclass(frozen=True)
+class Binned:
+    """Raw sums of one QoS before averaging: what can be added up across parts
+    of the job store (collector/store.py keeps the frozen part's sums)."""
+
+    users: tuple[str, ...]
+    seconds: np.ndarray    # (observables x users x bins) resource-seconds
+    current: np.ndarray    # (observables x users) running at now
+    counted: int           # jobs that ran inside the window
+
+
+def bin_seconds(jobs: JobTable, window: Window, qos: str | None = None) -> Binned:
+    """Resource-seconds per user and bin, and what runs at `window.now`.
 
     `jobs` holds the jobs of one QoS, or of several and `qos` names the one to
-    bin (cheaper than `jobs.for_qos(qos)`, which copies every column). Users with no
-    usage in the window and nothing running are left out; the rest are sorted
-    by CPU-time in the window, largest first, then by name."""
+    bin (cheaper than `jobs.for_qos(qos)`, which copies every column)."""
     start, end = jobs.start, jobs.end
     now = float(window.now)
     started = ~np.isnan(start)
@@ -134,21 +143,44 @@ def bin_usage(jobs: JobTable, window: Window, qos: str | None = None) -> Usage:
     stop = np.where(np.isnan(end), now, np.minimum(end, now))
     s = np.maximum(start, window.start)
     active = np.flatnonzero(started & (stop > s))
-    names = list(jobs.users)
     codes = jobs.user
-
-    n_users = len(names)
+    n_users = len(jobs.users)
     seconds = _binned_seconds(codes[active], s[active].astype(np.int64),
                               stop[active].astype(np.int64), _weights(jobs, active), n_users,
                               window)
-    series_all = seconds / window.bin_lengths()
-
     running = np.flatnonzero(started & (start <= now) & (np.isnan(end) | (end > now)))
-    current_all = np.stack([
+    current = np.stack([
         np.bincount(codes[running], weights=w, minlength=n_users)
         for w in _weights(jobs, running)
     ])
+    return Binned(users=tuple(jobs.users), seconds=seconds, current=current,
+                  counted=len(active))
 
+
+def add_binned(a: Binned, b: Binned) -> Binned:
+    """The sums of two parts (same window), over the union of their users."""
+    if not a.users:
+        return Binned(b.users, b.seconds, b.current, a.counted + b.counted)
+    users = tuple(sorted(set(a.users) | set(b.users)))
+    pos = {u: i for i, u in enumerate(users)}
+    n_obs, _, n_bins = a.seconds.shape
+    seconds = np.zeros((n_obs, len(users), n_bins))
+    current = np.zeros((n_obs, len(users)))
+    for part in (a, b):
+        idx = np.array([pos[u] for u in part.users], dtype=np.int64)
+        if len(idx):
+            seconds[:, idx] += part.seconds
+            current[:, idx] += part.current
+    return Binned(users, seconds, current, a.counted + b.counted)
+
+
+def usage_of(binned: Binned, window: Window) -> Usage:
+    """Averages per bin. Users with no usage in the window and nothing running
+    are left out; the rest are sorted by CPU-time in the window, largest
+    first, then by name."""
+    names = binned.users
+    seconds, current_all = binned.seconds, binned.current
+    series_all = seconds / window.bin_lengths()
     cpu_time = seconds[0].sum(axis=1)
     keep = (seconds.sum(axis=(0, 2)) > 0) | (current_all.sum(axis=0) > 0)
     order = sorted(np.flatnonzero(keep), key=lambda i: (-cpu_time[i], names[i]))
@@ -157,5 +189,11 @@ def bin_usage(jobs: JobTable, window: Window, qos: str | None = None) -> Usage:
         users=tuple(names[i] for i in order),
         series={o: series_all[k][order] for k, o in enumerate(OBSERVABLES)},
         current={o: current_all[k][order] for k, o in enumerate(OBSERVABLES)},
-        jobs_counted=len(active),
+        jobs_counted=binned.counted,
     )
+
+
+def bin_usage(jobs: JobTable, window: Window, qos: str | None = None) -> Usage:
+    """Per-user average allocation in each bin, and what runs at `window.now`
+    (`qos` as in `bin_seconds`)."""
+    return usage_of(bin_seconds(jobs, window, qos), window)

@@ -25,7 +25,16 @@ from pathlib import Path
 import numpy as np
 
 from collector import __version__
-from collector.binning import Usage, Window, bin_usage, make_window
+from collector.binning import (
+    Binned,
+    Usage,
+    Window,
+    add_binned,
+    bin_seconds,
+    bin_usage,
+    make_window,
+    usage_of,
+)
 from collector.config import Config, Limits, Panel, QosConfig
 from collector.limits import (
     LimitsError,
@@ -51,22 +60,33 @@ from collector.sacct import (
 from collector.snapshot import Snapshot, snapshot_path, thresholds_for, write_snapshot
 from collector.status import read_status, record_sync, write_status
 from collector.store import (
+    COLD_FILE,
     DAY,
+    HOT_FILE,
+    ColdSums,
     Store,
     StoreCorrupt,
     StoreState,
     SyncReport,
+    cold_sums,
     concat,
+    dedupe_last,
     fingerprint,
     frozen_boundary,
-    load_store,
+    load_cold_sums,
+    merge,
     open_job_ids,
     plan_sync,
+    prune,
+    read_part,
     read_state,
+    save_cold_sums,
     save_store,
     set_aside,
+    state_of,
     store_folder,
     update,
+    verify_file,
 )
 
 log = logging.getLogger("librarian.collect")
@@ -157,65 +177,116 @@ class _Asker:
         return parsed.jobs
 
 
-def _load(folder: Path) -> tuple[Store | None, dict | None, str, str]:
-    """(store, its raw state, why it was damaged, where it was set aside)."""
+@dataclass(frozen=True)
+class Synced:
+    """The job store after a cycle: the hot records and the cold part's sums."""
+
+    hot: dict[str, JobTable]
+    cold: ColdSums
+
+    def binned(self, cluster: str, qos: str, window: Window) -> Binned:
+        return add_binned(self.cold.binned(cluster, qos, window),
+                          bin_seconds(self.hot.get(cluster, JobTable.empty()), window, qos))
+
+
+def _load(folder: Path, bin_seconds_: int
+          ) -> tuple[dict | None, dict[str, JobTable], ColdSums | None, str, str]:
+    """(raw state, hot records, cold sums if still valid, why damaged, where set aside).
+    cold.arrow itself is read later, and only if this cycle changes it."""
     try:
-        return load_store(folder), read_state(folder), "", ""
+        raw = read_state(folder)
+        if raw is None:
+            return None, {}, None, "", ""
+        state_of(raw, folder)
+        hot = read_part(folder, raw, HOT_FILE)
+        verify_file(folder, raw, COLD_FILE)  # not parsed, but checked every cycle
+        crc = int(raw["files"][COLD_FILE]["crc32"])
+        return raw, hot, load_cold_sums(folder, crc, bin_seconds_), "", ""
     except StoreCorrupt as err:
-        aside = set_aside(folder)
-        log.error("job store damaged (%s): set aside as %s; rebuilding it from a full query",
-                  err, aside)
-        return None, None, str(err), str(aside)
+        damaged = str(err)
+    aside = set_aside(folder)
+    log.error("job store damaged (%s): set aside as %s; rebuilding it from a full query",
+              damaged, aside)
+    return None, {}, None, damaged, str(aside)
 
 
 def sync_store(config: Config, window: Window, runner: Runner = subprocess.run,
                environ: Mapping[str, str] | None = None, full: bool = False
-               ) -> tuple[Store, SyncReport, ParseResult]:
+               ) -> tuple[Synced, SyncReport, ParseResult]:
     """Bring the job store up to `window.now` and write it; raise CollectError
-    (nothing written) if any query fails."""
+    (nothing written) if any query fails.
+
+    The usual cycle reads and writes only the hot records and the cold sums;
+    cold.arrow is read and rewritten only when records leave the hot part
+    (once a day, when the frozen boundary moves), when an answer replaces a
+    cold record, or after a backfill."""
     folder = store_folder(config.site.data_dir)
     c = config.collect
     keep_from = window.start - (c.history_days - c.window_days) * DAY
     fp = fingerprint(config.site.clusters, [q.name for q in config.qos], c.history_days)
-    store, raw_state, damaged, aside = _load(folder)
-    plan = plan_sync(store.state if store else None, fp, window.now, keep_from,
-                     c.overlap_minutes * 60, c.chunk_hours * 3600,
-                     force_full=full or not c.incremental, damaged=damaged)
+    raw, hot, sums, damaged, aside = _load(folder, window.bin_seconds)
+    state = state_of(raw, folder) if raw is not None else None
+    plan = plan_sync(state, fp, window.now, keep_from, c.overlap_minutes * 60,
+                     c.chunk_hours * 3600, force_full=full or not c.incremental, damaged=damaged)
     log.info("job store: %s, %d quer%s from %s", "full backfill (" + plan.reason + ")"
              if plan.full else "incremental", len(plan.spans),
              "y" if len(plan.spans) == 1 else "ies", plan.start)
+    if plan.full:
+        raw, hot, sums = None, {}, None
     asker = _Asker(config, [q.name for q in config.qos], runner, environ)
     boundary = frozen_boundary(window.now, c.overlap_minutes * 60)
-    cold: dict[str, JobTable] = {}
-    hot: dict[str, JobTable] = {}
-    cold_changed = plan.full or store is None
-    requeried = 0
     empty = JobTable.empty()
+    fresh: dict[str, JobTable] = {}
+    requeried = 0
     for cluster in config.clusters:
-        old_cold = empty if plan.full or store is None else store.cold.get(cluster, empty)
-        old_hot = empty if plan.full or store is None else store.hot.get(cluster, empty)
         new = concat([asker.ask(cluster, s, e) for s, e in plan.spans])
         # Jobs open at the last cycle that the time query did not return: ask by id.
-        missing = np.setdiff1d(open_job_ids(old_hot), new.job_id)
+        missing = np.setdiff1d(open_job_ids(hot.get(cluster, empty)), new.job_id)
         requeried += len(missing)
         extra = [asker.ask(cluster, keep_from, window.now, missing[i:i + IDS_PER_QUERY])
                  for i in range(0, len(missing), IDS_PER_QUERY)]
         # Later answers win: the time query comes after the by-id ones.
-        up = update(old_cold, old_hot, concat([*extra, new]), boundary, keep_from)
-        cold[cluster], hot[cluster] = up.cold, up.hot
-        cold_changed |= up.cold_changed
-    state = StoreState(fingerprint=fp, synced_to=window.now,
-                       full_at=window.now if plan.full or store is None else store.state.full_at)
-    synced = Store(cold=cold, hot=hot, state=state)
+        fresh[cluster] = dedupe_last(concat([*extra, new]))
+
+    merged = {cl: merge(hot.get(cl, empty), fresh[cl]) for cl in config.clusters}
+    touches_cold = sums is None or any(
+        sums.hits(cl, fresh[cl]) or bool((merged[cl].end < boundary).any())
+        for cl in config.clusters)
+    cold_changed = plan.full or raw is None
+    if touches_cold:
+        try:
+            cold = {} if raw is None else read_part(folder, raw, COLD_FILE)
+        except StoreCorrupt as err:  # found only now: rebuild on the next cycle
+            raise CollectError(f"the job store's cold part is damaged ({err}); "
+                               "run again (or with --full) to rebuild it") from err
+        new_hot = {}
+        for cl in config.clusters:
+            up = update(cold.get(cl, empty), hot.get(cl, empty), fresh[cl], boundary, keep_from)
+            cold[cl], new_hot[cl] = up.cold, up.hot
+            cold_changed |= up.cold_changed
+        hot = new_hot
+    else:
+        hot = {cl: prune(merged[cl], keep_from) for cl in config.clusters}
+    synced_state = StoreState(fingerprint=fp, synced_to=window.now,
+                              full_at=window.now if state is None or plan.full
+                              else state.full_at)
     try:
-        save_store(folder, synced, cold_changed=cold_changed, previous=raw_state)
+        written = save_store(folder, Store(cold=cold if touches_cold else {}, hot=hot,
+                                           state=synced_state),
+                             cold_changed=cold_changed, previous=raw)
+        crc = int(written["files"][COLD_FILE]["crc32"])
+        if touches_cold and (cold_changed or sums is None or sums.cold_crc != crc):
+            sums = cold_sums(cold, crc, window.bin_seconds, keep_from, boundary)
+            save_cold_sums(folder, sums)
     except OSError as err:
         raise CollectError(f"cannot write the job store in {folder}: {err.strerror or err}") from err
+    assert sums is not None
+    records = sum(int(f.get("records", 0)) for f in written["files"].values())
     report = SyncReport(full=plan.full, reason=plan.reason, queries=asker.queries,
                         rows=asker.rows, sacct_seconds=round(asker.seconds, 3),
-                        records=len(synced), requeried_open=requeried, set_aside=aside,
-                        spans=plan.spans)
-    return synced, report, combine(asker.parses)
+                        records=records, requeried_open=requeried, set_aside=aside,
+                        spans=plan.spans, cold_rewritten=cold_changed)
+    return Synced(hot=hot, cold=sums), report, combine(asker.parses)
 
 
 @dataclass(frozen=True)
@@ -288,12 +359,16 @@ def collect(config: Config, now: float, qos_names: Sequence[str] | None = None,
             source = f"file:{sacct_file}"
             limits = configured_limits(config)
         else:
-            store, sync, parsed = sync_store(config, window, runner, environ, full)
-            jobs, source = {c: store.jobs(c) for c in config.clusters}, "sacct"
+            synced, sync, parsed = sync_store(config, window, runner, environ, full)
+            source = "sacct"
             limits = current_limits(config, window, runner, environ)
         panels = [p for p in config.panels if p.qos in selected]
-        usages = {p: bin_usage(jobs.get(p.cluster, JobTable.empty()), window, p.qos)
-                  for p in panels}
+        if sacct_file is not None:
+            usages = {p: bin_usage(jobs.get(p.cluster, JobTable.empty()), window, p.qos)
+                      for p in panels}
+        else:
+            usages = {p: usage_of(synced.binned(p.cluster, p.qos, window), window)
+                      for p in panels}
         # One colour per user across this run's QoS, so the charts of all QoS agree.
         colors = assign_colors(u for usage in usages.values() for u in usage.users)
         outcomes = [_write_panel(config, p, usages[p], parsed, source, plots, colors, limits)

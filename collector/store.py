@@ -44,6 +44,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.ipc as ipc
 
+from collector.binning import Binned, Window, bin_seconds
 from collector.parse import _FLOAT_COLUMNS, JobTable, _numpy
 from collector.snapshot import write_atomic
 
@@ -51,6 +52,7 @@ STORE_VERSION = 2
 STORE_DIR = "store"
 COLD_FILE = "cold.arrow"
 HOT_FILE = "hot.arrow"
+COLD_SUMS_FILE = "cold-sums.npz"
 JOBS_FILE = COLD_FILE  # the big one
 STATE_FILE = "jobs.json"
 DAY = 86400
@@ -354,9 +356,9 @@ def _write_table(folder: Path, name: str, jobs: dict[str, JobTable]) -> dict[str
 
 
 def save_store(folder: Path, store: Store, cold_changed: bool = True,
-               previous: dict[str, Any] | None = None) -> None:
+               previous: dict[str, Any] | None = None) -> dict[str, Any]:
     """Write the hot records (and the cold ones when they changed or there is
-    no earlier file to keep), then the state that vouches for them."""
+    no earlier file to keep), then the state that vouches for them; return it."""
     folder.mkdir(parents=True, exist_ok=True)
     files = dict((previous or {}).get("files", {}))
     if cold_changed or COLD_FILE not in files or not (folder / COLD_FILE).exists():
@@ -369,13 +371,16 @@ def save_store(folder: Path, store: Store, cold_changed: bool = True,
     }
     text = json.dumps(state, indent=1, sort_keys=True).encode()
     write_atomic(folder / STATE_FILE, lambda fh: fh.write(text))
+    return state
 
 
-def _read_table(folder: Path, name: str, info: Any) -> dict[str, JobTable]:
+def verify_file(folder: Path, raw: dict[str, Any], name: str) -> bytes:
+    """A record file's bytes, checked against the size and CRC-32 in the state
+    (a few milliseconds even for the cold file: each cycle checks both)."""
+    info = raw["files"].get(name)
     path = folder / name
     try:
         size, crc = int(info["bytes"]), int(info["crc32"])
-        records = int(info["records"])
     except (KeyError, TypeError, ValueError) as err:
         raise StoreCorrupt(f"{folder / STATE_FILE} lacks or garbles {name}'s {err}") from None
     try:
@@ -387,6 +392,16 @@ def _read_table(folder: Path, name: str, info: Any) -> dict[str, JobTable]:
     if len(body) != size or zlib.crc32(body) != crc:
         raise StoreCorrupt(f"{path} does not match its checksum in {STATE_FILE} "
                            f"({len(body)} bytes, expected {size})")
+    return body
+
+
+def _read_table(folder: Path, name: str, raw: dict[str, Any]) -> dict[str, JobTable]:
+    path = folder / name
+    body = verify_file(folder, raw, name)
+    try:
+        records = int(raw["files"][name]["records"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise StoreCorrupt(f"{folder / STATE_FILE} lacks or garbles {name}'s {err}") from None
     try:
         table = ipc.open_file(pa.py_buffer(body)).read_all()
     except (pa.ArrowException, OSError) as err:
@@ -416,22 +431,128 @@ def read_state(folder: Path) -> dict[str, Any] | None:
     return state
 
 
-def load_store(folder: Path) -> Store | None:
-    """The store, or None when there is none; `StoreCorrupt` when it cannot be trusted."""
-    state = read_state(folder)
-    if state is None:
-        return None
+def state_of(raw: dict[str, Any], folder: Path) -> StoreState:
     try:
-        st = StoreState(fingerprint=str(state["fingerprint"]), synced_to=int(state["synced_to"]),
-                        full_at=int(state["full_at"]), version=int(state["version"]))
+        return StoreState(fingerprint=str(raw["fingerprint"]), synced_to=int(raw["synced_to"]),
+                          full_at=int(raw["full_at"]), version=int(raw["version"]))
     except (KeyError, TypeError, ValueError) as err:
         raise StoreCorrupt(f"{folder / STATE_FILE} lacks or garbles {err}") from None
-    files = state["files"]
-    for name in (COLD_FILE, HOT_FILE):
-        if name not in files:
-            raise StoreCorrupt(f"{folder / STATE_FILE} does not list {name}")
-    return Store(cold=_read_table(folder, COLD_FILE, files[COLD_FILE]),
-                 hot=_read_table(folder, HOT_FILE, files[HOT_FILE]), state=st)
+
+
+def read_part(folder: Path, raw: dict[str, Any], name: str) -> dict[str, JobTable]:
+    """One of the two record files, checked against the state."""
+    if name not in raw["files"]:
+        raise StoreCorrupt(f"{folder / STATE_FILE} does not list {name}")
+    return _read_table(folder, name, raw)
+
+
+def load_store(folder: Path) -> Store | None:
+    """The store, or None when there is none; `StoreCorrupt` when it cannot be trusted."""
+    raw = read_state(folder)
+    if raw is None:
+        return None
+    return Store(cold=read_part(folder, raw, COLD_FILE), hot=read_part(folder, raw, HOT_FILE),
+                 state=state_of(raw, folder))
+
+
+# --- the cold part's sums ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QosSums:
+    users: tuple[str, ...]
+    seconds: np.ndarray     # (observables x users x bins from ColdSums.start)
+    ends: np.ndarray        # sorted End of the jobs that ran (for the job count)
+
+
+@dataclass(frozen=True)
+class ColdSums:
+    """The cold records binned once on absolute bins [start, end): valid for
+    one cold.arrow (its CRC) and one bin size."""
+
+    cold_crc: int
+    bin_seconds: int
+    start: int
+    end: int
+    keys: dict[str, np.ndarray]                 # cluster -> sorted record keys
+    sums: dict[tuple[str, str], QosSums]        # (cluster, qos) -> sums
+
+    def hits(self, cluster: str, jobs: JobTable) -> bool:
+        """Does any record of `jobs` replace a cold one?"""
+        keys = self.keys.get(cluster)
+        if keys is None or not len(keys) or not len(jobs):
+            return False
+        probe = record_keys(jobs)
+        at = np.minimum(np.searchsorted(keys, probe), len(keys) - 1)
+        return bool((keys[at] == probe).any())
+
+    def binned(self, cluster: str, qos: str, window: Window) -> Binned:
+        """The cold part's sums over `window` (cold jobs all ended before now)."""
+        part = self.sums.get((cluster, qos))
+        n_obs = 4
+        if part is None:
+            return Binned((), np.zeros((n_obs, 0, window.n_bins)), np.zeros((n_obs, 0)), 0)
+        b = self.bin_seconds
+        first = (window.start - self.start) // b
+        n = part.seconds.shape[2]
+        k = max(0, min(n - first, window.n_bins))
+        seconds = np.zeros((n_obs, len(part.users), window.n_bins))
+        if k:
+            seconds[:, :, :k] = part.seconds[:, :, first:first + k]
+        counted = len(part.ends) - int(np.searchsorted(part.ends, window.start, side="right"))
+        return Binned(part.users, seconds, np.zeros((n_obs, len(part.users))), counted)
+
+
+def cold_sums(cold: dict[str, JobTable], cold_crc: int, bin_seconds_: int, start: int,
+              end: int) -> ColdSums:
+    """Bin the cold records once over [start, end) (pure; both on bin boundaries)."""
+    n_bins = max(1, (end - start) // bin_seconds_)
+    window = Window(start=start, now=start + n_bins * bin_seconds_, bin_seconds=bin_seconds_,
+                    n_bins=n_bins)
+    sums = {}
+    for cluster, jobs in cold.items():
+        ran = ~np.isnan(jobs.start) & (jobs.end > jobs.start)
+        for qos in jobs.qos_names:
+            b = bin_seconds(jobs, window, qos)
+            mine = ran & (jobs.qos == jobs.qos_names.index(qos))
+            sums[(cluster, qos)] = QosSums(b.users, b.seconds, np.sort(jobs.end[mine]))
+    keys = {cluster: np.sort(record_keys(jobs)) for cluster, jobs in cold.items()}
+    return ColdSums(cold_crc, bin_seconds_, start, window.now, keys, sums)
+
+
+def save_cold_sums(folder: Path, part: ColdSums) -> None:
+    arrays: dict[str, np.ndarray] = {}
+    meta: dict[str, Any] = {"cold_crc": part.cold_crc, "bin_seconds": part.bin_seconds,
+                            "start": part.start, "end": part.end,
+                            "clusters": list(part.keys), "sums": []}
+    for i, keys in enumerate(part.keys.values()):
+        arrays[f"keys_{i}"] = keys
+    for j, ((cluster, qos), q) in enumerate(part.sums.items()):
+        meta["sums"].append({"cluster": cluster, "qos": qos, "users": list(q.users)})
+        arrays[f"seconds_{j}"] = q.seconds
+        arrays[f"ends_{j}"] = q.ends
+    arrays["meta"] = np.array(json.dumps(meta))
+
+    def write(fh: Any) -> None:
+        np.savez(fh, **arrays)
+
+    write_atomic(folder / COLD_SUMS_FILE, write)
+
+
+def load_cold_sums(folder: Path, cold_crc: int, bin_seconds_: int) -> ColdSums | None:
+    """The sums if they belong to this cold.arrow and bin size; else None (remade)."""
+    try:
+        with np.load(folder / COLD_SUMS_FILE, allow_pickle=False) as z:
+            meta = json.loads(str(z["meta"][()]))
+            if meta["cold_crc"] != cold_crc or meta["bin_seconds"] != bin_seconds_:
+                return None
+            keys = {c: z[f"keys_{i}"] for i, c in enumerate(meta["clusters"])}
+            sums = {(m["cluster"], m["qos"]): QosSums(tuple(m["users"]), z[f"seconds_{j}"],
+                                                      z[f"ends_{j}"])
+                    for j, m in enumerate(meta["sums"])}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # missing or unreadable: it is only a cache of cold.arrow
+    return ColdSums(cold_crc, bin_seconds_, int(meta["start"]), int(meta["end"]), keys, sums)
 
 
 def set_aside(folder: Path) -> Path:
@@ -458,11 +579,12 @@ class SyncReport:
     requeried_open: int = 0         # open jobs asked for by id (missing from the time query)
     set_aside: str = ""
     spans: tuple[tuple[int, int], ...] = field(default_factory=tuple)
+    cold_rewritten: bool = False    # cold.arrow rewritten (a backfill, or the daily move)
 
 
 __all__ = [
-    "Store", "StoreCorrupt", "StoreState", "SyncPlan", "SyncReport", "Update", "concat",
+    "ColdSums", "Store", "StoreCorrupt", "StoreState", "SyncPlan", "SyncReport", "Update", "concat",
     "day_chunks", "dedupe_last", "fingerprint", "frozen_boundary", "load_store", "merge",
     "open_job_ids", "plan_sync", "prune", "read_state", "record_keys", "replaced_by",
-    "save_store", "set_aside", "store_folder", "update",
+    "save_store", "set_aside", "store_folder", "update", "verify_file",
 ]

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from collector.sacct import build_sacct_args, sacct_environment
 from collector.snapshot import read_snapshot
 from collector.store import JOBS_FILE, STATE_FILE, load_store
 from tests.slurm_lab.lab import FINISHED, Lab
@@ -28,11 +29,12 @@ pytestmark = pytest.mark.slurm
 BIN = 60
 
 
-def write_config(folder: Path, extra_site: str = "", qos_avery: str = "") -> Path:
+def write_config(folder: Path, extra_site: str = "", qos_avery: str = "",
+                 timezone: str = "America/New_York") -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "librarian.toml"
     path.write_text(
-        f'[site]\nname = "Lab"\ntimezone = "America/New_York"\ndata_dir = "data"\n{extra_site}\n'
+        f'[site]\nname = "Lab"\ntimezone = "{timezone}"\ndata_dir = "data"\n{extra_site}\n'
         f"[collect]\nbin_seconds = {BIN}\nwindow_days = 3\nsacct_timeout_seconds = 60\n"
         "overlap_minutes = 1\n"
         f'[[qos]]\nname = "avery"\n{qos_avery}\n[[qos]]\nname = "avery-b"\n')
@@ -116,8 +118,18 @@ def test_incremental_cycles_equal_a_full_query_on_real_slurm(lab: Lab, tmp_path:
     cycle(lab, inc, now)
     full = write_config(tmp_path / "full")
     assert "full backfill (--full" in cycle(lab, full, now, "--full")
+    # And without the store at all: sacct's whole answer saved, collected from the file.
+    window_start = read_snapshot(tmp_path / "inc" / "data" / "data_avery.json").window_start
+    # (sacct prints UTC, as for the collector; the file is read in the site's zone: UTC.)
+    answer = subprocess.run(build_sacct_args("sacct", ["avery", "avery-b"], window_start, now),
+                            env=sacct_environment(lab.env), capture_output=True, text=True,
+                            check=True, timeout=60)
+    plain = write_config(tmp_path / "plain", timezone="UTC")
+    (tmp_path / "plain" / "sacct.txt").write_text(answer.stdout)
+    cycle(lab, plain, now, "--sacct-file", str(tmp_path / "plain" / "sacct.txt"))
     for name in ("data_avery.json", "data_avery-b.json"):
         assert_same(tmp_path / "inc", tmp_path / "full", name)
+        assert_same(tmp_path / "inc", tmp_path / "plain", name)
     snap = read_snapshot(tmp_path / "inc" / "data" / "data_avery.json")
     assert {"alice", "bob", "carol"} <= set(snap.users)
     modes = [c["mode"] for c in sacct_cycles(tmp_path / "inc")]
