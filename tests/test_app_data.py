@@ -98,3 +98,35 @@ def test_demo_ends_by_serving_the_dashboard(tmp_path: Path) -> None:
         proc.terminate()
         proc.wait(timeout=10)
         proc.stdout.close()  # type: ignore[union-attr]
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning:dash")
+def test_several_clusters_give_one_tab_each_reading_its_own_snapshot(tmp_path: Path,
+                                                                     samples: Path) -> None:
+    from app.layout import build_layout
+
+    text = config_text().replace('data_dir = "data"', 'data_dir = "data"\nclusters = ["hpg", "ai"]')
+    (tmp_path / "librarian.toml").write_text(text)
+    cfg = load_config(tmp_path / "librarian.toml")
+    collect(cfg, 1795640400, sacct_file=samples / "sacct_avery.txt", plots=False)
+    assert (tmp_path / "data" / "data_ai_avery.json").exists()
+    tabs = [c for c in _walk(build_layout(cfg)) if type(c).__name__ == "Tab"]
+    assert [(t.label, t.tab_id) for t in tabs] == [
+        ("avery (hpg)", "avery@hpg"), ("avery-b (hpg)", "avery-b@hpg"),
+        ("avery (ai)", "avery@ai"), ("avery-b (ai)", "avery-b@ai")]
+    store = store_for(cfg)
+    loaded = store.load("avery@ai")
+    assert loaded.snapshot is not None
+    assert loaded.snapshot.cluster == "ai"
+    with pytest.raises(KeyError):
+        store.path("avery")  # a bare QoS name is not a tab when clusters are named
+
+
+def _walk(component):
+    yield component
+    children = getattr(component, "children", None)
+    if children is None:
+        return
+    for child in children if isinstance(children, list) else [children]:
+        if hasattr(child, "children") or hasattr(child, "label"):
+            yield from _walk(child)

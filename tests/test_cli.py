@@ -267,3 +267,21 @@ def test_collect_never_imports_pandas_or_matplotlib_without_plots(site: Path, sa
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split()[-3:] == ["0", "False", "False"]
+
+
+def test_live_collect_with_the_job_store_never_imports_pandas(site: Path, samples: Path) -> None:
+    """The same for the live path: sacct on PATH, the job store written and read
+    (building Arrow arrays from Python values would import pandas)."""
+    bin_dir = site / "bin"
+    fake_sacct.install(bin_dir, prints=samples / "sacct_avery.txt")
+    args = ["collect", "--config", str(site / "librarian.toml"), "--now", NOW, "--no-plots", "-q"]
+    code = (
+        "import sys; from collector.cli import main; "
+        f"rc = main({args!r}); rc2 = main({args!r}); "
+        "print(rc, rc2, 'pandas' in sys.modules, 'matplotlib' in sys.modules)"
+    )
+    env = {**os.environ, "PATH": fake_sacct.path_with(bin_dir)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, env=env)
+    assert out.stdout.split()[-4:] == ["0", "0", "False", "False"]
+    assert (site / "data" / "store" / "hot.arrow").exists()

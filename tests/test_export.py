@@ -370,3 +370,19 @@ dest = "{copy_dest}"
         assert out.returncode == 1
         assert "set $NO_SUCH_VAR_X" in out.stdout
         assert not (tmp_path / "c").exists()
+
+
+def test_export_with_several_clusters_names_each_tab(tmp_path: Path, samples: Path) -> None:
+    from tests.conftest import config_text
+
+    text = config_text().replace('data_dir = "data"', 'data_dir = "data"\nclusters = ["hpg", "ai"]')
+    (tmp_path / "librarian.toml").write_text(text)
+    config = load_config(tmp_path / "librarian.toml")
+    collect(config, 1795640400, sacct_file=samples / "sacct_avery.txt", plots=False)
+    report = export_site(config, tmp_path / "site")
+    assert not report.errors
+    manifest = json.loads((tmp_path / "site" / "data" / "manifest.json").read_text())
+    assert manifest["qos"] == ["avery@hpg", "avery-b@hpg", "avery@ai", "avery-b@ai"]
+    assert manifest["labels"]["avery@ai"] == "avery (ai)"
+    data = json.loads((tmp_path / "site" / "data" / "avery@ai.json").read_text())
+    assert data["cluster"] == "ai"
