@@ -100,6 +100,35 @@ def _answers(args: list[str], timeout: float = 30) -> tuple[bool, str]:
     return True, proc.stdout
 
 
+def _store_check(config: Config) -> Check:
+    """The job store: readable, and how far behind the clock it is."""
+    from collector.store import (
+        COLD_FILE,
+        HOT_FILE,
+        StoreCorrupt,
+        read_state,
+        store_folder,
+        verify_file,
+    )
+
+    folder = store_folder(config.site.data_dir)
+    try:
+        raw = read_state(folder)
+        if raw is None:
+            return Check("job store", True, "none yet: the first collect backfills the window")
+        for name in (COLD_FILE, HOT_FILE):
+            verify_file(folder, raw, name)
+    except StoreCorrupt as err:
+        return Check("job store", False, str(err),
+                     "nothing to do by hand: the next collect sets it aside and rebuilds it")
+    behind = time.time() - float(raw.get("synced_to", 0))
+    detail = f"{raw.get('records', 0):,} records, synced {behind / 60:.0f} min ago"
+    late = behind > 3 * 60 * config.app.collect_interval_minutes
+    return Check("job store", not late, detail,
+                 "collect has not run for 3 cycles: check `librarian run` in scrontab "
+                 "and data_dir/logs" if late else "")
+
+
 def doctor(config: Config) -> list[Check]:
     """Check what a cycle needs; each problem comes with the fix to try."""
     import tempfile
@@ -137,6 +166,7 @@ def doctor(config: Config) -> list[Check]:
     except OSError as err:
         checks.append(Check("data folder writable", False, f"{data_dir}: {err.strerror}",
                             "create it, or point site.data_dir at a folder you can write"))
+    checks.append(_store_check(config))
     for target in config.deploy:
         name = f"deploy target {target.name!r} reachable"
         try:

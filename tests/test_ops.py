@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from app.figures import stale_message
-from app.operations import run_cycle
+from app.operations import doctor, run_cycle
+from collector.collect import collect
 from collector.config import load_config
 from collector.schedule import scrontab_text
 from collector.status import failures, read_status, record_step, write_status
@@ -150,4 +152,21 @@ class TestDoctor:
         assert "PROBLEM sacct answers:" in out.stdout
         assert "fix: sacct must run from the folder in site.slurm_bin" in out.stdout
         assert "ok      data folder writable" in out.stdout
+        assert "ok      job store: none yet" in out.stdout
         assert "PROBLEM deploy target 'pages' reachable" in out.stdout
+
+    def test_a_damaged_or_late_job_store_is_reported(self, tmp_path: Path, samples: Path) -> None:
+        bin_dir = tmp_path / "bin"
+        fake_sacct.install(bin_dir, prints=samples / "sacct_avery.txt")
+        write_config(tmp_path, bin_dir)
+        config = load_config(tmp_path / "librarian.toml")
+        collect(config, time.time() - 3 * 3600, plots=False)
+        checks = {c.name: c for c in doctor(config)}
+        assert not checks["job store"].ok
+        assert "synced 180 min ago" in checks["job store"].detail
+        hot = config.site.data_dir / "store" / "hot.arrow"
+        hot.write_bytes(hot.read_bytes()[:-1])
+        checks = {c.name: c for c in doctor(config)}
+        assert not checks["job store"].ok
+        assert "does not match its checksum" in checks["job store"].detail
+        assert "rebuilds it" in checks["job store"].fix
