@@ -15,16 +15,59 @@ def create_app(config):
 
     from app.callbacks import register_callbacks
     from app.data import SnapshotStore, cache_config
-    from app.layout import INDEX, build_layout
+    from app.layout import INDEX, THEME_BOOT_JS, build_layout
+    from app.security import script_hash, secure
 
     dash_app = Dash(
         __name__, assets_folder=str(ASSETS), title=f"{config.site.name} · QoS usage",
         update_title=None, serve_locally=True,
+        # Every route, asset and callback under the prefix the web server passes on.
+        url_base_pathname=config.app.url_prefix,
     )
     dash_app.index_string = INDEX
     cache = Cache(dash_app.server, config=cache_config(config))
     store = SnapshotStore(config, cache)
     dash_app.layout = build_layout(config)
     register_callbacks(dash_app, config, store)
+    _health_route(dash_app.server, config, store)
+    # Never debug here: no debugger, no dev tools, no hot reload, whatever the
+    # environment says (DASH_DEBUG, DASH_HOT_RELOAD, FLASK_DEBUG).
+    dash_app.enable_dev_tools(
+        debug=False, dev_tools_ui=False, dev_tools_props_check=False,
+        dev_tools_serve_dev_bundles=False, dev_tools_hot_reload=False,
+        dev_tools_prune_errors=True, dev_tools_disable_version_check=True)
+    dash_app.server.debug = False
+    _not_found_for_unknown_files(dash_app.server)
+    secure(dash_app.server, config.app, config.site.name,
+           [*dash_app.csp_hashes(), script_hash(THEME_BOOT_JS)])
     logging.getLogger("librarian.app").setLevel(logging.INFO)
     return dash_app
+
+
+def _not_found_for_unknown_files(server) -> None:
+    """An unknown component-suite file (a probe, a path with ..) is a 404, not a 500."""
+    from dash.exceptions import DependencyException
+    from flask import Response
+
+    server.register_error_handler(
+        DependencyException, lambda _err: Response("Not found.\n", 404, mimetype="text/plain"))
+
+
+def _health_route(server, config, store) -> None:
+    """GET <prefix>healthz: each tab's snapshot version and time, read through
+    the cache (for monitoring, and to see that every worker serves the same data)."""
+    import os
+
+    from flask import jsonify
+
+    def healthz():
+        panels = {}
+        for key in store.qos_names:
+            loaded = store.load(key)
+            snap = loaded.snapshot
+            panels[key] = {"ok": snap is not None, "version": loaded.version,
+                           "now": snap.now if snap is not None else None}
+        return jsonify({"ok": all(p["ok"] for p in panels.values()), "worker": os.getpid(),
+                        "panels": panels})
+
+    server.add_url_rule(f"{config.app.url_prefix}healthz", "librarian_healthz", healthz)

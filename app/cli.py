@@ -22,7 +22,8 @@ def serve(config_path: str | Path | None, host: str = "127.0.0.1", port: int = 8
 
     config = load_config(find_config_path(config_path))
     dash_app = create_app(config)
-    print(f"Serving {config.site.name} on http://{host}:{port}/  (Ctrl-C to stop)", flush=True)
+    print(f"Serving {config.site.name} on http://{host}:{port}{config.app.url_prefix}  "
+          "(Ctrl-C to stop)", flush=True)
     # Flask's development server, without debug mode (no reloader, no debugger).
     dash_app.run(host=host, port=port, debug=False)
     return 0
@@ -101,6 +102,28 @@ def _doctor(args: argparse.Namespace) -> int:
     return 0 if all(c.ok for c in checks) else 1
 
 
+def _passwd(args: argparse.Namespace) -> int:
+    import getpass
+    import sys
+
+    from app.security import PasswordFileError, set_password
+
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = getpass.getpass(f"Password for {args.user}: ")
+        if getpass.getpass("Again: ") != password:
+            log.error("the two passwords differ; nothing changed")
+            return 2
+    try:
+        set_password(Path(args.file), args.user, password)
+    except (PasswordFileError, OSError) as err:
+        log.error("%s", err)
+        return 2
+    print(f"{args.file}: password set for {args.user}")
+    return 0
+
+
 def register(sub: Any, common: argparse.ArgumentParser) -> dict[str, Any]:
     """Add the app's commands to `librarian`; return their handlers by name."""
     p = sub.add_parser("serve", parents=[common], help="serve the dashboard (development server)",
@@ -136,5 +159,13 @@ def register(sub: Any, common: argparse.ArgumentParser) -> dict[str, Any]:
                                      "answer, that the data folder is writable and that each "
                                      "deploy target is reachable; print a fix for each problem.")
     doc.add_argument("--config", metavar="F", help=CONFIG_HELP)
+    pw = sub.add_parser("passwd", parents=[common],
+                        help="add or change a user in the dashboard's password file",
+                        description="Add or replace USER in FILE (salted scrypt hash, file "
+                                    "mode 0600), for [app] auth = \"basic\".")
+    pw.add_argument("file", metavar="FILE", help="the password file ([app] htpasswd_file)")
+    pw.add_argument("user", metavar="USER")
+    pw.add_argument("--password-stdin", action="store_true",
+                    help="read the password from the first line of standard input")
     return {"serve": _serve, "export": _export, "deploy": _deploy, "run": _run_cycle,
-            "doctor": _doctor}
+            "doctor": _doctor, "passwd": _passwd}

@@ -80,6 +80,19 @@ def qos_data(snap: Snapshot, colors: dict[str, str], wall_now: float, interval_m
     }
 
 
+def static_csp(page: str) -> str:
+    """The page's Content-Security-Policy (a meta tag: static hosts such as
+    GitHub Pages set no headers): this origin's scripts and the hash of the
+    inline theme script only. frame-ancestors cannot be set from a meta tag."""
+    import re
+
+    from app.security import content_security_policy, script_hash
+
+    inline = re.findall(r"<script>(.*?)</script>", page, re.S)
+    policy = content_security_policy([script_hash(s) for s in inline])
+    return "; ".join(p for p in policy.split("; ") if not p.startswith("frame-ancestors"))
+
+
 def _write_if_changed(path: Path, data: bytes, report: ExportReport) -> None:
     try:
         if path.read_bytes() == data:
@@ -130,6 +143,7 @@ def export_site(config: Config, out: Path, privacy: Privacy = Privacy(),
         _write_if_changed(out / "data" / f"{name}.json", dump(data), report)
     _write_if_changed(out / "data" / "manifest.json", dump(manifest), report)
     page = (SITE / "index.html").read_text().replace("{{SITE}}", html.escape(config.site.name))
+    page = page.replace("{{CSP}}", static_csp(page))
     _write_if_changed(out / "index.html", page.encode(), report)
     for src, dest in ((SITE / "site.js", "static/site.js"),
                       (ASSETS / "0-bootstrap.min.css", "static/bootstrap.min.css"),

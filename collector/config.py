@@ -86,6 +86,7 @@ class CollectConfig:
 
 
 CACHE_KINDS = ("simple", "filesystem", "redis")
+AUTH_KINDS = ("none", "header", "basic")
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,12 @@ class AppConfig:
     cache: str = "simple"
     cache_dir: Path | None = None
     redis_url: str = ""
+    url_prefix: str = "/"              # the path the app is served under, e.g. "/hpg/usage/"
+    auth: str = "none"                 # none | header (a user header set by the web server) | basic
+    auth_header: str = "X-Remote-User"
+    allowed_users: tuple[str, ...] = ()   # header/basic: empty means any authenticated user
+    allowed_groups: tuple[str, ...] = ()  # Unix groups whose members are allowed too
+    htpasswd_file: Path | None = None  # basic: "user:hash" lines (`librarian passwd`)
 
 
 @dataclass(frozen=True)
@@ -322,7 +329,8 @@ def _collect(c: _Checker, raw: Mapping[str, Any]) -> CollectConfig:
 
 def _app(c: _Checker, raw: Mapping[str, Any], base_dir: Path) -> AppConfig:
     c.no_unknown(raw, "app", {"refresh_seconds", "collect_interval_minutes", "cache",
-                              "cache_dir", "redis_url"})
+                              "cache_dir", "redis_url", "url_prefix", "auth", "auth_header",
+                              "allowed_users", "allowed_groups", "htpasswd_file"})
     d = AppConfig()
     refresh = int(c.number(raw.get("refresh_seconds", d.refresh_seconds), "app.refresh_seconds",
                            integer=True, minimum=10))
@@ -338,8 +346,36 @@ def _app(c: _Checker, raw: Mapping[str, Any], base_dir: Path) -> AppConfig:
     redis_url = c.string(raw.get("redis_url", ""), "app.redis_url")
     if cache == "redis" and not redis_url.startswith(("redis://", "rediss://", "unix://")):
         raise c.fail("app.redis_url", f"cache = 'redis' needs a redis:// URL, got {redis_url!r}")
+    prefix = c.string(raw.get("url_prefix", d.url_prefix), "app.url_prefix")
+    if not (prefix.startswith("/") and prefix.endswith("/")) or "//" in prefix or \
+            any(part in (".", "..") for part in prefix.split("/")) or \
+            any(ch in prefix for ch in "?#%\\ \"'<>"):
+        raise c.fail("app.url_prefix",
+                     f"must be a plain path that starts and ends with '/', like "
+                     f"\"/hpg/usage/\"; got {prefix!r}")
+    auth = c.string(raw.get("auth", d.auth), "app.auth")
+    if auth not in AUTH_KINDS:
+        raise c.fail("app.auth", f"must be one of {', '.join(AUTH_KINDS)}, got {auth!r}")
+    header = c.string(raw.get("auth_header", d.auth_header), "app.auth_header")
+    if not header or any(not (ch.isalnum() or ch == "-") for ch in header):
+        raise c.fail("app.auth_header", f"not an HTTP header name: {header!r}")
+    lists = {}
+    for key in ("allowed_users", "allowed_groups"):
+        value = raw.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            raise c.fail(f"app.{key}", f"must be an array of names, got {value!r}")
+        lists[key] = tuple(value)
+    htpasswd_raw = c.string(raw.get("htpasswd_file", ""), "app.htpasswd_file")
+    htpasswd = None
+    if htpasswd_raw:
+        htpasswd = Path(htpasswd_raw) if Path(htpasswd_raw).is_absolute() else base_dir / htpasswd_raw
+    if auth == "basic" and htpasswd is None:
+        raise c.fail("app.htpasswd_file",
+                     "auth = 'basic' needs the password file (make it with `librarian passwd`)")
     return AppConfig(refresh_seconds=refresh, collect_interval_minutes=interval, cache=cache,
-                     cache_dir=cache_dir, redis_url=redis_url)
+                     cache_dir=cache_dir, redis_url=redis_url, url_prefix=prefix, auth=auth,
+                     auth_header=header, allowed_users=lists["allowed_users"],
+                     allowed_groups=lists["allowed_groups"], htpasswd_file=htpasswd)
 
 
 def _ops(c: _Checker, raw: Mapping[str, Any], base_dir: Path) -> OpsConfig:

@@ -18,6 +18,9 @@ if [[ "$extras" == *test* ]]; then
     # The page tests drive Debian's Chromium (Playwright never downloads a browser here);
     # the deploy tests push with git and copy over ssh to an sshd on loopback.
     debs+=(chromium fonts-dejavu-core git rsync openssh-client openssh-server)
+    # The production tests put the app behind nginx and share its cache in Redis;
+    # each test starts its own nginx and redis-server on loopback ports.
+    debs+=(nginx-light redis-server)
 fi
 missing=()
 for pkg in "${debs[@]}"; do
@@ -30,7 +33,15 @@ if ((${#missing[@]})); then
     fi
     echo "install: apt-get install ${missing[*]}"
     apt-get update -qq
+    # Packages with daemons (sshd, nginx, redis) must not start them system-wide
+    # here: a policy-rc.d that says "no" for the length of the install.
+    policy=/usr/sbin/policy-rc.d
+    made_policy=0
+    if [[ ! -e $policy ]]; then
+        printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod 755 "$policy" && made_policy=1
+    fi
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    if ((made_policy)); then rm -f "$policy"; fi
 fi
 
 if [[ ! -x "$venv/bin/python" ]]; then

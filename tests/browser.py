@@ -42,8 +42,10 @@ def free_port() -> int:
 
 
 @contextmanager
-def gunicorn(config: Path, workers: int = 2, log: Path | None = None) -> Iterator[str]:
-    """`gunicorn app.wsgi:server` as in production; yields the base URL."""
+def gunicorn(config: Path, workers: int = 2, log: Path | None = None, prefix: str = "/",
+             env: dict[str, str] | None = None, ready_headers: dict[str, str] | None = None
+             ) -> Iterator[str]:
+    """`gunicorn app.wsgi:server` as in production; yields the base URL (no prefix)."""
     exe = Path(sys.executable).with_name("gunicorn")
     need("gunicorn", exe.exists())
     port = free_port()
@@ -51,13 +53,15 @@ def gunicorn(config: Path, workers: int = 2, log: Path | None = None) -> Iterato
     proc = subprocess.Popen(
         [str(exe), "app.wsgi:server", "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
          "--timeout", "60", "--graceful-timeout", "2"],
-        cwd=REPO, env={**os.environ, "LIBRARIAN_CONFIG": str(config)}, stdout=out, stderr=out)
+        cwd=REPO, env={**os.environ, "LIBRARIAN_CONFIG": str(config), **(env or {})},
+        stdout=out, stderr=out)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
         while True:
             try:
-                with urllib.request.urlopen(url + "/", timeout=2) as r:
+                ready = urllib.request.Request(url + prefix, headers=ready_headers or {})
+                with urllib.request.urlopen(ready, timeout=2) as r:
                     if r.status == 200:
                         break
             except OSError:
@@ -98,3 +102,12 @@ def chromium(tmp: Path) -> Iterator[object]:
 
 def have_chromium() -> bool:
     return Path(CHROMIUM).exists() and shutil.which("chromium") is not None
+
+
+def until(page, expression: str, **kwargs: object) -> object:
+    """page.wait_for_function for an expression, sent as a function: the pages
+    have a Content-Security-Policy without 'unsafe-eval', and Playwright
+    evaluates a bare expression string with eval inside the page."""
+    if not expression.lstrip().startswith("() =>"):
+        expression = f"() => ({expression})"
+    return page.wait_for_function(expression, **kwargs)

@@ -137,6 +137,14 @@ BAD = [
     ("[collect]\noverlap_minutes = -5\n" + MINIMAL, "collect.overlap_minutes", "at least 0"),
     ("[collect]\nkeep_days = 7\n" + MINIMAL, "collect.keep_days", "at least window_days"),
     ("[collect]\nchunk_hours = 0\n" + MINIMAL, "collect.chunk_hours", "greater than 0"),
+    ("[app]\nurl_prefix = 'hpg/usage'\n" + MINIMAL, "app.url_prefix", "starts and ends with '/'"),
+    ("[app]\nurl_prefix = '/hpg/../etc/'\n" + MINIMAL, "app.url_prefix", "plain path"),
+    ("[app]\nurl_prefix = '/a b/'\n" + MINIMAL, "app.url_prefix", "plain path"),
+    ("[app]\nauth = 'ldap'\n" + MINIMAL, "app.auth", "must be one of"),
+    ("[app]\nauth = 'basic'\n" + MINIMAL, "app.htpasswd_file", "needs the password file"),
+    ("[app]\nauth_header = 'X User'\n" + MINIMAL, "app.auth_header", "not an HTTP header"),
+    ("[app]\nallowed_users = 'alice'\n" + MINIMAL, "app.allowed_users", "array of names"),
+    ("[app]\nallowed_groups = [1]\n" + MINIMAL, "app.allowed_groups", "array of names"),
 ]
 
 

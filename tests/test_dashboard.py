@@ -13,7 +13,7 @@ from collector.collect import collect
 from collector.config import load_config
 from collector.status import record_step, write_status
 from collector.synth import SynthQos, synth_sacct
-from tests.browser import chromium, gunicorn
+from tests.browser import chromium, gunicorn, until
 
 NOW = int(time.time()) - 60
 CONFIG = """\
@@ -96,9 +96,9 @@ def page(tmp_path: Path, server: str):
 
 def wait_drawn(page, search: str | None = None) -> None:
     if search is not None:
-        page.wait_for_function(f"location.search === {search!r}")
+        until(page, f"location.search === {search!r}")
     page.wait_for_selector(f"#{ids.graph('NCPUS')} .main-svg")
-    page.wait_for_function("!document.querySelector('[data-dash-is-loading=\"true\"]')")
+    until(page, "!document.querySelector('[data-dash-is-loading=\"true\"]')")
     page.wait_for_timeout(300)
 
 
@@ -127,7 +127,7 @@ class TestNavigation:
         assert plot(page, "NCPUS", "gd.layout.annotations.map(a => a.text)")[0] == "QoS limit 430"
         page.get_by_role("tab", name="avery-b").click()
         wait_drawn(page, "?qos=avery-b&range=7d")
-        page.wait_for_function(
+        until(page,
             f"document.querySelector('#{ids.graph('NCPUS')} .js-plotly-plot').layout.annotations"
             ".some(a => a.text === 'QoS limit 16')")
         assert plot(page, "NGPUS", "gd.layout.shapes.length") == 0  # avery-b has no GPU limit
@@ -142,7 +142,7 @@ class TestNavigation:
         page.fill(f"#{ids.FROM}", "2020-01-01T00:00")  # clipped to the window's start
         page.fill(f"#{ids.TO}", "2099-01-01T00:00")    # clipped to the collection time
         page.click(f"#{ids.APPLY}")
-        page.wait_for_function("location.search.includes('range=custom')")
+        until(page, "location.search.includes('range=custom')")
         wait_drawn(page)
         meta = json.loads((site / "data" / "data_avery.json").read_text())["metadata"]
         start, end = plot(page, "NCPUS", "gd.layout.xaxis.range")
@@ -184,7 +184,7 @@ class TestLegendAndTheme:
         user = legend_users(page)[0]
         page.locator(f"#{ids.LEGEND} .legend-item[data-user='{user}']").click()
         for obs in ("NCPUS", "NGPUS", "MEMORY", "NJOBS"):
-            page.wait_for_function(
+            until(page,
                 f"document.querySelector('#{ids.graph(obs)} .js-plotly-plot').data"
                 f".filter(t => t.name === {user!r}).every(t => t.visible === 'legendonly')")
         visible = plot(page, "NCPUS", "gd.data.filter(t => t.visible === true).length")
@@ -198,7 +198,7 @@ class TestLegendAndTheme:
                                   "aria-pressed") == "false"
         # Clicking again shows the user everywhere.
         page.locator(f"#{ids.LEGEND} .legend-item[data-user='{user}']").click()
-        page.wait_for_function(
+        until(page,
             f"document.querySelector('#{ids.graph('NJOBS')} .js-plotly-plot').data"
             f".filter(t => t.name === {user!r}).every(t => t.visible === true)")
 
@@ -225,8 +225,8 @@ class TestLegendAndTheme:
         wait_drawn(page)
         assert page.get_attribute("html", "data-bs-theme") == "light"
         page.locator(f"label[for='{ids.THEME_SWITCH}']").click()
-        page.wait_for_function("document.documentElement.getAttribute('data-bs-theme') === 'dark'")
-        page.wait_for_function(
+        until(page, "document.documentElement.getAttribute('data-bs-theme') === 'dark'")
+        until(page,
             f"document.querySelector('#{ids.graph('NCPUS')} .js-plotly-plot')"
             ".layout.paper_bgcolor === '#212529'")
         page.reload(wait_until="domcontentloaded")
@@ -284,7 +284,7 @@ class TestData:
         collect(config, NOW + 30, qos_names=["avery"], sacct_file=write_history(site, seed=2, n_users=30),
                 plots=False)
         # refresh_seconds = 10: within two ticks the page shows the new users.
-        page.wait_for_function(
+        until(page,
             f"document.querySelectorAll('#{ids.LEGEND} .legend-item').length > {len(before)}",
             timeout=30000)
         assert page.evaluate("location.search") == "?qos=avery&range=14d"

@@ -18,7 +18,7 @@ from app.export import Privacy, export_site
 from collector.collect import collect
 from collector.config import load_config
 from collector.synth import SynthQos, synth_sacct
-from tests.browser import chromium, free_port
+from tests.browser import chromium, free_port, until
 
 NOW = int(time.time()) - 120
 SECRET = "a-test-secret-of-enough-length"
@@ -115,8 +115,8 @@ def page(tmp_path: Path, exported: Path):
 
 def drawn(page, search: str | None = None) -> None:
     if search is not None:
-        page.wait_for_function(f"location.search === {search!r}")
-    page.wait_for_function("['graph-ncpus','graph-ngpus','graph-memory','graph-njobs'].every("
+        until(page, f"location.search === {search!r}")
+    until(page, "['graph-ncpus','graph-ngpus','graph-memory','graph-njobs'].every("
                            "id => document.getElementById(id).data)")
     page.wait_for_timeout(200)
 
@@ -137,7 +137,7 @@ class TestStaticPage:
         assert gd(page, "NCPUS", "gd.layout.annotations[0].text") == "QoS limit 430"
         page.click("#qos-tabs a[data-qos='avery-b']")
         drawn(page, "?qos=avery-b&range=7d")
-        page.wait_for_function("document.getElementById('graph-ncpus').layout.annotations[0].text === 'QoS limit 16'")
+        until(page, "document.getElementById('graph-ncpus').layout.annotations[0].text === 'QoS limit 16'")
         page.click("#range-preset button[data-range='24h']")
         drawn(page, "?qos=avery-b&range=24h")
         page.go_back()
@@ -156,7 +156,7 @@ class TestStaticPage:
         page.fill("#range-to", end.replace(" ", "T"))
         page.click("#range-apply")
         drawn(page)
-        page.wait_for_function("location.search.includes('range=custom')")
+        until(page, "location.search.includes('range=custom')")
         js_totals = column(page, "total-table", "NCPUS")
         # The custom span starts on the minute, the preset to the second: up to a
         # minute of usage apart, far below any real disagreement (units, overlap).
@@ -178,7 +178,7 @@ class TestStaticPage:
         assert users[-1] == "Total"
         assert users[:-1] == sorted(users[:-1], reverse=True) or users[:-1] == sorted(users[:-1])
         page.click("label[for='theme-switch']")
-        page.wait_for_function("document.getElementById('graph-ncpus').layout.paper_bgcolor === '#212529'")
+        until(page, "document.getElementById('graph-ncpus').layout.paper_bgcolor === '#212529'")
         page.reload(wait_until="domcontentloaded")
         assert page.get_attribute("html", "data-bs-theme") == "dark"  # before any script of ours ran
         drawn(page)
@@ -192,7 +192,7 @@ class TestStaticPage:
         collect(config, NOW + 60, qos_names=["avery", "avery-b"], sacct_file=history(site, 2, users=20),
                 plots=False)
         export_site(config, exported)
-        page.wait_for_function(f"document.querySelectorAll('#legend .legend-item').length > {before}",
+        until(page, f"document.querySelectorAll('#legend .legend-item').length > {before}",
                                timeout=30000)
         assert page.evaluate("location.search") == "?qos=avery&range=14d"
 

@@ -1,0 +1,223 @@
+"""Access control and response headers for the dashboard's Flask server.
+
+Access (`[app] auth`), for hosts that do not restrict the app themselves:
+  "none"    the default: the web server in front decides who gets through.
+  "header"  trust a user name set by the web server in front (Shibboleth or
+            Apache's REMOTE_USER passed on as e.g. X-Remote-User); a request
+            without it is refused. Only safe when the app is reachable through
+            that web server alone (gunicorn bound to 127.0.0.1 or a socket):
+            anyone who can reach gunicorn directly can set the header.
+  "basic"   HTTP basic auth against a file of "user:hash" lines made by
+            `librarian passwd` (werkzeug's salted scrypt hashes). Use it only
+            behind HTTPS: the browser sends the password with every request.
+With `allowed_users` / `allowed_groups` (Unix groups, members looked up on
+this host) only those users get in; empty lists let in anyone signed in.
+Every path is covered, assets and callbacks included.
+
+Headers on every response: a Content-Security-Policy that allows only this
+origin's scripts plus the hashes of the page's few inline scripts (no
+'unsafe-inline' or 'unsafe-eval' for scripts; styles need 'unsafe-inline'
+because Plotly sets style attributes), frame-ancestors 'none' (and
+X-Frame-Options for old browsers), X-Content-Type-Options: nosniff, and a
+same-origin Referrer-Policy.
+"""
+
+from __future__ import annotations
+
+import base64
+import grp
+import hashlib
+import hmac
+import logging
+import os
+import pwd
+from collections.abc import Iterable
+from pathlib import Path
+
+from flask import Flask, Response, request
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from collector.config import AppConfig
+
+log = logging.getLogger("librarian.access")
+
+
+# --- password file ------------------------------------------------------------
+
+
+class PasswordFileError(Exception):
+    """The password file cannot be read or has a bad line (named)."""
+
+
+def read_password_file(path: Path) -> dict[str, str]:
+    """user -> hash. Blank lines and '#' comments are skipped; a bad line is an error."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise PasswordFileError(f"{path}: cannot read ({err.strerror})") from err
+    out: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        user, sep, hashed = line.partition(":")
+        if not sep or not user or not hashed or (":" not in hashed and "$" not in hashed):
+            raise PasswordFileError(f"{path}: line {number} is not 'user:hash' "
+                                    "(make entries with `librarian passwd`)")
+        out[user] = hashed
+    return out
+
+
+def set_password(path: Path, user: str, password: str) -> None:
+    """Add or replace one user's entry (the file is created 0600)."""
+    if not user or ":" in user or any(ch.isspace() for ch in user):
+        raise PasswordFileError(f"not a usable user name: {user!r}")
+    if len(password) < 8:
+        raise PasswordFileError("the password must have at least 8 characters")
+    entries = read_password_file(path) if path.exists() else {}
+    entries[user] = generate_password_hash(password)
+    body = "".join(f"{u}:{h}\n" for u, h in sorted(entries.items()))
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(body)
+    os.replace(tmp, path)
+
+
+class PasswordFile:
+    """The password file, read again when it changes; verified logins are
+    remembered (by a keyed digest, never the password) because scrypt costs
+    tens of milliseconds and a page makes many requests."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._stamp: tuple[int, int] | None = None
+        self._entries: dict[str, str] = {}
+        self._ok: set[bytes] = set()
+        self._key = os.urandom(32)
+
+    def _load(self) -> None:
+        st = self.path.stat()
+        stamp = (st.st_mtime_ns, st.st_size)
+        if stamp != self._stamp:
+            self._entries = read_password_file(self.path)
+            self._stamp, self._ok = stamp, set()
+
+    def check(self, user: str, password: str) -> bool:
+        try:
+            self._load()
+        except (OSError, PasswordFileError) as err:
+            log.error("basic auth: %s: refusing every login until it is fixed", err)
+            return False
+        hashed = self._entries.get(user)
+        if hashed is None:
+            return False
+        token = hmac.new(self._key, f"{user}\0{password}".encode(), hashlib.sha256).digest()
+        if token in self._ok:
+            return True
+        try:
+            ok = check_password_hash(hashed, password)
+        except (ValueError, TypeError):
+            ok = False
+        if ok:
+            self._ok.add(token)
+        return ok
+
+
+# --- who may come in ----------------------------------------------------------
+
+
+def group_members(groups: Iterable[str]) -> set[str]:
+    """Users in these Unix groups, as members or by primary group."""
+    members: set[str] = set()
+    gids = set()
+    for name in groups:
+        try:
+            g = grp.getgrnam(name)
+        except KeyError:
+            log.warning("allowed_groups: no group %r on this host", name)
+            continue
+        members.update(g.gr_mem)
+        gids.add(g.gr_gid)
+    if gids:
+        members.update(p.pw_name for p in pwd.getpwall() if p.pw_gid in gids)
+    return members
+
+
+class Access:
+    def __init__(self, app: AppConfig, realm: str) -> None:
+        self.kind = app.auth
+        self.header = app.auth_header
+        self.users = set(app.allowed_users)
+        self.groups = tuple(app.allowed_groups)
+        self.realm = realm.replace('"', "'")
+        self.passwords = PasswordFile(app.htpasswd_file) if app.htpasswd_file else None
+
+    def allowed(self, user: str) -> bool:
+        if not self.users and not self.groups:
+            return True
+        # Group membership is looked up on each check: a change needs no restart.
+        return user in self.users or user in group_members(self.groups)
+
+    def refuse(self) -> Response | None:
+        """None to let the request through, else the refusal."""
+        if self.kind == "header":
+            user = request.headers.get(self.header, "").strip()
+            if not user:
+                return Response("Sign-in required: this dashboard is served only through the "
+                                "site's web server.\n", 401, mimetype="text/plain")
+        elif self.kind == "basic":
+            auth = request.authorization
+            user = auth.username if auth and auth.type == "basic" and auth.username else ""
+            if not user or self.passwords is None or \
+                    not self.passwords.check(user, auth.password or ""):
+                return Response("Sign-in required.\n", 401, mimetype="text/plain", headers={
+                    "WWW-Authenticate": f'Basic realm="{self.realm}", charset="UTF-8"'})
+        else:
+            return None
+        if not self.allowed(user):
+            log.info("refused %s: not in allowed_users or allowed_groups", user)
+            return Response(f"{user} is not allowed to see this dashboard.\n", 403,
+                            mimetype="text/plain")
+        return None
+
+
+# --- headers ------------------------------------------------------------------
+
+
+def script_hash(script: str) -> str:
+    """A CSP source for one inline script's text."""
+    digest = hashlib.sha256(script.encode("utf-8")).digest()
+    return f"'sha256-{base64.b64encode(digest).decode()}'"
+
+
+def content_security_policy(script_hashes: Iterable[str]) -> str:
+    return "; ".join([
+        "default-src 'self'",
+        "script-src 'self' " + " ".join(sorted(set(script_hashes))),
+        "style-src 'self' 'unsafe-inline'",
+        "img-src 'self' data:",
+        "font-src 'self' data:",
+        "connect-src 'self'",
+        "object-src 'none'",
+        "base-uri 'self'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ])
+
+
+def secure(server: Flask, app: AppConfig, realm: str, script_hashes: Iterable[str]) -> None:
+    """Install the access check and the headers on the Flask server."""
+    access = Access(app, realm)
+    policy = content_security_policy(script_hashes)
+
+    if access.kind != "none":
+        server.before_request(access.refuse)
+
+    @server.after_request
+    def headers(response: Response) -> Response:
+        response.headers["Content-Security-Policy"] = policy
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["X-Frame-Options"] = "DENY"
+        response.headers["Referrer-Policy"] = "same-origin"
+        return response
