@@ -1,0 +1,64 @@
+"""The access-control pieces on small inputs (the real server tests are in test_production.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from app.security import (
+    PasswordFile,
+    PasswordFileError,
+    content_security_policy,
+    group_members,
+    read_password_file,
+    script_hash,
+    set_password,
+)
+
+
+def test_password_file_round_trip_and_a_changed_file_is_read_again(tmp_path: Path) -> None:
+    path = tmp_path / "passwords"
+    set_password(path, "alice", "correct horse")
+    pf = PasswordFile(path)
+    assert pf.check("alice", "correct horse")
+    assert pf.check("alice", "correct horse")  # remembered
+    assert not pf.check("alice", "Correct horse")
+    assert not pf.check("bob", "correct horse")
+    set_password(path, "alice", "another secret")
+    assert not pf.check("alice", "correct horse")  # the old password stops working at once
+    assert pf.check("alice", "another secret")
+
+
+@pytest.mark.parametrize(("text", "match"), [
+    ("alice\n", "line 1 is not 'user:hash'"),
+    ("# comment\n\nbob:\n", "line 3"),
+    (":scrypt:1$2$3\n", "line 1"),
+])
+def test_a_bad_password_file_line_is_named(tmp_path: Path, text: str, match: str) -> None:
+    path = tmp_path / "passwords"
+    path.write_text(text)
+    with pytest.raises(PasswordFileError, match=match):
+        read_password_file(path)
+    assert not PasswordFile(path).check("alice", "x")  # refuses everyone, never crashes
+
+
+def test_bad_user_names_and_short_passwords_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(PasswordFileError, match="user name"):
+        set_password(tmp_path / "p", "a:b", "long enough")
+    with pytest.raises(PasswordFileError, match="at least 8"):
+        set_password(tmp_path / "p", "alice", "short")
+
+
+def test_group_members_include_primary_group_users() -> None:
+    assert "root" in group_members(["root"])
+    assert group_members(["no-such-group-librarian"]) == set()
+
+
+def test_csp_allows_only_self_and_the_listed_inline_scripts() -> None:
+    h = script_hash("alert(1)")
+    policy = content_security_policy([h])
+    assert f"script-src 'self' {h}" in policy
+    assert "'unsafe-eval'" not in policy
+    assert "frame-ancestors 'none'" in policy
+    assert h == "'sha256-bhHHL3z2vDgxUt0W3dWQOrprscmda2Y5pLsLg4GF+pI='"
