@@ -308,22 +308,33 @@ def test_basic_access_from_a_hashed_password_file(tmp_path: Path) -> None:
 # --- several workers, Redis, load --------------------------------------------------
 
 
-def health(url: str, n: int) -> list[dict]:
-    return [json.loads(get(url + PREFIX + "healthz")[2]) for _ in range(n)]
+def health(url: str, workers: int = 3, limit: int = 600) -> list[dict]:
+    """healthz answers, 8 at a time, until `workers` different workers have
+    answered (the point of the test) or `limit` requests were made."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    answers: list[dict] = []
+    with ThreadPoolExecutor(8) as pool:
+        while len(answers) < limit:
+            answers += pool.map(lambda _: json.loads(get(url + PREFIX + "healthz")[2]),
+                                range(40))
+            if len({a["worker"] for a in answers}) >= workers:
+                break
+    return answers
 
 
 def test_four_workers_with_redis_see_a_new_snapshot_together(tmp_path: Path) -> None:
     with redis_server(tmp_path) as redis_url:
         config = make_site(tmp_path / "site", app=f'cache = "redis"\nredis_url = "{redis_url}"')
         with gunicorn(config, workers=4, prefix=PREFIX, log=tmp_path / "gunicorn.log") as url:
-            before = health(url, 60)
+            before = health(url)
             assert all(h["ok"] for h in before)
             assert len({h["panels"]["avery"]["version"] for h in before}) == 1
             assert len({h["worker"] for h in before}) >= 3  # the requests reached several workers
             assert redis_keys(redis_url, "librarian:*snapshot:*")  # parsed snapshots are shared
             old_now = before[0]["panels"]["avery"]["now"]
             write_snapshots(tmp_path / "site", seed=2, users=6, now=NOW + 120)
-            after = health(url, 60)  # the very next request of every worker
+            after = health(url)  # the very next requests of every worker
             assert {h["panels"]["avery"]["now"] for h in after} == {NOW + 120} != {old_now}
             assert len({h["worker"] for h in after}) >= 3
 
