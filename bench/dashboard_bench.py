@@ -135,15 +135,20 @@ def load(port: int, payload: dict, clients: int, requests: int, think: float) ->
                 time.sleep(rng.uniform(0.5 * think, 1.5 * think))
         conn.close()
 
+    wall = run_clients(clients, client)
+    return {"n": len(latencies), "p50": pct(latencies, 0.5), "p95": pct(latencies, 0.95),
+            "errors": len(errors), "rps": len(latencies) / wall}
+
+
+def run_clients(clients: int, client) -> float:
+    """Run `client(i)` in `clients` threads at once; the wall seconds they took."""
     t = time.perf_counter()
     threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
     for th in threads:
         th.start()
     for th in threads:
         th.join()
-    wall = time.perf_counter() - t
-    return {"n": len(latencies), "p50": pct(latencies, 0.5), "p95": pct(latencies, 0.95),
-            "errors": len(errors), "rps": len(latencies) / wall}
+    return time.perf_counter() - t
 
 
 def main() -> None:

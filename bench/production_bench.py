@@ -29,7 +29,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from bench.dashboard_bench import make_site, pct  # noqa: E402
+from bench.dashboard_bench import make_site, pct, run_clients  # noqa: E402
 from tests.browser import chromium, gunicorn, until  # noqa: E402
 from tests.web_parts import redis_server  # noqa: E402
 
@@ -99,13 +99,7 @@ def run(port: int, clients: int, seconds: float, kind: str, posts: list[bytes]) 
                     errors.append(str(status))
         conn.close()
 
-    t = time.perf_counter()
-    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
-    wall = time.perf_counter() - t
+    wall = run_clients(clients, client)
     return {"rps": len(latencies) / wall, "p50": pct(latencies, 0.5),
             "p95": pct(latencies, 0.95), "n": len(latencies), "errors": len(errors)}
 

@@ -239,20 +239,13 @@ class _Checker:
         return value
 
 
-def _unique(c: _Checker, names: list[str], table: str, problem: str) -> None:
-    """Fail on the first repeated name of an array of tables, naming its index."""
-    seen: set[str] = set()
-    for i, name in enumerate(names):
-        if name in seen:
-            raise c.fail(f"{table}[{i}].name", problem.format(name))
-        seen.add(name)
-
-
-def _unique_values(c: _Checker, values: list[str], key: str, problem: str) -> None:
+def _unique(c: _Checker, values: list[str], key: str, problem: str) -> None:
+    """Fail on the first repeated value, naming its place: `key` holds {} for
+    the index ("qos[{}].name", "site.clusters[{}]")."""
     seen: set[str] = set()
     for i, value in enumerate(values):
         if value in seen:
-            raise c.fail(f"{key}[{i}]", problem.format(value))
+            raise c.fail(key.format(i), problem.format(value))
         seen.add(value)
 
 
@@ -291,7 +284,7 @@ def _site(c: _Checker, raw: Mapping[str, Any], base_dir: Path) -> SiteConfig:
     for i, cluster in enumerate(clusters):
         if not cluster.strip() or any(ch in cluster for ch in ",/ \t"):
             raise c.fail(f"site.clusters[{i}]", f"not a usable cluster name: {cluster!r}")
-    _unique_values(c, clusters, "site.clusters", "cluster {!r} is listed twice")
+    _unique(c, clusters, "site.clusters[{}]", "cluster {!r} is listed twice")
     return SiteConfig(name=name, timezone=tz, data_dir=data_dir, slurm_bin=slurm_bin,
                       clusters=tuple(clusters))
 
@@ -419,7 +412,7 @@ def _deploy(c: _Checker, raw: Any) -> tuple[DeployTarget, ...]:
             raise c.fail(f"{key}.anonymize", f"must be true or false, got {anonymize!r}")
         top = int(c.number(t.get("top_users", 0), f"{key}.top_users", integer=True))
         out.append(DeployTarget(kind=kind, anonymize=anonymize, top_users=top, **strings))
-    _unique(c, [d.name for d in out], "deploy", "two targets are named {!r}")
+    _unique(c, [d.name for d in out], "deploy[{}].name", "two targets are named {!r}")
     return tuple(out)
 
 
@@ -459,7 +452,7 @@ def _qos_list(c: _Checker, raw: Any) -> tuple[QosConfig, ...]:
             for k in _LIMIT_KEYS if k in limits_raw
         })
         out.append(QosConfig(name=name, limits=limits, auto_limits=auto))
-    _unique(c, [q.name for q in out], "qos", "QoS {!r} is configured twice")
+    _unique(c, [q.name for q in out], "qos[{}].name", "QoS {!r} is configured twice")
     return tuple(out)
 
 
