@@ -68,7 +68,8 @@ def get(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str,
         with urllib.request.urlopen(req, timeout=30) as r:
             return r.status, dict(r.headers), r.read()
     except urllib.error.HTTPError as err:
-        return err.code, dict(err.headers), err.read()
+        with err:
+            return err.code, dict(err.headers), err.read()
 
 
 def raw_get(base: str, path: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
@@ -175,10 +176,11 @@ def test_security_headers_and_no_debug_under_gunicorn(tmp_path: Path) -> None:
         req = urllib.request.Request(url + PREFIX + "_dash-update-component", data=b"{not json",
                                      headers={"Content-Type": "application/json"})
         try:
-            urllib.request.urlopen(req, timeout=30)
-            code, text = 200, b""
+            with urllib.request.urlopen(req, timeout=30):
+                code, text = 200, b""
         except urllib.error.HTTPError as err:
-            code, text = err.code, err.read()
+            with err:
+                code, text = err.code, err.read()
         assert code >= 400
         assert b"Traceback" not in text
         assert b"Werkzeug Debugger" not in text
@@ -249,6 +251,7 @@ def test_header_access_refuses_without_the_header_and_checks_the_lists(tmp_path:
         with pytest.raises(urllib.error.HTTPError) as err:
             urllib.request.urlopen(req, timeout=30)
         assert err.value.code == 401
+        err.value.close()
         # In the browser, with the header the web server would set.
         with chromium(tmp_path) as browser:
             page = browser.new_page()
@@ -482,3 +485,4 @@ def test_a_hostile_user_name_is_text_in_the_page_and_the_static_export(tmp_path:
     finally:
         server.terminate()
         server.wait(timeout=10)
+        server.stdout.close()
