@@ -166,7 +166,7 @@ def usage_figure(snap: Snapshot, obs: str, view: View, theme: str = "light",
     tz = ZoneInfo(snap.timezone)
     x_range = [datetime.fromtimestamp(t, tz).strftime("%Y-%m-%d %H:%M:%S")
                for t in (view.start, view.end)]
-    highest_limit = max((s["y0"] for s in shapes), default=0)
+    highest_limit = max((max(s["y0"], s["y1"]) for s in shapes), default=0)
     y_top = max(float(values.sum(axis=0).max(initial=0)), highest_limit) * 1.08 or 1
     return {
         "data": traces,
@@ -198,12 +198,19 @@ def limit_shapes(snap: Snapshot, obs: str, view: View, color: str) -> list[dict]
                  "y1": value, "line": line}] if value else []
     shapes = []
     ends = [t for t, _ in steps[1:]] + [snap.now]
+    previous = None
     for (t0, value), t1 in zip(steps, ends, strict=True):
         a, b = max(t0, view.start), min(t1, view.end)
+        if value and previous and view.start < t0 <= view.end:
+            # The riser where the limit changed, so the segments read as one line.
+            x = local_text(t0, snap.timezone)
+            shapes.append({"type": "line", "xref": "x", "yref": "y", "x0": x, "x1": x,
+                           "y0": previous, "y1": value, "line": line})
         if value and b > a:
             shapes.append({"type": "line", "xref": "x", "yref": "y", "y0": value, "y1": value,
                            "x0": local_text(a, snap.timezone), "x1": local_text(b, snap.timezone),
                            "line": line})
+        previous = value
     return shapes
 
 

@@ -98,9 +98,11 @@ def test_steps_survive_the_snapshot_file_and_draw_two_limit_segments() -> None:
     back = from_dict(to_dict(snap))
     assert back.threshold_steps == snap.threshold_steps
     fig = usage_figure(back, "NCPUS", resolve_view(back, "3d"))
-    shapes = fig["layout"]["shapes"]
+    shapes = [s for s in fig["layout"]["shapes"] if s["y0"] == s["y1"]]
     assert [s["y0"] for s in shapes] == [430.0, 500.0]
     assert shapes[0]["x1"] == shapes[1]["x0"]  # they meet where the limit changed
+    (riser,) = [s for s in fig["layout"]["shapes"] if s["y0"] != s["y1"]]
+    assert (riser["x0"], riser["y0"], riser["y1"]) == (shapes[1]["x0"], 430.0, 500.0)
     assert fig["layout"]["annotations"][0]["text"] == "QoS limit 500"
     # A 6-hour view lies after the change: one segment, at the new limit.
     assert [s["y0"] for s in usage_figure(back, "NCPUS", resolve_view(back, "6h"))
