@@ -329,17 +329,21 @@ def health(url: str, workers: int = 3, limit: int = 600) -> list[dict]:
 def test_four_workers_with_redis_see_a_new_snapshot_together(tmp_path: Path) -> None:
     with redis_server(tmp_path) as redis_url:
         config = make_site(tmp_path / "site", app=f'cache = "redis"\nredis_url = "{redis_url}"')
-        with gunicorn(config, workers=4, prefix=PREFIX, log=tmp_path / "gunicorn.log") as url:
+        # Two gunicorns on the same data folder and Redis: two hosts on shared storage.
+        with gunicorn(config, workers=4, prefix=PREFIX, log=tmp_path / "gunicorn.log") as url, \
+                gunicorn(config, workers=2, prefix=PREFIX) as other_host:
             before = health(url)
             assert all(h["ok"] for h in before)
             assert len({h["panels"]["avery"]["version"] for h in before}) == 1
             assert len({h["worker"] for h in before}) >= 3  # the requests reached several workers
             assert redis_keys(redis_url, "librarian:*snapshot:*")  # parsed snapshots are shared
             old_now = before[0]["panels"]["avery"]["now"]
+            assert {h["panels"]["avery"]["now"] for h in health(other_host, 2)} == {old_now}
             write_snapshots(tmp_path / "site", seed=2, users=6, now=NOW + 120)
             after = health(url)  # the very next requests of every worker
             assert {h["panels"]["avery"]["now"] for h in after} == {NOW + 120} != {old_now}
             assert len({h["worker"] for h in after}) >= 3
+            assert {h["panels"]["avery"]["now"] for h in health(other_host, 2)} == {NOW + 120}
 
 
 def test_fifty_clients_while_the_collector_replaces_snapshots_every_second(
