@@ -103,9 +103,9 @@ def _answers(args: list[str], timeout: float = 30) -> tuple[bool, str]:
 def _store_check(config: Config) -> Check:
     """The job store: readable, and how far behind the clock it is."""
     from collector.store import (
-        COLD_FILE,
         HOT_FILE,
         StoreCorrupt,
+        cold_segments,
         read_state,
         store_folder,
         verify_file,
@@ -116,7 +116,7 @@ def _store_check(config: Config) -> Check:
         raw = read_state(folder)
         if raw is None:
             return Check("job store", True, "none yet: the first collect backfills the window")
-        for name in (COLD_FILE, HOT_FILE):
+        for name in (*cold_segments(raw), HOT_FILE):
             verify_file(folder, raw, name)
     except StoreCorrupt as err:
         return Check("job store", False, str(err),

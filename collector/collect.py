@@ -60,7 +60,6 @@ from collector.sacct import (
 from collector.snapshot import Snapshot, snapshot_path, thresholds_for, write_snapshot
 from collector.status import read_status, record_sync, write_status
 from collector.store import (
-    COLD_FILE,
     DAY,
     HOT_FILE,
     ColdSums,
@@ -68,6 +67,7 @@ from collector.store import (
     StoreCorrupt,
     StoreState,
     SyncReport,
+    cold_segments,
     cold_sums,
     concat,
     dedupe_last,
@@ -75,18 +75,25 @@ from collector.store import (
     frozen_boundary,
     load_cold_sums,
     merge,
+    next_segment,
     open_job_ids,
     plan_sync,
     prune,
+    read_cold,
     read_part,
     read_state,
+    replaced_by,
     save_cold_sums,
     save_store,
+    segments_fingerprint,
     set_aside,
     state_of,
     store_folder,
     update,
     verify_file,
+    write_segment,
+    write_state,
+    write_table,
 )
 
 log = logging.getLogger("librarian.collect")
@@ -192,16 +199,17 @@ class Synced:
 def _load(folder: Path, bin_seconds_: int
           ) -> tuple[dict | None, dict[str, JobTable], ColdSums | None, str, str]:
     """(raw state, hot records, cold sums if still valid, why damaged, where set aside).
-    cold.arrow itself is read later, and only if this cycle changes it."""
+    The cold segments are checked (size and CRC) but not parsed."""
     try:
         raw = read_state(folder)
         if raw is None:
             return None, {}, None, "", ""
         state_of(raw, folder)
         hot = read_part(folder, raw, HOT_FILE)
-        verify_file(folder, raw, COLD_FILE)  # not parsed, but checked every cycle
-        crc = int(raw["files"][COLD_FILE]["crc32"])
-        return raw, hot, load_cold_sums(folder, crc, bin_seconds_), "", ""
+        for name in cold_segments(raw):
+            verify_file(folder, raw, name)
+        sums = load_cold_sums(folder, segments_fingerprint(raw), bin_seconds_)
+        return raw, hot, sums, "", ""
     except StoreCorrupt as err:
         damaged = str(err)
     aside = set_aside(folder)
@@ -216,10 +224,11 @@ def sync_store(config: Config, window: Window, runner: Runner = subprocess.run,
     """Bring the job store up to `window.now` and write it; raise CollectError
     (nothing written) if any query fails.
 
-    The usual cycle reads and writes only the hot records and the cold sums;
-    cold.arrow is read and rewritten only when records leave the hot part
-    (once a day, when the frozen boundary moves), when an answer replaces a
-    cold record, or after a backfill."""
+    A cycle reads and writes the hot records and the cold sums only; the
+    records that leave the hot part (once a day, when the frozen boundary
+    moves) are written as one new cold segment and their sums added. Cold
+    segments are read only when an answer replaces one of their records, or
+    to make the sums anew when they do not match the segments."""
     folder = store_folder(config.site.data_dir)
     c = config.collect
     keep_from = window.start - (c.history_days - c.window_days) * DAY
@@ -248,45 +257,99 @@ def sync_store(config: Config, window: Window, runner: Runner = subprocess.run,
         # Later answers win: the time query comes after the by-id ones.
         fresh[cluster] = dedupe_last(concat([*extra, new]))
 
-    merged = {cl: merge(hot.get(cl, empty), fresh[cl]) for cl in config.clusters}
-    touches_cold = sums is None or any(
-        sums.hits(cl, fresh[cl]) or bool((merged[cl].end < boundary).any())
-        for cl in config.clusters)
-    cold_changed = plan.full or raw is None
-    if touches_cold:
-        try:
-            cold = {} if raw is None else read_part(folder, raw, COLD_FILE)
-        except StoreCorrupt as err:  # found only now: rebuild on the next cycle
-            raise CollectError(f"the job store's cold part is damaged ({err}); "
-                               "run again (or with --full) to rebuild it") from err
-        new_hot = {}
-        for cl in config.clusters:
-            up = update(cold.get(cl, empty), hot.get(cl, empty), fresh[cl], boundary, keep_from)
-            cold[cl], new_hot[cl] = up.cold, up.hot
-            cold_changed |= up.cold_changed
-        hot = new_hot
-    else:
-        hot = {cl: prune(merged[cl], keep_from) for cl in config.clusters}
     synced_state = StoreState(fingerprint=fp, synced_to=window.now,
                               full_at=window.now if state is None or plan.full
                               else state.full_at)
     try:
-        written = save_store(folder, Store(cold=cold if touches_cold else {}, hot=hot,
-                                           state=synced_state),
-                             cold_changed=cold_changed, previous=raw)
-        crc = int(written["files"][COLD_FILE]["crc32"])
-        if touches_cold and (cold_changed or sums is None or sums.cold_crc != crc):
-            sums = cold_sums(cold, crc, window.bin_seconds, keep_from, boundary)
-            save_cold_sums(folder, sums)
+        folder.mkdir(parents=True, exist_ok=True)
+        if sums is None:
+            hot, sums = _rebuild(folder, raw, hot, fresh, synced_state, boundary, keep_from,
+                                 window.bin_seconds, config.clusters)
+            written = read_state(folder)
+            cold_written = True
+        else:
+            hot, sums, written, cold_written = _advance(
+                folder, raw, hot, sums, fresh, synced_state, boundary, keep_from, config.clusters)
     except OSError as err:
         raise CollectError(f"cannot write the job store in {folder}: {err.strerror or err}") from err
-    assert sums is not None
-    records = sum(int(f.get("records", 0)) for f in written["files"].values())
+    except StoreCorrupt as err:  # a segment went bad within this cycle: rebuild next time
+        raise CollectError(f"the job store is damaged ({err}); run again (or with --full) "
+                           "to rebuild it") from err
+    records = sum(int(f.get("records", 0)) for f in (written or {}).get("files", {}).values())
     report = SyncReport(full=plan.full, reason=plan.reason, queries=asker.queries,
                         rows=asker.rows, sacct_seconds=round(asker.seconds, 3),
                         records=records, requeried_open=requeried, set_aside=aside,
-                        spans=plan.spans, cold_rewritten=cold_changed)
+                        spans=plan.spans, cold_rewritten=cold_written)
     return Synced(hot=hot, cold=sums), report, combine(asker.parses)
+
+
+def _rebuild(folder: Path, raw: dict | None, hot: dict[str, JobTable],
+             fresh: dict[str, JobTable], state: StoreState, boundary: int, keep_from: int,
+             bin_seconds_: int, clusters: tuple[str, ...]
+             ) -> tuple[dict[str, JobTable], ColdSums]:
+    """All cold records in one new segment and their sums made anew (a backfill,
+    or sums that do not match the segments)."""
+    cold = read_cold(folder, raw) if raw is not None else {}
+    empty = JobTable.empty()
+    new_hot = {}
+    for cl in clusters:
+        up = update(cold.get(cl, empty), hot.get(cl, empty), fresh[cl], boundary, keep_from)
+        cold[cl], new_hot[cl] = up.cold, up.hot
+    written = save_store(folder, Store(cold=cold, hot=new_hot, state=state), True, raw)
+    (segment,) = cold_segments(written)
+    sums = cold_sums(cold, segments_fingerprint(written), segment, bin_seconds_, keep_from,
+                     boundary)
+    save_cold_sums(folder, sums)
+    return new_hot, sums
+
+
+def _advance(folder: Path, raw: dict, hot: dict[str, JobTable], sums: ColdSums,
+             fresh: dict[str, JobTable], state: StoreState, boundary: int, keep_from: int,
+             clusters: tuple[str, ...]
+             ) -> tuple[dict[str, JobTable], ColdSums, dict, bool]:
+    """The usual cycle: fresh answers merged into the hot part; what ended
+    before the boundary moved to a new segment; replaced cold records taken out
+    of their segments; segments wholly before the history dropped."""
+    empty = JobTable.empty()
+    files = {n: raw["files"][n] for n in cold_segments(raw)}
+    # Cold records that fresh answers replace: out of their segments (rare).
+    removed: dict[str, JobTable] = {}
+    touched = sorted({sums.segments[int(g)] for cl in clusters
+                      for g in sums.key_segment.get(cl, np.zeros(0, np.int64))[
+                          sums.hit(cl, fresh[cl])]})
+    for name in touched:
+        tables = read_part(folder, raw, name)
+        kept = {}
+        for cl, jobs in tables.items():
+            gone = replaced_by(jobs, fresh.get(cl, empty))
+            removed[cl] = concat([removed.get(cl, empty), jobs.take(gone)])
+            kept[cl] = jobs.take(~gone)
+        files[name] = write_segment(folder, name, kept)
+    new_hot, moved = {}, {}
+    for cl in clusters:
+        merged = merge(hot.get(cl, empty), fresh[cl])
+        ended = ~np.isnan(merged.end) & (merged.end < boundary)
+        moved[cl] = merged.take(ended)
+        new_hot[cl] = prune(merged.take(~ended), keep_from)
+    segment = ""
+    if any(len(t) for t in moved.values()):
+        segment = next_segment(raw)
+        files[segment] = write_segment(folder, segment, {k: v for k, v in moved.items()
+                                                         if len(v)})
+    dropped = [n for n in cold_segments(raw) if files[n].get("max_end") is not None
+               and files[n]["max_end"] < keep_from]
+    for name in dropped:
+        del files[name]
+    files[HOT_FILE] = write_table(folder, HOT_FILE, new_hot)
+    written = write_state(folder, state, files)
+    for name in dropped:
+        (folder / name).unlink(missing_ok=True)
+    changed = bool(segment or touched or dropped)
+    if changed:  # else the sums still hold: a later window is a later slice of them
+        sums = sums.updated(segments_fingerprint(written), tuple(cold_segments(written)),
+                            keep_from, max(boundary, sums.end), moved, segment, removed)
+        save_cold_sums(folder, sums)
+    return new_hot, sums, written, changed
 
 
 @dataclass(frozen=True)

@@ -7,10 +7,11 @@ it is a record of its own (sacct --duplicates lists them all).
 
 On disk (`data_dir/store/`), Arrow IPC files (LZ4), one row per record; open
 them with pyarrow or pandas.read_feather to explore the history:
-  cold.arrow   records that ended before the frozen boundary: the UTC midnight
-               before (last cycle - overlap). No incremental query can return
-               them again, so this file, nearly all of the store, is rewritten
-               only when the boundary moves (once a day) or a backfill ran.
+  cold-NNNNNN.arrow  records that ended before the frozen boundary: the UTC
+               midnight before (last cycle - overlap). No incremental query
+               can return them again, so they are never rewritten: each day's
+               move writes one new segment; a segment is deleted once all its
+               records ended before the history kept; a backfill writes one.
   hot.arrow    everything else: running and pending jobs and what ended since
                the boundary; rewritten every cycle, and small.
   jobs.json    the state: format version, the configuration the store was
@@ -48,12 +49,12 @@ from collector.binning import Binned, Window, bin_seconds
 from collector.parse import _FLOAT_COLUMNS, JobTable, _numpy
 from collector.snapshot import write_atomic
 
-STORE_VERSION = 2
+STORE_VERSION = 3
 STORE_DIR = "store"
-COLD_FILE = "cold.arrow"
+COLD_PREFIX = "cold-"        # cold-000001.arrow, cold-000002.arrow, ...: one per move
+COLD_FILE = "cold-000001.arrow"  # the first segment (a backfill writes just this one)
 HOT_FILE = "hot.arrow"
 COLD_SUMS_FILE = "cold-sums.npz"
-JOBS_FILE = COLD_FILE  # the big one
 STATE_FILE = "jobs.json"
 DAY = 86400
 
@@ -345,7 +346,7 @@ def store_folder(data_dir: Path) -> Path:
     return data_dir / STORE_DIR
 
 
-def _write_table(folder: Path, name: str, jobs: dict[str, JobTable]) -> dict[str, int]:
+def write_table(folder: Path, name: str, jobs: dict[str, JobTable]) -> dict[str, int]:
     sink = pa.BufferOutputStream()
     with ipc.new_file(sink, _SCHEMA, options=ipc.IpcWriteOptions(compression="lz4")) as writer:
         writer.write_table(_to_arrow(jobs))
@@ -355,23 +356,53 @@ def _write_table(folder: Path, name: str, jobs: dict[str, JobTable]) -> dict[str
             "records": sum(len(t) for t in jobs.values())}
 
 
+def cold_segments(raw: dict[str, Any] | None) -> list[str]:
+    """The cold segment files a state lists, oldest first."""
+    return sorted(n for n in (raw or {}).get("files", {}) if n.startswith(COLD_PREFIX))
+
+
+def next_segment(raw: dict[str, Any] | None) -> str:
+    names = cold_segments(raw)
+    n = int(names[-1][len(COLD_PREFIX):-len(".arrow")]) + 1 if names else 1
+    return f"{COLD_PREFIX}{n:06d}.arrow"
+
+
+def write_segment(folder: Path, name: str, jobs: dict[str, JobTable]) -> dict[str, Any]:
+    info: dict[str, Any] = write_table(folder, name, jobs)
+    ends = [float(np.nanmax(t.end)) for t in jobs.values() if len(t)]
+    info["max_end"] = max(ends) if ends else None
+    return info
+
+
+def write_state(folder: Path, state: StoreState, files: dict[str, Any]) -> dict[str, Any]:
+    doc = {
+        "version": state.version, "fingerprint": state.fingerprint,
+        "synced_to": state.synced_to, "full_at": state.full_at,
+        "records": sum(int(f.get("records", 0)) for f in files.values()), "files": files,
+        "written": int(time.time()),
+    }
+    text = json.dumps(doc, indent=1, sort_keys=True).encode()
+    write_atomic(folder / STATE_FILE, lambda fh: fh.write(text))
+    return doc
+
+
 def save_store(folder: Path, store: Store, cold_changed: bool = True,
                previous: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Write the hot records (and the cold ones when they changed or there is
-    no earlier file to keep), then the state that vouches for them; return it."""
+    """Write the hot records and, when the cold ones changed (or none are on
+    disk), all cold records as one segment in place of the old ones; then the
+    state that vouches for them (last), then remove what it no longer lists."""
     folder.mkdir(parents=True, exist_ok=True)
-    files = dict((previous or {}).get("files", {}))
-    if cold_changed or COLD_FILE not in files or not (folder / COLD_FILE).exists():
-        files[COLD_FILE] = _write_table(folder, COLD_FILE, store.cold)
-    files[HOT_FILE] = _write_table(folder, HOT_FILE, store.hot)
-    state = {
-        "version": store.state.version, "fingerprint": store.state.fingerprint,
-        "synced_to": store.state.synced_to, "full_at": store.state.full_at,
-        "records": len(store), "files": files, "written": int(time.time()),
-    }
-    text = json.dumps(state, indent=1, sort_keys=True).encode()
-    write_atomic(folder / STATE_FILE, lambda fh: fh.write(text))
-    return state
+    old = cold_segments(previous)
+    files = {n: (previous or {})["files"][n] for n in old}
+    if cold_changed or not old:
+        name = next_segment(previous)
+        files = {name: write_segment(folder, name, store.cold)}
+    files[HOT_FILE] = write_table(folder, HOT_FILE, store.hot)
+    doc = write_state(folder, store.state, files)
+    for name in old:
+        if name not in files:
+            (folder / name).unlink(missing_ok=True)
+    return doc
 
 
 def verify_file(folder: Path, raw: dict[str, Any], name: str) -> bytes:
@@ -419,7 +450,7 @@ def read_state(folder: Path) -> dict[str, Any] | None:
     """The raw state document; None when there is no store; StoreCorrupt if unreadable."""
     state_path = folder / STATE_FILE
     if not state_path.exists():
-        if any((folder / n).exists() for n in (COLD_FILE, HOT_FILE)):
+        if (folder / HOT_FILE).exists() or any(folder.glob(f"{COLD_PREFIX}*.arrow")):
             raise StoreCorrupt(f"{state_path} is missing")
         return None
     try:
@@ -451,8 +482,17 @@ def load_store(folder: Path) -> Store | None:
     raw = read_state(folder)
     if raw is None:
         return None
-    return Store(cold=read_part(folder, raw, COLD_FILE), hot=read_part(folder, raw, HOT_FILE),
+    return Store(cold=read_cold(folder, raw), hot=read_part(folder, raw, HOT_FILE),
                  state=state_of(raw, folder))
+
+
+def read_cold(folder: Path, raw: dict[str, Any]) -> dict[str, JobTable]:
+    """Every cold record, all segments, per cluster."""
+    parts: dict[str, list[JobTable]] = {}
+    for name in cold_segments(raw):
+        for cluster, jobs in read_part(folder, raw, name).items():
+            parts.setdefault(cluster, []).append(jobs)
+    return {cluster: concat(tables) for cluster, tables in parts.items()}
 
 
 # --- the cold part's sums ----------------------------------------------------
@@ -465,26 +505,35 @@ class QosSums:
     ends: np.ndarray        # sorted End of the jobs that ran (for the job count)
 
 
+def segments_fingerprint(raw: dict[str, Any] | None) -> str:
+    """Which cold segments (names and CRCs) some sums belong to."""
+    files = (raw or {}).get("files", {})
+    return json.dumps([[n, files[n].get("crc32")] for n in cold_segments(raw)])
+
+
 @dataclass(frozen=True)
 class ColdSums:
-    """The cold records binned once on absolute bins [start, end): valid for
-    one cold.arrow (its CRC) and one bin size."""
+    """The cold records binned on absolute bins [start, end), with their keys
+    and the segment holding each: valid for one set of segments (their names
+    and CRCs) and one bin size."""
 
-    cold_crc: int
+    fingerprint: str
     bin_seconds: int
     start: int
     end: int
+    segments: tuple[str, ...]
     keys: dict[str, np.ndarray]                 # cluster -> sorted record keys
+    key_segment: dict[str, np.ndarray]          # cluster -> index into `segments`, per key
     sums: dict[tuple[str, str], QosSums]        # (cluster, qos) -> sums
 
-    def hits(self, cluster: str, jobs: JobTable) -> bool:
-        """Does any record of `jobs` replace a cold one?"""
+    def hit(self, cluster: str, jobs: JobTable) -> np.ndarray:
+        """Positions in `keys[cluster]` of the cold records `jobs` replaces."""
         keys = self.keys.get(cluster)
         if keys is None or not len(keys) or not len(jobs):
-            return False
+            return np.zeros(0, dtype=np.int64)
         probe = record_keys(jobs)
         at = np.minimum(np.searchsorted(keys, probe), len(keys) - 1)
-        return bool((keys[at] == probe).any())
+        return np.unique(at[keys[at] == probe])
 
     def binned(self, cluster: str, qos: str, window: Window) -> Binned:
         """The cold part's sums over `window` (cold jobs all ended before now)."""
@@ -493,40 +542,100 @@ class ColdSums:
         if part is None:
             return Binned((), np.zeros((n_obs, 0, window.n_bins)), np.zeros((n_obs, 0)), 0)
         b = self.bin_seconds
-        first = (window.start - self.start) // b
-        n = part.seconds.shape[2]
-        k = max(0, min(n - first, window.n_bins))
+        offset = (window.start - self.start) // b   # window bin 0 in the sums' bins
+        lo, hi = max(0, offset), min(part.seconds.shape[2], offset + window.n_bins)
         seconds = np.zeros((n_obs, len(part.users), window.n_bins))
-        if k:
-            seconds[:, :, :k] = part.seconds[:, :, first:first + k]
+        if hi > lo:
+            seconds[:, :, lo - offset:hi - offset] = part.seconds[:, :, lo:hi]
         counted = len(part.ends) - int(np.searchsorted(part.ends, window.start, side="right"))
         return Binned(part.users, seconds, np.zeros((n_obs, len(part.users))), counted)
 
+    def updated(self, fingerprint: str, segments: tuple[str, ...], start: int, end: int,
+                add: dict[str, JobTable], add_segment: str,
+                remove: dict[str, JobTable]) -> ColdSums:
+        """The sums after records were added (as segment `add_segment`) and
+        removed, segments dropped (those not in `segments`), over [start, end)
+        (pure: only the changed records are binned)."""
+        b = self.bin_seconds
+        n_bins = max(1, (end - start) // b)
+        window = Window(start=start, now=start + n_bins * b, bin_seconds=b, n_bins=n_bins)
+        seg_index = {name: i for i, name in enumerate(segments)}
+        remap = np.array([seg_index.get(name, -1) for name in self.segments] or [-1],
+                         dtype=np.int64)
+        empty = JobTable.empty()
+        keys, key_segment = {}, {}
+        for cluster in set(self.keys) | set(add):
+            k = self.keys.get(cluster, np.zeros(0, np.uint64))
+            g = remap[self.key_segment[cluster]] if cluster in self.keys else \
+                np.zeros(0, np.int64)
+            keep = g >= 0
+            keep[self.hit(cluster, remove.get(cluster, empty))] = False
+            if not keep.all():
+                k, g = k[keep], g[keep]
+            new_k = record_keys(add.get(cluster, empty))
+            if len(new_k):  # insert in order: no sort of the whole index
+                new_k = np.sort(new_k)
+                at = np.searchsorted(k, new_k)
+                k = np.insert(k, at, new_k)
+                g = np.insert(g, at, seg_index.get(add_segment, -1))
+            keys[cluster], key_segment[cluster] = k, g
+        sums = {}
+        first = (start - self.start) // b
+        for cluster, qos in set(self.sums) | {(c, q) for c, t in add.items()
+                                              for q in t.qos_names}:
+            old = self.sums.get((cluster, qos))
+            plus = bin_seconds(add.get(cluster, empty), window, qos)
+            minus = bin_seconds(remove.get(cluster, empty), window, qos)
+            users = tuple(sorted(set(old.users if old else ()) | set(plus.users)
+                                 | set(minus.users)))
+            pos = {u: i for i, u in enumerate(users)}
+            seconds = np.zeros((4, len(users), n_bins))
+            if old is not None and len(old.users):
+                n = min(old.seconds.shape[2] - first, n_bins)
+                if n > 0:
+                    rows = np.array([pos[u] for u in old.users])
+                    seconds[:, rows, :n] = old.seconds[:, :, first:first + n]
+            for part, sign in ((plus, 1.0), (minus, -1.0)):
+                if part.users:
+                    rows = np.array([pos[u] for u in part.users])
+                    seconds[:, rows] += sign * part.seconds
+            ends = old.ends if old is not None else np.zeros(0)
+            ends = np.sort(np.concatenate([ends[ends >= start], _ran_ends(add.get(cluster,
+                                                                                  empty), qos)]))
+            for e in _ran_ends(remove.get(cluster, empty), qos):
+                i = int(np.searchsorted(ends, e))
+                if i < len(ends) and ends[i] == e:
+                    ends = np.delete(ends, i)
+            sums[(cluster, qos)] = QosSums(users, seconds, ends)
+        return ColdSums(fingerprint, b, start, window.now, segments, keys, key_segment, sums)
 
-def cold_sums(cold: dict[str, JobTable], cold_crc: int, bin_seconds_: int, start: int,
-              end: int) -> ColdSums:
-    """Bin the cold records once over [start, end) (pure; both on bin boundaries)."""
-    n_bins = max(1, (end - start) // bin_seconds_)
-    window = Window(start=start, now=start + n_bins * bin_seconds_, bin_seconds=bin_seconds_,
-                    n_bins=n_bins)
-    sums = {}
-    for cluster, jobs in cold.items():
-        ran = ~np.isnan(jobs.start) & (jobs.end > jobs.start)
-        for qos in jobs.qos_names:
-            b = bin_seconds(jobs, window, qos)
-            mine = ran & (jobs.qos == jobs.qos_names.index(qos))
-            sums[(cluster, qos)] = QosSums(b.users, b.seconds, np.sort(jobs.end[mine]))
-    keys = {cluster: np.sort(record_keys(jobs)) for cluster, jobs in cold.items()}
-    return ColdSums(cold_crc, bin_seconds_, start, window.now, keys, sums)
+
+def _ran_ends(jobs: JobTable, qos: str) -> np.ndarray:
+    """End of each job of `qos` that ran (started, for some time): what the job count counts."""
+    if qos not in jobs.qos_names or not len(jobs):
+        return np.zeros(0)
+    mine = ~np.isnan(jobs.start) & (jobs.end > jobs.start) & \
+        (jobs.qos == jobs.qos_names.index(qos))
+    return jobs.end[mine]
+
+
+def cold_sums(cold: dict[str, JobTable], fingerprint: str, segment: str, bin_seconds_: int,
+              start: int, end: int) -> ColdSums:
+    """Bin the cold records (all in one segment) over [start, end), both on
+    bin boundaries (pure)."""
+    empty = ColdSums(fingerprint, bin_seconds_, start, start, (), {}, {}, {})
+    return empty.updated(fingerprint, (segment,), start, end, cold, segment, {})
 
 
 def save_cold_sums(folder: Path, part: ColdSums) -> None:
     arrays: dict[str, np.ndarray] = {}
-    meta: dict[str, Any] = {"cold_crc": part.cold_crc, "bin_seconds": part.bin_seconds,
+    meta: dict[str, Any] = {"fingerprint": part.fingerprint, "bin_seconds": part.bin_seconds,
                             "start": part.start, "end": part.end,
-                            "clusters": list(part.keys), "sums": []}
-    for i, keys in enumerate(part.keys.values()):
-        arrays[f"keys_{i}"] = keys
+                            "segments": list(part.segments), "clusters": list(part.keys),
+                            "sums": []}
+    for i, cluster in enumerate(part.keys):
+        arrays[f"keys_{i}"] = part.keys[cluster]
+        arrays[f"segment_{i}"] = part.key_segment[cluster].astype(np.int32)
     for j, ((cluster, qos), q) in enumerate(part.sums.items()):
         meta["sums"].append({"cluster": cluster, "qos": qos, "users": list(q.users)})
         arrays[f"seconds_{j}"] = q.seconds
@@ -539,20 +648,23 @@ def save_cold_sums(folder: Path, part: ColdSums) -> None:
     write_atomic(folder / COLD_SUMS_FILE, write)
 
 
-def load_cold_sums(folder: Path, cold_crc: int, bin_seconds_: int) -> ColdSums | None:
-    """The sums if they belong to this cold.arrow and bin size; else None (remade)."""
+def load_cold_sums(folder: Path, fingerprint: str, bin_seconds_: int) -> ColdSums | None:
+    """The sums if they belong to these segments and bin size; else None (remade)."""
     try:
         with np.load(folder / COLD_SUMS_FILE, allow_pickle=False) as z:
             meta = json.loads(str(z["meta"][()]))
-            if meta["cold_crc"] != cold_crc or meta["bin_seconds"] != bin_seconds_:
+            if meta["fingerprint"] != fingerprint or meta["bin_seconds"] != bin_seconds_:
                 return None
             keys = {c: z[f"keys_{i}"] for i, c in enumerate(meta["clusters"])}
+            key_segment = {c: z[f"segment_{i}"].astype(np.int64)
+                           for i, c in enumerate(meta["clusters"])}
             sums = {(m["cluster"], m["qos"]): QosSums(tuple(m["users"]), z[f"seconds_{j}"],
                                                       z[f"ends_{j}"])
                     for j, m in enumerate(meta["sums"])}
     except (OSError, ValueError, KeyError, TypeError):
-        return None  # missing or unreadable: it is only a cache of cold.arrow
-    return ColdSums(cold_crc, bin_seconds_, int(meta["start"]), int(meta["end"]), keys, sums)
+        return None  # missing or unreadable: it is only a cache of the segments
+    return ColdSums(fingerprint, bin_seconds_, int(meta["start"]), int(meta["end"]),
+                    tuple(meta["segments"]), keys, key_segment, sums)
 
 
 def set_aside(folder: Path) -> Path:
@@ -579,11 +691,11 @@ class SyncReport:
     requeried_open: int = 0         # open jobs asked for by id (missing from the time query)
     set_aside: str = ""
     spans: tuple[tuple[int, int], ...] = field(default_factory=tuple)
-    cold_rewritten: bool = False    # cold.arrow rewritten (a backfill, or the daily move)
+    cold_rewritten: bool = False    # cold records written (a backfill, the daily move, a fix)
 
 
 __all__ = [
-    "ColdSums", "Store", "StoreCorrupt", "StoreState", "SyncPlan", "SyncReport", "Update", "concat",
+    "COLD_PREFIX", "ColdSums", "Store", "StoreCorrupt", "StoreState", "SyncPlan", "SyncReport", "Update", "concat",
     "day_chunks", "dedupe_last", "fingerprint", "frozen_boundary", "load_store", "merge",
     "open_job_ids", "plan_sync", "prune", "read_state", "record_keys", "replaced_by",
     "save_store", "set_aside", "store_folder", "update", "verify_file",

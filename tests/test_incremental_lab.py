@@ -21,7 +21,7 @@ import pytest
 
 from collector.sacct import build_sacct_args, sacct_environment
 from collector.snapshot import read_snapshot
-from collector.store import JOBS_FILE, STATE_FILE, load_store
+from collector.store import STATE_FILE, load_store
 from tests.slurm_lab.lab import FINISHED, Lab
 
 pytestmark = pytest.mark.slurm
@@ -106,7 +106,8 @@ def test_incremental_cycles_equal_a_full_query_on_real_slurm(lab: Lab, tmp_path:
     for path in (tmp_path / "inc" / "data" / "store").iterdir():
         path.unlink()
     assert "no store yet" in cycle(lab, inc)
-    jobs_path = tmp_path / "inc" / "data" / "store" / JOBS_FILE
+    jobs_path = max((tmp_path / "inc" / "data" / "store").glob("cold-*.arrow"),
+                    key=lambda p: p.stat().st_size)
     jobs_path.write_bytes(jobs_path.read_bytes()[:100])
     out = cycle(lab, inc)
     assert "job store damaged" in out

@@ -11,7 +11,6 @@ import pytest
 from collector.parse import JobTable, parse_sacct
 from collector.store import (
     COLD_FILE,
-    JOBS_FILE,
     STATE_FILE,
     Store,
     StoreCorrupt,
@@ -147,11 +146,11 @@ def test_no_store_is_none_and_damage_is_named(tmp_path: Path) -> None:
     save_store(tmp_path, Store(cold={"": table([(1, "bob", 0, 1, 2, 1)])},
                                hot={"": table([(2, "bob", 0, 1, NAN, 1)])},
                                state=StoreState("fp", 1, 1)))
-    body = (tmp_path / JOBS_FILE).read_bytes()
-    (tmp_path / JOBS_FILE).write_bytes(body[:-10])
+    body = (tmp_path / COLD_FILE).read_bytes()
+    (tmp_path / COLD_FILE).write_bytes(body[:-10])
     with pytest.raises(StoreCorrupt, match="checksum"):
         load_store(tmp_path)
-    (tmp_path / JOBS_FILE).unlink()
+    (tmp_path / COLD_FILE).unlink()
     with pytest.raises(StoreCorrupt, match="missing"):
         load_store(tmp_path)
 
