@@ -135,7 +135,7 @@ def read_slurm_limits(slurm_bin: Path | None, timeout: float, runner: Runner = s
     try:
         out = run_sacct(args, timeout, runner=runner, environ=environ)
     except SacctError as err:
-        raise LimitsError(str(err).replace("sacct ", "sacctmgr ", 1)) from err
+        raise LimitsError(str(err)) from err
     return parse_sacctmgr_qos(out.decode("utf-8", "replace"))
 
 

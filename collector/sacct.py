@@ -53,8 +53,13 @@ class SacctError(Exception):
         self.stderr = stderr
         text = f"{message}; command: {shlex.join(self.command)}"
         if stderr.strip():
-            text += f"; sacct said: {_first_lines(stderr)}"
+            text += f"; {_tool(self.command)} said: {_first_lines(stderr)}"
         super().__init__(text)
+
+
+def _tool(args: Sequence[str]) -> str:
+    """The command's name for messages: sacct, or sacctmgr for the limits."""
+    return Path(args[0]).name if args else "sacct"
 
 
 def _first_lines(text: str, n: int = 5) -> str:
@@ -113,14 +118,16 @@ Runner = Callable[..., "subprocess.CompletedProcess[bytes]"]
 
 def run_sacct(args: Sequence[str], timeout: float, runner: Runner = subprocess.run,
               environ: Mapping[str, str] | None = None) -> bytes:
-    """Run sacct and return its standard output; raise `SacctError` on any failure."""
+    """Run sacct (or sacctmgr: the same environment and failures) and return its
+    standard output; raise `SacctError` on any failure, naming the command."""
     env = sacct_environment(os.environ if environ is None else environ)
+    tool = _tool(args)
     try:
         proc = runner(list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                       env=env, timeout=timeout, check=False)
     except FileNotFoundError:
         raise SacctError(
-            f"{args[0]} not found (set site.slurm_bin to the folder holding sacct, or fix PATH)",
+            f"{args[0]} not found (set site.slurm_bin to the folder holding {tool}, or fix PATH)",
             args,
         ) from None
     except PermissionError as err:
@@ -128,13 +135,13 @@ def run_sacct(args: Sequence[str], timeout: float, runner: Runner = subprocess.r
     except subprocess.TimeoutExpired as err:
         stderr = (err.stderr or b"").decode("utf-8", "replace")
         raise SacctError(
-            f"sacct did not answer within {timeout:g} s "
+            f"{tool} did not answer within {timeout:g} s "
             "(raise collect.sacct_timeout_seconds, or ask why slurmdbd is slow)",
             args, stderr,
         ) from err
     stderr = proc.stderr.decode("utf-8", "replace")
     if proc.returncode != 0:
-        raise SacctError(f"sacct exited with status {proc.returncode}", args, stderr)
+        raise SacctError(f"{tool} exited with status {proc.returncode}", args, stderr)
     if not proc.stdout.strip():
-        raise SacctError("sacct printed nothing, not even its header line", args, stderr)
+        raise SacctError(f"{tool} printed nothing, not even its header line", args, stderr)
     return proc.stdout
