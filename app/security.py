@@ -127,21 +127,23 @@ class PasswordFile:
 # --- who may come in ----------------------------------------------------------
 
 
-def group_members(groups: Iterable[str]) -> set[str]:
-    """Users in these Unix groups, as members or by primary group."""
-    members: set[str] = set()
-    gids = set()
+def in_groups(user: str, groups: Iterable[str]) -> bool:
+    """Is `user` in one of these Unix groups, as a member or by primary group?
+    Looked up for the one user (no listing of every account: on a site with
+    LDAP that would cost a directory scan per request)."""
+    try:
+        primary = pwd.getpwnam(user).pw_gid
+    except KeyError:
+        primary = None
     for name in groups:
         try:
             g = grp.getgrnam(name)
         except KeyError:
             log.warning("allowed_groups: no group %r on this host", name)
             continue
-        members.update(g.gr_mem)
-        gids.add(g.gr_gid)
-    if gids:
-        members.update(p.pw_name for p in pwd.getpwall() if p.pw_gid in gids)
-    return members
+        if user in g.gr_mem or g.gr_gid == primary:
+            return True
+    return False
 
 
 class Access:
@@ -157,7 +159,7 @@ class Access:
         if not self.users and not self.groups:
             return True
         # Group membership is looked up on each check: a change needs no restart.
-        return user in self.users or user in group_members(self.groups)
+        return user in self.users or in_groups(user, self.groups)
 
     def refuse(self) -> Response | None:
         """None to let the request through, else the refusal."""

@@ -10,7 +10,7 @@ from app.security import (
     PasswordFile,
     PasswordFileError,
     content_security_policy,
-    group_members,
+    in_groups,
     read_password_file,
     script_hash,
     set_password,
@@ -50,9 +50,10 @@ def test_bad_user_names_and_short_passwords_are_refused(tmp_path: Path) -> None:
         set_password(tmp_path / "p", "alice", "short")
 
 
-def test_group_members_include_primary_group_users() -> None:
-    assert "root" in group_members(["root"])
-    assert group_members(["no-such-group-librarian"]) == set()
+def test_group_membership_includes_the_primary_group() -> None:
+    assert in_groups("root", ["root"])
+    assert not in_groups("root", ["no-such-group-librarian"])
+    assert not in_groups("no-such-user-librarian", ["root"])
 
 
 def test_csp_allows_only_self_and_the_listed_inline_scripts() -> None:
