@@ -7,10 +7,11 @@ the next incremental query (the jobs active in the last 10 minutes plus the
 60-minute overlap: running, pending and recently ended jobs).
 
 Then measures, `--runs` times, medians:
-  cycle    `librarian collect --no-plots` as its own process (interpreter start
+  usual    `librarian collect --no-plots` as its own process (interpreter start
            and imports included), with a fake sacct on PATH printing that answer;
-  in-proc  the same `collect()` call in a warm process, and its parts: reading
-           the store, merging, writing it, binning and writing the snapshots.
+  in-proc  the same `collect()` call in a warm process;
+  daily    the day's first cycle: a store whose frozen boundary is about to
+           move, so a day of records goes to a new cold segment and is summed.
 It also prints the rows asked of slurmdbd per day: incremental (144 cycles of
 the answer above) against re-querying the whole window every 10 minutes.
 

@@ -263,9 +263,8 @@ def sync_store(config: Config, window: Window, runner: Runner = subprocess.run,
     try:
         folder.mkdir(parents=True, exist_ok=True)
         if sums is None:
-            hot, sums = _rebuild(folder, raw, hot, fresh, synced_state, boundary, keep_from,
-                                 window.bin_seconds, config.clusters)
-            written = read_state(folder)
+            hot, sums, written = _rebuild(folder, raw, hot, fresh, synced_state, boundary,
+                                          keep_from, window.bin_seconds, config.clusters)
             cold_written = True
         else:
             hot, sums, written, cold_written = _advance(
@@ -275,7 +274,7 @@ def sync_store(config: Config, window: Window, runner: Runner = subprocess.run,
     except StoreCorrupt as err:  # a segment went bad within this cycle: rebuild next time
         raise CollectError(f"the job store is damaged ({err}); run again (or with --full) "
                            "to rebuild it") from err
-    records = sum(int(f.get("records", 0)) for f in (written or {}).get("files", {}).values())
+    records = int(written["records"])
     report = SyncReport(full=plan.full, reason=plan.reason, queries=asker.queries,
                         rows=asker.rows, sacct_seconds=round(asker.seconds, 3),
                         records=records, requeried_open=requeried, set_aside=aside,
@@ -286,7 +285,7 @@ def sync_store(config: Config, window: Window, runner: Runner = subprocess.run,
 def _rebuild(folder: Path, raw: dict | None, hot: dict[str, JobTable],
              fresh: dict[str, JobTable], state: StoreState, boundary: int, keep_from: int,
              bin_seconds_: int, clusters: tuple[str, ...]
-             ) -> tuple[dict[str, JobTable], ColdSums]:
+             ) -> tuple[dict[str, JobTable], ColdSums, dict]:
     """All cold records in one new segment and their sums made anew (a backfill,
     or sums that do not match the segments)."""
     cold = read_cold(folder, raw) if raw is not None else {}
@@ -300,7 +299,7 @@ def _rebuild(folder: Path, raw: dict | None, hot: dict[str, JobTable],
     sums = cold_sums(cold, segments_fingerprint(written), segment, bin_seconds_, keep_from,
                      boundary)
     save_cold_sums(folder, sums)
-    return new_hot, sums
+    return new_hot, sums, written
 
 
 def _advance(folder: Path, raw: dict, hot: dict[str, JobTable], sums: ColdSums,

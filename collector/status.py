@@ -57,7 +57,7 @@ def record_sync(status: dict[str, Any], now: int, sync: Any) -> dict[str, Any]:
              "reason": sync.reason, "queries": sync.queries, "rows": sync.rows,
              "sacct_seconds": sync.sacct_seconds, "records": sync.records,
              "requeried_open": sync.requeried_open,
-             "cold_rewritten": getattr(sync, "cold_rewritten", False)}
+             "cold_rewritten": sync.cold_rewritten}
     if sync.set_aside:
         entry["set_aside"] = sync.set_aside
     old = status.get("sacct", {}) if isinstance(status.get("sacct"), dict) else {}
