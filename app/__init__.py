@@ -5,7 +5,16 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
+
+def _assets_folder() -> Path:
+    """app/assets in an installed wheel (pyproject maps the top-level assets/
+    there); the checkout's assets/ when running from the source tree."""
+    here = Path(__file__).resolve().parent
+    packaged = here / "assets"
+    return packaged if packaged.is_dir() else here.parent / "assets"
+
+
+ASSETS = _assets_folder()
 
 
 def create_app(config):

@@ -52,8 +52,8 @@ stamp="$venv/.librarian-installed"
 want="$(sha256sum pyproject.toml | cut -d' ' -f1) extras=$extras"
 if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$want" ]]; then
     echo "install: pip install -e .${extras:+[$extras]} into $venv"
-    "$venv/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip
-    "$venv/bin/python" -m pip install -q --disable-pip-version-check -e ".${extras:+[$extras]}"
+    "$venv/bin/python" -m pip install -qq --disable-pip-version-check --upgrade pip
+    "$venv/bin/python" -m pip install -qq --disable-pip-version-check -e ".${extras:+[$extras]}"
     echo "$want" > "$stamp"
 fi
 chmod -R a+rX "$venv" 2>/dev/null || true

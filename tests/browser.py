@@ -43,17 +43,18 @@ def free_port() -> int:
 
 @contextmanager
 def gunicorn(config: Path, workers: int = 2, log: Path | None = None, prefix: str = "/",
-             env: dict[str, str] | None = None, ready_headers: dict[str, str] | None = None
-             ) -> Iterator[str]:
-    """`gunicorn app.wsgi:server` as in production; yields the base URL (no prefix)."""
-    exe = Path(sys.executable).with_name("gunicorn")
+             env: dict[str, str] | None = None, ready_headers: dict[str, str] | None = None,
+             exe: Path | None = None, cwd: Path = REPO) -> Iterator[str]:
+    """`gunicorn app.wsgi:server` as in production (this venv's, or `exe` from
+    another install, run in `cwd`); yields the base URL (no prefix)."""
+    exe = exe or Path(sys.executable).with_name("gunicorn")
     need("gunicorn", exe.exists())
     port = free_port()
     out = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
         [str(exe), "app.wsgi:server", "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
          "--timeout", "60", "--graceful-timeout", "2"],
-        cwd=REPO, env={**os.environ, "LIBRARIAN_CONFIG": str(config), **(env or {})},
+        cwd=cwd, env={**os.environ, "LIBRARIAN_CONFIG": str(config), **(env or {})},
         stdout=out, stderr=out)
     url = f"http://127.0.0.1:{port}"
     try:

@@ -57,6 +57,9 @@ def write_history(site: Path, seed: int, n_users: int = 8) -> Path:
     return history
 
 
+pytestmark = pytest.mark.browser
+
+
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     site = tmp_path_factory.mktemp("site")

@@ -130,6 +130,7 @@ def column(page, table: str, name: str) -> list[str]:
                                      "els => els.map(e => e.textContent)")
 
 
+@pytest.mark.browser
 class TestStaticPage:
     def test_tabs_presets_and_the_url(self, page) -> None:
         page.goto(page.base_url + "/")

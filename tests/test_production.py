@@ -29,6 +29,9 @@ HOSTILE = "<img src=x onerror=alert(1)>"
 GRAPHS = ("graph-ncpus", "graph-ngpus", "graph-memory", "graph-njobs")
 
 
+pytestmark = pytest.mark.production
+
+
 def make_site(folder: Path, app: str = "", users: int = 6, seed: int = 1,
               prefix: str = PREFIX) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
