@@ -31,7 +31,14 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
 from collector.sacct import FIELDS
-from collector.slurm_formats import PER_CPU, PER_NODE, parse_req_mem, tres_gpus, tres_mem_mib
+from collector.slurm_formats import (
+    HOLDING_STATES,
+    PER_CPU,
+    PER_NODE,
+    parse_req_mem,
+    tres_gpus,
+    tres_mem_mib,
+)
 
 MISSING_TIMES = ("Unknown", "None", "")
 _MISSING_TIME = "^(" + "|".join(MISSING_TIMES) + ")$"
@@ -150,9 +157,61 @@ def _check_header(names: list[str]) -> None:
             f"(header: {'|'.join(names)[:300]!r}; run sacct with --parsable2 "
             f"--format={','.join(FIELDS)})"
         )
-    dupes = sorted({n for n in names if names.count(n) > 1 and n in FIELDS})
-    if dupes:
-        raise SacctFormatError(f"the sacct header names {', '.join(dupes)} more than once")
+
+
+REPEAT_MARK = "~"  # a repeated field's later columns are read as State~2, State~3, ...
+
+
+def _rename_repeats(data: bytes, skip_rows: int, names: list[str]
+                    ) -> tuple[bytes, dict[str, list[str]]]:
+    """sacct prints a field as often as --format names it. The header with the
+    needed fields' repeats renamed (State, State~2, ...), and those names per field."""
+    seen: dict[str, int] = {}
+    renamed, repeats = [], {}
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+        if seen[name] > 1 and name in FIELDS:
+            alias = f"{name}{REPEAT_MARK}{seen[name]}"
+            repeats.setdefault(name, []).append(alias)
+            name = alias
+        renamed.append(name)
+    if not repeats:
+        return data, {}
+    start = 0
+    for _ in range(skip_rows):
+        start = data.index(b"\n", start) + 1
+    end = data.find(b"\n", start)
+    end = len(data) if end < 0 else end
+    header = "|".join(renamed).encode("utf-8")
+    if data[start:end].endswith(b"\r"):
+        header += b"\r"
+    return data[:start] + header + data[end:], repeats
+
+
+def _agree(a: pa.ChunkedArray, b: pa.ChunkedArray) -> np.ndarray:
+    """Per row: the two columns hold the same value (both empty counts)."""
+    if pa.types.is_dictionary(a.type):
+        a, b = a.cast(pa.string()), b.cast(pa.string())
+    same = _numpy(pc.fill_null(pc.equal(a, b), False))
+    return same | (_numpy(a.is_null()) & _numpy(b.is_null()))
+
+
+def _check_repeats(table: pa.Table, repeats: dict[str, list[str]],
+                   line_numbers: np.ndarray) -> pa.Table:
+    """The table without the repeated columns, once each agrees with the first;
+    `SacctFormatError` naming the field and the first line where they differ."""
+    for name, aliases in repeats.items():
+        for alias in aliases:
+            differ = np.flatnonzero(~_agree(table[name], table[alias]))
+            if len(differ):
+                i = int(differ[0])
+                where = f"line {int(line_numbers[i])}" if line_numbers[i] > 0 else f"row {i + 1}"
+                raise SacctFormatError(
+                    f"the sacct header names {name} {len(aliases) + 1} times and the columns "
+                    f"differ in {len(differ)} row(s), first on {where}: "
+                    f"{table[name][i].as_py()!r} vs {table[alias][i].as_py()!r}")
+        table = table.drop_columns(aliases)
+    return table
 
 
 def _line_numbers(data: bytes, header_line: int, n_fields: int) -> tuple[np.ndarray, list[int]]:
@@ -180,16 +239,19 @@ _DICT_COLUMNS = ("User", "QOS", "State", "NNodes", "NCPUS", "ReqMem", "ReqTRES",
 _TIME_COLUMNS = ("Submit", "Start", "End")
 
 
-def _column_types(typed: bool) -> dict[str, pa.DataType]:
+def _column_types(typed: bool, repeats: dict[str, list[str]]) -> dict[str, pa.DataType]:
     types = dict.fromkeys(FIELDS, pa.string())
     types.update(dict.fromkeys(_DICT_COLUMNS, _DICT))
     if typed:
         types.update(dict.fromkeys(_TIME_COLUMNS, pa.timestamp("s")))
         types["ElapsedRaw"] = pa.int64()
+    for name, aliases in repeats.items():
+        types.update(dict.fromkeys(aliases, types[name]))
     return types
 
 
-def _read_table(data: bytes, skip_rows: int, typed: bool) -> tuple[pa.Table, int]:
+def _read_table(data: bytes, skip_rows: int, typed: bool,
+                repeats: dict[str, list[str]]) -> tuple[pa.Table, int]:
     """The needed columns, and how many non-blank lines had a wrong field count.
 
     `typed` lets the (multi-threaded) reader parse the times and ElapsedRaw
@@ -211,7 +273,8 @@ def _read_table(data: bytes, skip_rows: int, typed: bool) -> tuple[pa.Table, int
         parse_options=pcsv.ParseOptions(delimiter="|", quote_char=False, escape_char=False,
                                          ignore_empty_lines=False, invalid_row_handler=on_invalid),
         convert_options=pcsv.ConvertOptions(
-            include_columns=list(FIELDS), column_types=_column_types(typed),
+            include_columns=[*FIELDS, *(a for v in repeats.values() for a in v)],
+            column_types=_column_types(typed, repeats),
             strings_can_be_null=False, quoted_strings_can_be_null=False,
             null_values=list(MISSING_TIMES), timestamp_parsers=[pcsv.ISO8601]),
     )
@@ -385,6 +448,17 @@ def _as_utf8(data: bytes) -> bytes:
     return data
 
 
+def _ended(start: np.ndarray, end: np.ndarray, elapsed: np.ndarray, state: np.ndarray,
+           states: tuple[str, ...]) -> np.ndarray:
+    """End, with Start + ElapsedRaw where End is Unknown but the state says the
+    job no longer holds its allocation (slurm_formats.HOLDING_STATES)."""
+    holding = np.array([s in HOLDING_STATES for s in states] or [False])[state]
+    fix = np.isnan(end) & ~np.isnan(start) & ~holding
+    if not fix.any():
+        return end
+    return np.where(fix, start + elapsed, end)
+
+
 # --- the job table ------------------------------------------------------------
 
 
@@ -392,11 +466,11 @@ def parse_sacct(data: bytes, tz: str = "UTC") -> ParseResult:
     """Parse `sacct --parsable2` output whose times are local times in `tz`."""
     names, skip_rows = _find_header(data)
     _check_header(names)
-    data = _as_utf8(data)
+    data, repeats = _rename_repeats(_as_utf8(data), skip_rows, names)
     try:
-        table, malformed = _read_table(data, skip_rows, typed=True)
+        table, malformed = _read_table(data, skip_rows, typed=True, repeats=repeats)
     except pa.ArrowInvalid:  # some value is unreadable: read text, check each row
-        table, malformed = _read_table(data, skip_rows, typed=False)
+        table, malformed = _read_table(data, skip_rows, typed=False, repeats=repeats)
     header_line = skip_rows + 1
     n = table.num_rows
     if malformed:
@@ -405,6 +479,8 @@ def parse_sacct(data: bytes, tz: str = "UTC") -> ParseResult:
             line_numbers = np.full(n, -1, dtype=np.int64)
     else:
         line_numbers, wrong_count = header_line + 1 + np.arange(n, dtype=np.int64), []
+    if repeats:
+        table = _check_repeats(table, repeats, line_numbers)
     if n == 0:
         return ParseResult(
             jobs=JobTable.empty(), data_lines=malformed, bad_lines=malformed,
@@ -470,9 +546,10 @@ def parse_sacct(data: bytes, tz: str = "UTC") -> ParseResult:
     user, users = _compact(user[keep], users)
     qos, qos_names = _compact(qos[keep], qos_names)
     state, states = _compact(state[keep], states)
+    end = _ended(start[keep], end[keep], elapsed[keep], state, states)
     jobs = JobTable(
         job_id=job_id[keep].astype(np.int64), user=user, qos=qos, state=state,
-        submit=submit[keep], start=start[keep], end=end[keep], elapsed=elapsed[keep],
+        submit=submit[keep], start=start[keep], end=end, elapsed=elapsed[keep],
         nnodes=nnodes[keep], cpus=cpus[keep], gpus=gpus[keep], mem_gib=mem_mib[keep] / 1024.0,
         users=users, qos_names=qos_names, states=states,
     )

@@ -81,3 +81,14 @@ def tres_mem_mib(text: str) -> float | None:
         return parse_size_mib(tres["mem"])
     except ValueError:
         raise ValueError(f"mem is not a memory size in TRES {text!r}") from None
+
+
+# Job states in which a job still holds its allocation, so that an End of
+# Unknown means "still running: count to now" (see squeue(1), JOB STATE CODES).
+# Every other state with a Start has ended, whatever End says: real accounting
+# databases hold finished rows with End = Unknown (a slurmctld that died before
+# recording the end), and those ended at Start + ElapsedRaw.
+HOLDING_STATES = frozenset({
+    "RUNNING", "SUSPENDED", "COMPLETING", "CONFIGURING", "SIGNALING", "STAGE_OUT",
+    "RESIZING", "STOPPED",
+})

@@ -69,11 +69,81 @@ class TestRealCaptures:
         assert not running["start"].isna().any()
 
     def test_step_lines_are_skipped_not_counted_as_bad(self, samples: Path) -> None:
-        r = parse_sacct((samples / "sacct_with_steps.txt").read_bytes()[0:0] + _with_needed_fields(samples))
-        assert r.step_lines == 22
-        assert r.bad_lines == 0
-        assert len(r.jobs) == 24
+        r = parse_sacct(_with_needed_fields(samples))
+        # What the capture itself says, read by plain splitting.
+        text = (samples / "sacct_with_steps.txt").read_text().splitlines()
+        header = text[1].split("|")
+        rows = [dict(zip(header, raw.split("|"), strict=True)) for raw in text[2:]]
+        steps = [c for c in rows if "." in c["JobID"]]
+        jobs = {int(c["JobIDRaw"]): c for c in rows if "." not in c["JobID"]}
+        assert (r.step_lines, len(r.jobs), r.bad_lines) == (len(steps), len(jobs), 0)
+        assert (r.step_lines, len(r.jobs)) == (22, 24)
+        parsed = r.jobs.to_frame().set_index("job_id")
+        assert set(parsed.index) == set(jobs)
+        for job_id, cells in jobs.items():
+            assert parsed.loc[job_id, "user"] == cells["User"]
+            assert parsed.loc[job_id, "cpus"] == int(cells["NCPUS"])
         assert set(r.jobs.users) == {"root", "alice", "bob", "carol"}
+
+    def test_repeated_fields_read_as_once(self, samples: Path) -> None:
+        """sacct prints a field as often as --format names it (State, NCPUS twice here)."""
+        data = (samples / "sacct_repeated_fields.txt").read_bytes()
+        r = parse_sacct(data)
+        lines = data.decode().splitlines()
+        header = lines[1].split("|")
+        assert header.count("State") == 2  # the capture really repeats them
+        assert header.count("NCPUS") == 2
+        once = [h for i, h in enumerate(header) if h not in header[:i]]
+        keep = [header.index(h) for h in once]
+        single = "\n".join("|".join(row.split("|")[i] for i in keep) for row in lines[1:]) + "\n"
+        expected = parse_sacct(single.encode())
+        assert r.bad_lines == 0
+        assert len(r.jobs) == len(lines) - 2
+        assert r.jobs.to_frame().equals(expected.jobs.to_frame())
+        assert set(r.jobs.states) == {"COMPLETED", "FAILED"}
+
+    def test_repeated_fields_that_differ_are_an_error_naming_the_field(self,
+                                                                       samples: Path) -> None:
+        lines = (samples / "sacct_repeated_fields.txt").read_text().splitlines()
+        cells = lines[3].split("|")
+        cells[-1] = "64"  # the second NCPUS column of the second job
+        lines[3] = "|".join(cells)
+        with pytest.raises(SacctFormatError, match=r"NCPUS 2 times.*line 4: '2' vs '64'"):
+            parse_sacct(("\n".join(lines) + "\n").encode())
+
+
+class TestEndUnknown:
+    """A finished state whose End is Unknown ended at Start + ElapsedRaw; only
+    states that hold an allocation (running, completing, suspended) run to now."""
+
+    FILE = Path(__file__).parent / "data" / "constructed" / "sacct_finished_end_unknown.txt"
+
+    def test_finished_states_end_at_start_plus_elapsed(self) -> None:
+        jobs = parse_sacct(self.FILE.read_bytes()).jobs.to_frame().set_index("job_id")
+        for job_id in (101, 102, 103, 104, 105):
+            row = jobs.loc[job_id]
+            assert row["end"] == row["start"] + row["elapsed"], job_id
+        assert jobs.loc[101, "end"] == epoch("2026-11-25T10:00:00")
+        assert jobs.loc[103, "state"] == "CANCELLED"
+        for job_id in (106, 107, 109):  # still holding their allocation
+            assert np.isnan(jobs.loc[job_id, "end"]), job_id
+        assert np.isnan(jobs.loc[108, "start"])
+        assert np.isnan(jobs.loc[108, "end"])
+
+    def test_they_count_nothing_up_to_now_and_are_not_current(self) -> None:
+        from collector.binning import bin_usage, make_window
+
+        jobs = parse_sacct(self.FILE.read_bytes()).jobs
+        window = make_window(epoch("2026-11-25T14:00:00"), 3600, 24)
+        usage = bin_usage(jobs, window, "avery")
+        cpus = dict(zip(usage.users, usage.current["NCPUS"], strict=True))
+        assert cpus == {"alice": 16 + 2, "bob": 4, "carol": 0}  # 106 + 107; 109
+        hours = dict(zip(usage.users, usage.series["NCPUS"].sum(axis=1), strict=True))
+        # alice: 101 (4 CPUs, 2 h) + 106 (16 CPUs, 13:00-14:00) + 107 (2 CPUs, 13:30-14:00).
+        assert hours["alice"] == pytest.approx(4 * 2 + 16 + 2 * 0.5)
+        # bob: 102 (2 CPUs, 10 min) + 103 (8 CPUs, 30 min) + 109 (4 CPUs, 13:10-14:00).
+        assert hours["bob"] == pytest.approx(2 / 6 + 8 * 0.5 + 4 * 50 / 60)
+        assert hours["carol"] == pytest.approx(1 / 60 + 1)
 
 
 def _with_needed_fields(samples: Path) -> bytes:
