@@ -63,16 +63,34 @@ class TestFigure:
 
 class TestPalette:
     def test_colour_depends_only_on_the_name(self) -> None:
-        assert user_color("alice") == user_color("alice")
-        assert user_color("alice") != user_color("bob")
+        # user_color is cached: compare with fresh computations, here and in
+        # another process, so a colour that depended on anything else would differ.
+        import subprocess
+        import sys
+
+        names = user_names(20)
+        here = [user_color(n) for n in names]
+        assert here == [user_color.__wrapped__(n) for n in names]
+        other = subprocess.run(
+            [sys.executable, "-c", "import sys; from collector.palette import user_color; "
+             "print(' '.join(user_color(n) for n in sys.argv[1:]))", *names],
+            capture_output=True, text=True, check=True).stdout.split()
+        assert other == here
+        assert len(set(here)) == len(here)
         assert user_color(OTHERS) == OTHERS_COLOR
 
-    def test_colours_are_hex(self) -> None:
+    def test_colours_are_hex_of_mid_lightness(self) -> None:
+        import colorsys
+        import re
+
         for name in user_names(60):
             c = user_color(name)
-            assert len(c) == 7
-            assert c.startswith("#")
-            assert int(c[1:], 16) >= 0
+            assert re.fullmatch(r"#[0-9a-f]{6}", c), c
+            r, g, b = (int(c[i:i + 2], 16) / 255 for i in (1, 3, 5))
+            _, lightness, saturation = colorsys.rgb_to_hls(r, g, b)
+            # Readable on white and on the dark background alike.
+            assert 0.41 <= lightness <= 0.61, (name, c, lightness)
+            assert 0.45 <= saturation <= 0.85, (name, c, saturation)
 
 
 class TestAssignedColours:

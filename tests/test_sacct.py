@@ -44,8 +44,19 @@ class TestArguments:
         assert sacct_executable(Path("/opt/slurm/bin")) == "/opt/slurm/bin/sacct"
         assert sacct_executable(None) == "sacct"
 
-    def test_format_lists_every_needed_field(self) -> None:
-        assert len(set(FIELDS)) == 14
+    def test_format_lists_exactly_the_fields_the_parser_needs(self) -> None:
+        args = build_sacct_args("sacct", ["q"], 0, 1)
+        (fmt,) = [a for a in args if a.startswith("--format=")]
+        assert fmt.removeprefix("--format=").split(",") == [
+            "JobIDRaw", "JobID", "User", "QOS", "State", "Submit", "Start", "End",
+            "ElapsedRaw", "NNodes", "NCPUS", "ReqMem", "ReqTRES", "AllocTRES"]
+        # Each one is needed: a header without it is refused, naming it.
+        from collector.parse import SacctFormatError, parse_sacct
+
+        for field in FIELDS:
+            header = "|".join(f for f in FIELDS if f != field)
+            with pytest.raises(SacctFormatError, match=rf"lacks the field\(s\) {field} "):
+                parse_sacct(f"{header}\n".encode())
 
 
 class TestEnvironment:
