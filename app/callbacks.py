@@ -22,21 +22,23 @@ from app.figures import (
     RangeError,
     current_rows,
     empty_figure,
+    empty_qos_message,
+    range_fallback,
     freshness,
-    local_text,
     resolve_view,
     sort_rows,
     stale_message,
     total_rows,
+    total_title,
     usage_figure,
 )
 from app.urlstate import UrlState, parse_search
-from collector.binning import OBSERVABLES
 from collector.config import Config
+from collector.observables import KEYS
 from collector.palette import user_color
 from collector.status import failures, read_status
 
-GRAPHS = [ids.graph(o) for o in OBSERVABLES]
+GRAPHS = [ids.graph(o) for o in KEYS]
 
 
 def _legend(users: tuple[str, ...], hidden: set[str], colors: dict[str, str]
@@ -109,20 +111,18 @@ def register_callbacks(app: Dash, config: Config, store: SnapshotStore) -> None:
         try:
             view = resolve_view(snap, state.range, state.start, state.end)
         except RangeError as err:
-            range_error = f"{err}; showing the last {DEFAULT_RANGE}."
+            range_error = range_fallback(str(err))
             view = resolve_view(snap, DEFAULT_RANGE)
         hidden_set = set(hidden or []) & set(snap.users)
         colors = store.colors()
-        figures = [usage_figure(snap, o, view, theme, hidden_set, colors) for o in OBSERVABLES]
+        figures = [usage_figure(snap, o, view, theme, hidden_set, colors) for o in KEYS]
         current = sort_rows(current_rows(snap), *_sort(current_sort))
         totals = sort_rows(total_rows(snap, view), *_sort(total_sort))
-        title = (f"Total usage, {local_text(view.start, snap.timezone).replace('T', ' ')} to "
-                 f"{local_text(view.end, snap.timezone).replace('T', ' ')} ({view.hours:.0f} h)")
+        title = total_title(snap, view)
         if snap.users:
             message, show, color = "", False, "info"
         else:
-            days = snap.n_bins * snap.bin_seconds // 86400
-            message, show, color = (f"No jobs ran in {snap.qos} in the last {days} days.", True, "info")
+            message, show, color = empty_qos_message(snap), True, "info"
         return (*figures, current, totals, title, _legend(snap.users, hidden_set, colors),
                 message, show, color, range_error, rendered)
 

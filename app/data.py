@@ -22,6 +22,7 @@ from pathlib import Path
 
 from flask_caching import Cache
 
+from app.figures import unreadable_message
 from collector.config import Config
 from collector.palette import assign_colors
 from collector.snapshot import Snapshot, SnapshotError, read_snapshot, snapshot_path
@@ -91,9 +92,8 @@ class SnapshotStore:
                 snap = read_snapshot(path)
             except SnapshotError as err:
                 log.error("cannot use snapshot %s: %s", path, err)
-                return Loaded(qos, None, f"The data for {qos} cannot be read right now "
-                                         f"({path.name} is damaged or half-written); "
-                                         "the other tabs are not affected.", version)
+                return Loaded(qos, None, unreadable_message(
+                    qos, f"{path.name} is damaged or half-written"), version)
             self.cache.set(key, snap)
         if key not in self._memo:
             if len(self._memo) >= MEMO_SIZE:

@@ -23,18 +23,26 @@ import plotly
 
 from app import ASSETS
 from app.figures import (
+    DEFAULT_RANGE,
+    RANGE_EMPTY,
     RANGES,
+    STALE_TEXT,
     THEMES,
+    TOTAL_TITLE,
     current_rows,
+    empty_qos_message,
     freshness,
     local_text,
+    range_fallback,
     resolve_view,
     stale_message,
     total_rows,
+    total_title,
+    unreadable_message,
     usage_figure,
 )
 from app.privacy import anonymize, top_users
-from collector.binning import NICE_NAMES, OBSERVABLES
+from collector.observables import KEYS, OBSERVABLES
 from collector.config import Config
 from collector.palette import assign_colors
 from collector.snapshot import Snapshot, SnapshotError, read_snapshot, snapshot_path
@@ -65,8 +73,8 @@ def qos_data(snap: Snapshot, colors: dict[str, str], wall_now: float, interval_m
         views[key] = {
             "start": local_text(view.start, snap.timezone), "end": local_text(view.end, snap.timezone),
             "hours": view.hours,
-            "figures": [usage_figure(snap, o, view, "light", colors=colors) for o in OBSERVABLES],
-            "totals": total_rows(snap, view),
+            "figures": [usage_figure(snap, o, view, "light", colors=colors) for o in KEYS],
+            "totals": total_rows(snap, view), "title": total_title(snap, view),
         }
     f = freshness(snap, wall_now, interval_minutes)
     return {
@@ -74,8 +82,12 @@ def qos_data(snap: Snapshot, colors: dict[str, str], wall_now: float, interval_m
         "updated": f.updated, "window_start": local_text(snap.window_start, snap.timezone),
         "window_end": local_text(snap.now, snap.timezone), "bin_seconds": snap.bin_seconds,
         "users": list(snap.users), "colors": {u: colors[u] for u in snap.users},
-        "limits": {o: snap.thresholds.get(o) for o in OBSERVABLES}, "nice_names": NICE_NAMES,
-        "cluster": snap.cluster,
+        "limits": {o: snap.thresholds.get(o) for o in KEYS}, "cluster": snap.cluster,
+        # The page's texts for this QoS, made by the Dash page's own functions;
+        # the page fills in only what it knows at viewing time ({age}; a custom span).
+        "empty_message": empty_qos_message(snap) if not snap.users else "",
+        "stale_text": STALE_TEXT.format(qos=snap.qos, updated=f.updated, age="{age}",
+                                        interval=interval_minutes),
         "current": current_rows(snap), "views": views,
     }
 
@@ -130,6 +142,11 @@ def export_site(config: Config, out: Path, privacy: Privacy = Privacy(),
         "refresh_seconds": config.app.refresh_seconds,
         "collect_interval_minutes": config.app.collect_interval_minutes,
         "themes": THEMES,
+        # The observables (collector/observables.py): charts, columns and headers.
+        "observables": [o.as_dict() for o in OBSERVABLES],
+        "presets": list(RANGES), "default_range": DEFAULT_RANGE,
+        "texts": {"total_title": TOTAL_TITLE, "range_fallback": range_fallback(RANGE_EMPTY),
+                  "unreadable": {p.key: unreadable_message(p.label) for p in config.panels}},
         # Which QoS have no data, never why: a reason can quote a user name.
         "errors": dict.fromkeys(report.errors, "unreadable"),
         # Steps of the last run that failed (collector/status.py); errors only in private copies.

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from collector.binning import NICE_NAMES, OBSERVABLES
+from collector.observables import KEYS, observable
 from collector.palette import assign_colors, user_color
 from collector.snapshot import Snapshot
 
@@ -26,9 +26,6 @@ RANGES: dict[str, int] = {
 DEFAULT_RANGE = "7d"
 CUSTOM = "custom"
 LOCAL_FORMAT = "%Y-%m-%dT%H:%M"   # what an <input type="datetime-local"> holds
-UNITS = {"NCPUS": "CPUs", "NGPUS": "GPUs", "MEMORY": "GB", "NJOBS": "jobs"}
-HOUR_LABELS = {"NCPUS": "CPU-hours", "NGPUS": "GPU-hours", "MEMORY": "memory-GB-hours",
-               "NJOBS": "job-hours"}
 
 THEMES = {
     "light": {"paper": "#ffffff", "plot": "#ffffff", "font": "#212529", "grid": "#e5e7eb",
@@ -36,6 +33,9 @@ THEMES = {
     "dark": {"paper": "#212529", "plot": "#212529", "font": "#dee2e6", "grid": "#3d434a",
              "limit": "#ff6b6b"},
 }
+
+
+RANGE_EMPTY = "the custom range is empty: 'from' must be before 'to', inside the window"
 
 
 class RangeError(ValueError):
@@ -75,7 +75,7 @@ def resolve_view(snap: Snapshot, key: str | None, start: str | None = None,
         s, e = _parse_local(start or "", tz), _parse_local(end or "", tz)
         s, e = max(s, window_start), min(e, snap.now)
         if s >= e:
-            raise RangeError("the custom range is empty: 'from' must be before 'to', inside the window")
+            raise RangeError(RANGE_EMPTY)
         return View(start=s, end=e, key=CUSTOM)
     key = key if key in RANGES else DEFAULT_RANGE
     return View(start=max(window_start, snap.now - RANGES[key]), end=snap.now, key=key)
@@ -171,13 +171,13 @@ def usage_figure(snap: Snapshot, obs: str, view: View, theme: str = "light",
     return {
         "data": traces,
         "layout": {
-            "title": {"text": NICE_NAMES[obs], "x": 0.01, "xanchor": "left", "font": {"size": 15}},
+            "title": {"text": observable(obs).title, "x": 0.01, "xanchor": "left", "font": {"size": 15}},
             "showlegend": False, "hovermode": "x unified",
             "margin": {"l": 55, "r": 15, "t": 40, "b": 35}, "height": 330,
             "paper_bgcolor": theme_colors["paper"], "plot_bgcolor": theme_colors["plot"],
             "font": {"color": theme_colors["font"], "size": 12},
             "xaxis": {"type": "date", "range": x_range, "gridcolor": theme_colors["grid"]},
-            "yaxis": {"title": {"text": UNITS[obs]}, "rangemode": "tozero", "range": [0, y_top],
+            "yaxis": {"title": {"text": observable(obs).unit}, "rangemode": "tozero", "range": [0, y_top],
                       "gridcolor": theme_colors["grid"], "zerolinecolor": theme_colors["grid"]},
             "shapes": shapes, "annotations": annotations,
             # Zoom and hidden traces survive a data refresh; a new range resets the zoom.
@@ -234,12 +234,12 @@ def current_rows(snap: Snapshot) -> list[dict[str, object]]:
     """What each user's running jobs hold at collection time, busiest first, then a total."""
     rows = []
     for i, user in enumerate(snap.users):
-        cur = {o: float(snap.current[o][i]) for o in OBSERVABLES}
+        cur = {o: float(snap.current[o][i]) for o in KEYS}
         if not any(cur.values()):
             continue
         rows.append(_usage_row(user, cur, snap.thresholds))
     rows.sort(key=lambda r: (-float(r["NCPUS"]), str(r["user"])))  # type: ignore[arg-type]
-    total = {o: float(snap.current[o].sum()) for o in OBSERVABLES}
+    total = {o: float(snap.current[o].sum()) for o in KEYS}
     return [*rows, _usage_row("Total", total, snap.thresholds, is_total=True)]
 
 
@@ -250,18 +250,18 @@ def total_rows(snap: Snapshot, view: View) -> list[dict[str, object]]:
     hours = view.hours or 1.0
     rows = []
     for i, user in enumerate(snap.users):
-        used = {o: float(snap.series[o][i] @ seconds) / 3600 for o in OBSERVABLES}
+        used = {o: float(snap.series[o][i] @ seconds) / 3600 for o in KEYS}
         if any(used.values()):
             rows.append(_usage_row(user, used, snap.thresholds, hours=hours))
     rows.sort(key=lambda r: (-float(r["NCPUS"]), str(r["user"])))  # type: ignore[arg-type]
-    total = {o: float(sum(float(r[o]) for r in rows)) for o in OBSERVABLES}  # type: ignore[arg-type]
+    total = {o: float(sum(float(r[o]) for r in rows)) for o in KEYS}  # type: ignore[arg-type]
     return [*rows, _usage_row("Total", total, snap.thresholds, hours=hours, is_total=True)]
 
 
 def _usage_row(user: str, amounts: dict[str, float], limits: dict[str, float | None],
                hours: float = 1.0, is_total: bool = False) -> dict[str, object]:
     row: dict[str, object] = {"user": user, "is_total": is_total}
-    for o in OBSERVABLES:
+    for o in KEYS:
         row[o] = round(amounts[o], 1)
         row[f"{o}_share"] = _share(amounts[o], limits.get(o), hours)
     return row
@@ -280,6 +280,37 @@ def sort_rows(rows: list[dict[str, object]], column: str | None, descending: boo
         if descending:  # keep None last either way
             body.sort(key=lambda r: r.get(column) is None)
     return [*body, *totals]
+
+
+# --- the page's texts: built here once, for the Dash page and the static export ---
+
+STALE_TEXT = ("The data for {qos} is stale: last collected {age} ({updated}); "
+              "the collector runs every {interval} min.")
+TOTAL_TITLE = "Total usage, {start} to {end} ({hours} h)"
+
+
+def range_fallback(error: str) -> str:
+    """Below the range controls when a custom range cannot be shown."""
+    return f"{error}; showing the last {DEFAULT_RANGE}."
+
+
+def empty_qos_message(snap: Snapshot) -> str:
+    """The message of a tab whose QoS ran no job in the whole window."""
+    days = snap.n_bins * snap.bin_seconds // 86400
+    return f"No jobs ran in {snap.qos} in the last {days} days."
+
+
+def total_title(snap: Snapshot, view: View) -> str:
+    """The heading of the total-usage table: the span it sums."""
+    start = local_text(view.start, snap.timezone).replace("T", " ")
+    end = local_text(view.end, snap.timezone).replace("T", " ")
+    return TOTAL_TITLE.format(start=start, end=end, hours=f"{view.hours:.0f}")
+
+
+def unreadable_message(qos: str, why: str = "") -> str:
+    """A tab whose snapshot cannot be read (`why` only where it may be shown)."""
+    return (f"The data for {qos} cannot be read right now{f' ({why})' if why else ''}; "
+            "the other tabs are not affected.")
 
 
 def relative_age(seconds: float) -> str:
@@ -315,8 +346,8 @@ def stale_message(qos: str, fresh: Freshness | None, failed: list[tuple[str, str
     failed (from the status file); None when all is well."""
     parts = []
     if fresh is not None and fresh.stale:
-        parts.append(f"The data for {qos} is stale: last collected {fresh.age} ({fresh.updated}); "
-                     f"the collector runs every {interval_minutes} min.")
+        parts.append(STALE_TEXT.format(qos=qos, age=fresh.age, updated=fresh.updated,
+                                       interval=interval_minutes))
     for step, error, when in failed:
         stamp = datetime.fromtimestamp(when, ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M %Z")
         parts.append(f"The last {step} failed at {stamp}" + (f": {error}" if with_errors else "."))

@@ -7,8 +7,8 @@ from dash import dash_table, dcc, html
 
 from app import ids
 from app.figures import DEFAULT_RANGE, RANGES, THEMES
-from collector.binning import OBSERVABLES
 from collector.config import Config
+from collector.observables import OBSERVABLES
 
 # Before the first paint: apply the remembered colour mode, so a dark page
 # never flashes white on reload. Kept tiny and free of dependencies.
@@ -103,18 +103,15 @@ def _table(table_id: str, columns: list[dict], title: str | html.Span, title_id:
     ])), lg=6, class_name="mb-3")
 
 
-def _columns(labels: dict[str, str]) -> list[dict]:
-    """A column per observable and, where a QoS limit can exist, the share of it."""
+def _columns(label: str) -> list[dict]:
+    """A column per observable (headed by its `label` attribute: current_label or
+    total_label) and, where a QoS limit can exist, the share of it."""
     cols: list[dict] = [{"name": "User", "id": "user"}]
-    for obs in OBSERVABLES:
-        cols.append({"name": labels[obs], "id": obs, "type": "numeric"})
-        if obs != "NJOBS":
-            cols.append({"name": "% limit", "id": f"{obs}_share", "type": "numeric"})
+    for o in OBSERVABLES:
+        cols.append({"name": getattr(o, label), "id": o.key, "type": "numeric"})
+        if o.limit_key:
+            cols.append({"name": "% limit", "id": f"{o.key}_share", "type": "numeric"})
     return cols
-
-
-CURRENT_LABELS = {"NCPUS": "CPUs", "NGPUS": "GPUs", "MEMORY": "Mem GB", "NJOBS": "Jobs"}
-TOTAL_LABELS = {"NCPUS": "CPU-h", "NGPUS": "GPU-h", "MEMORY": "Mem GB-h", "NJOBS": "Job-h"}
 
 
 def build_layout(config: Config) -> html.Div:
@@ -136,12 +133,12 @@ def build_layout(config: Config) -> html.Div:
             dbc.Alert(id=ids.MESSAGE, is_open=False, class_name="py-2"),
             # Filled by the render callback; clicks are handled in assets/librarian.js.
             html.Div(id=ids.LEGEND, className="legend mb-2", role="group",
-                     title="Click a user to hide or show them in all four charts"),
-            dbc.Row([_graph(o) for o in OBSERVABLES], class_name="g-3"),
+                     title="Click a user to hide or show them in every chart"),
+            dbc.Row([_graph(o.key) for o in OBSERVABLES], class_name="g-3"),
             dbc.Row([
-                _table(ids.CURRENT_TABLE, _columns(CURRENT_LABELS),
+                _table(ids.CURRENT_TABLE, _columns("current_label"),
                        "Current usage (jobs running at collection time)"),
-                _table(ids.TOTAL_TABLE, _columns(TOTAL_LABELS),
+                _table(ids.TOTAL_TABLE, _columns("total_label"),
                        "Total usage over the visible range", title_id=ids.TOTAL_TITLE),
             ], class_name="g-3"),
             html.P("Charts show each user's average allocation in each bin, stacked. "

@@ -13,7 +13,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from collector.binning import OBSERVABLES
+from collector.observables import KEYS
 from collector.palette import OTHERS
 from collector.snapshot import Snapshot
 
@@ -43,7 +43,7 @@ def top_users(snap: Snapshot, n: int) -> Snapshot:
     keep, rest = np.sort(order[:n]), order[n:]
     users = (*(snap.users[i] for i in keep), OTHERS)
     series = {o: np.vstack([snap.series[o][keep], snap.series[o][rest].sum(axis=0)])
-              for o in OBSERVABLES}
+              for o in KEYS}
     current = {o: np.append(snap.current[o][keep], snap.current[o][rest].sum())
-               for o in OBSERVABLES}
+               for o in KEYS}
     return replace(snap, users=users, series=series, current=current)

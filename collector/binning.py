@@ -19,18 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from collector.observables import KEYS, OBSERVABLES
 from collector.parse import JobTable
-
-OBSERVABLES = ("NCPUS", "NGPUS", "MEMORY", "NJOBS")
-NICE_NAMES = {
-    "NCPUS": "# of CPUs",
-    "NGPUS": "# of GPUs",
-    "MEMORY": "Memory (GB)",
-    "NJOBS": "# of Jobs",
-}
-# The job-table column behind each observable; NJOBS counts 1 per job,
-# whatever its node count.
-_COLUMN = {"NCPUS": "cpus", "NGPUS": "gpus", "MEMORY": "mem_gib", "NJOBS": None}
 
 
 @dataclass(frozen=True)
@@ -82,10 +72,11 @@ class Usage:
 
 
 def _weights(jobs: JobTable, rows: np.ndarray) -> np.ndarray:
-    """(observables x rows) resource amounts of the jobs at index `rows`."""
+    """(observables x rows) resource amounts of the jobs at index `rows`: each
+    observable's job column, or 1 per job where it has none (a job count)."""
     return np.stack([
-        np.ones(len(rows)) if col is None else getattr(jobs, col)[rows]
-        for col in (_COLUMN[o] for o in OBSERVABLES)
+        np.ones(len(rows)) if o.column is None else getattr(jobs, o.column)[rows]
+        for o in OBSERVABLES
     ])
 
 
@@ -134,7 +125,7 @@ def bin_seconds(jobs: JobTable, window: Window, qos: str | None = None) -> Binne
     """Resource-seconds per user and bin, and what runs at `window.now`.
 
     `jobs` holds the jobs of one QoS, or of several and `qos` names the one to
-    bin (cheaper than `jobs.for_qos(qos)`, which copies every column)."""
+    bin (cheaper than taking the QoS's rows first, which copies every column)."""
     start, end = jobs.start, jobs.end
     now = float(window.now)
     started = ~np.isnan(start)
@@ -187,8 +178,8 @@ def usage_of(binned: Binned, window: Window) -> Usage:
     return Usage(
         window=window,
         users=tuple(names[i] for i in order),
-        series={o: series_all[k][order] for k, o in enumerate(OBSERVABLES)},
-        current={o: current_all[k][order] for k, o in enumerate(OBSERVABLES)},
+        series={o: series_all[k][order] for k, o in enumerate(KEYS)},
+        current={o: current_all[k][order] for k, o in enumerate(KEYS)},
         jobs_counted=binned.counted,
     )
 

@@ -35,7 +35,7 @@ from collector.binning import (
     make_window,
     usage_of,
 )
-from collector.config import Config, Limits, Panel, QosConfig
+from collector.config import Config, Panel, QosConfig
 from collector.limits import (
     LimitsError,
     effective_limits,
@@ -47,6 +47,7 @@ from collector.limits import (
     write_history,
 )
 from collector.lock import DataLock
+from collector.observables import LIMIT_KEYS, Limits
 from collector.palette import assign_colors
 from collector.parse import JobTable, ParseResult, SacctFormatError, parse_sacct
 from collector.sacct import (
@@ -57,7 +58,7 @@ from collector.sacct import (
     run_sacct,
     sacct_executable,
 )
-from collector.snapshot import Snapshot, snapshot_path, thresholds_for, write_snapshot
+from collector.snapshot import Snapshot, snapshot_path, write_snapshot
 from collector.status import read_status, record_sync, write_status
 from collector.store import (
     DAY,
@@ -364,7 +365,7 @@ def configured_limits(config: Config) -> LimitsReport:
 
 
 def _needs_slurm(q: QosConfig) -> bool:
-    return q.auto_limits and None in (q.limits.cpus, q.limits.gpus, q.limits.memory_gb)
+    return q.auto_limits and any(q.limits.get(k) is None for k in LIMIT_KEYS)
 
 
 def current_limits(config: Config, window: Window, runner: Runner = subprocess.run,
@@ -450,7 +451,7 @@ def _write_panel(config: Config, panel: Panel, usage: Usage, parsed: ParseResult
         qos=panel.qos, site=config.site.name, timezone=config.site.timezone,
         now=window.now, bin_seconds=window.bin_seconds, window_start=window.start,
         n_bins=window.n_bins, users=usage.users, series=usage.series, current=usage.current,
-        thresholds=thresholds_for(lim.cpus, lim.gpus, lim.memory_gb),
+        thresholds=lim.thresholds(),
         jobs_counted=usage.jobs_counted, skipped_lines=parsed.bad_lines,
         skipped_line_numbers=parsed.bad_line_numbers, source=source,
         generator=f"librarian {__version__}", cluster=panel.cluster,

@@ -15,6 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from collector.observables import LIMIT_KEYS, Limits
+
+__all__ = ["Config", "ConfigError", "Limits", "QosConfig", "find_config_path", "load_config"]
+
 ENV_VAR = "LIBRARIAN_CONFIG"
 DEFAULT_NAME = "librarian.toml"
 EXAMPLE_PATH = Path(__file__).with_name("librarian.example.toml")
@@ -29,15 +33,6 @@ class ConfigError(Exception):
         self.problem = problem
         where = f"{source}: {key}" if key else source
         super().__init__(f"{where}: {problem}")
-
-
-@dataclass(frozen=True)
-class Limits:
-    """A QoS's group limits; None where there is no limit."""
-
-    cpus: float | None = None
-    gpus: float | None = None
-    memory_gb: float | None = None
 
 
 LIMIT_MODES = ("auto", "none")
@@ -60,10 +55,6 @@ class SiteConfig:
     data_dir: Path = Path("data")
     slurm_bin: Path | None = None
     clusters: tuple[str, ...] = ()   # sacct -M; empty: the cluster of the local slurm.conf
-
-    @property
-    def tz(self) -> zoneinfo.ZoneInfo:
-        return zoneinfo.ZoneInfo(self.timezone)
 
 
 @dataclass(frozen=True)
@@ -416,9 +407,6 @@ def _deploy(c: _Checker, raw: Any) -> tuple[DeployTarget, ...]:
     return tuple(out)
 
 
-_LIMIT_KEYS = ("cpus", "gpus", "memory_gb")
-
-
 def _qos_list(c: _Checker, raw: Any) -> tuple[QosConfig, ...]:
     if raw is None:
         raise c.fail("qos", "no QoS configured: add at least one [[qos]] table with a name")
@@ -442,14 +430,14 @@ def _qos_list(c: _Checker, raw: Any) -> tuple[QosConfig, ...]:
             if limits_raw not in LIMIT_MODES:
                 raise c.fail(f"{key}.limits",
                              f"must be \"auto\" (read from sacctmgr), \"none\", or a table of "
-                             f"{', '.join(_LIMIT_KEYS)}; got {limits_raw!r}")
+                             f"{', '.join(LIMIT_KEYS)}; got {limits_raw!r}")
             auto = limits_raw == "auto"
             limits_raw = {}
         limits_raw = c.table(limits_raw, f"{key}.limits")
-        c.no_unknown(limits_raw, f"{key}.limits", set(_LIMIT_KEYS))
+        c.no_unknown(limits_raw, f"{key}.limits", set(LIMIT_KEYS))
         limits = Limits(**{
             k: float(c.number(limits_raw[k], f"{key}.limits.{k}"))
-            for k in _LIMIT_KEYS if k in limits_raw
+            for k in LIMIT_KEYS if k in limits_raw
         })
         out.append(QosConfig(name=name, limits=limits, auto_limits=auto))
     _unique(c, [q.name for q in out], "qos[{}].name", "QoS {!r} is configured twice")

@@ -17,18 +17,15 @@ from __future__ import annotations
 import json
 import subprocess
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from collector.binning import Window
-from collector.config import Limits, QosConfig
+from collector.config import QosConfig
+from collector.observables import LIMIT_KEYS, LIMITED, Limits
 from collector.sacct import Runner, SacctError, run_sacct
-from collector.slurm_formats import parse_size_mib, parse_tres, tres_gpus
 
 LIMITS_NAME = "limits.json"
-_KEYS = ("cpus", "gpus", "memory_gb")
-_OBS = {"cpus": "NCPUS", "gpus": "NGPUS", "memory_gb": "MEMORY"}
 
 
 class LimitsError(Exception):
@@ -39,13 +36,10 @@ class LimitsError(Exception):
 
 
 def grp_tres_limits(text: str) -> Limits:
-    """GrpTRES ('cpu=430,gres/gpu=39,mem=3359G') as Limits; absent keys are None.
-    sacctmgr prints memory with a unit (M when none): stored as GiB."""
-    tres = parse_tres(text)
-    cpus = float(tres["cpu"]) if "cpu" in tres else None
-    gpus = tres_gpus(text)
-    mem = parse_size_mib(tres["mem"]) / 1024.0 if "mem" in tres else None
-    return Limits(cpus=cpus, gpus=gpus, memory_gb=mem)
+    """GrpTRES ('cpu=430,gres/gpu=39,mem=3359G') as Limits; absent keys are None
+    (each limited observable reads its own TRES entry: collector/observables.py)."""
+    return Limits(**{o.limit_key: o.limit_from_tres(text) for o in LIMITED
+                     if o.limit_key and o.limit_from_tres})
 
 
 def parse_sacctmgr_qos(text: str) -> dict[str, Limits]:
@@ -74,8 +68,8 @@ def parse_sacctmgr_qos(text: str) -> dict[str, Limits]:
 def effective_limits(q: QosConfig, from_slurm: Limits | None) -> Limits:
     """Configured numbers first; with auto limits, Slurm's for the rest."""
     base = from_slurm if (q.auto_limits and from_slurm is not None) else Limits()
-    return Limits(**{k: getattr(q.limits, k) if getattr(q.limits, k) is not None
-                     else getattr(base, k) for k in _KEYS})
+    return Limits(**{k: q.limits.get(k) if q.limits.get(k) is not None else base.get(k)
+                     for k in LIMIT_KEYS})
 
 
 History = dict[str, list[dict[str, Any]]]
@@ -88,8 +82,8 @@ def record_limits(history: History, qos: str, limits: Limits, now: int,
     entries = list(history.get(qos, []))
     if entries and now < entries[-1]["since"]:
         return history  # a collection "in the past" (a test, a replay) changes no history
-    values = asdict(limits)
-    if not entries or {k: entries[-1].get(k) for k in _KEYS} != values:
+    values = limits.as_dict()
+    if not entries or {k: entries[-1].get(k) for k in LIMIT_KEYS} != values:
         entries.append({"since": int(now), **values})
     while len(entries) > 1 and entries[1]["since"] <= keep_from:
         entries.pop(0)
@@ -102,7 +96,7 @@ def limit_steps(entries: Sequence[Mapping[str, Any]], window: Window
     the window's start; a change inside the window starts a new step."""
     if not entries:
         return {}
-    steps: dict[str, list[tuple[int, float | None]]] = {o: [] for o in _OBS.values()}
+    steps: dict[str, list[tuple[int, float | None]]] = {o.key: [] for o in LIMITED}
     # The entry in effect at the window's start (or the first one known) opens it.
     first = max([i for i, e in enumerate(entries) if int(e["since"]) <= window.start],
                 default=0)
@@ -110,10 +104,10 @@ def limit_steps(entries: Sequence[Mapping[str, Any]], window: Window
         since = window.start if i == 0 else max(int(e["since"]), window.start)
         if since > window.now:
             break
-        for key, obs in _OBS.items():
-            value = e.get(key)
+        for o in LIMITED:
+            value = e.get(o.limit_key)
             value = None if value is None else float(value)
-            run = steps[obs]
+            run = steps[o.key]
             if run and run[-1][0] == since:
                 run[-1] = (since, value)       # a later entry at the same time wins
             elif not run or run[-1][1] != value:
@@ -167,4 +161,4 @@ def last_known(history: History, qos: str) -> Limits | None:
     entries = history.get(qos)
     if not entries:
         return None
-    return Limits(**{k: entries[-1].get(k) for k in _KEYS})
+    return Limits(**{k: entries[-1].get(k) for k in LIMIT_KEYS})

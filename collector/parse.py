@@ -91,11 +91,6 @@ class JobTable:
                    ("job_id", "user", "qos", "state", *_FLOAT_COLUMNS)}
         return JobTable(**columns, users=self.users, qos_names=self.qos_names, states=self.states)
 
-    def for_qos(self, name: str) -> JobTable:
-        if name not in self.qos_names:
-            return self.take(np.zeros(len(self), dtype=bool))
-        return self.take(self.qos == self.qos_names.index(name))
-
     def to_frame(self):
         """A pandas DataFrame with names instead of codes (for tests and exploring)."""
         import pandas as pd

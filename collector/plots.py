@@ -23,16 +23,12 @@ import matplotlib.dates as mdates
 import matplotlib.pyplot as plt
 import numpy as np
 
-from collector.binning import NICE_NAMES, OBSERVABLES
+from collector.observables import KEYS, observable
 from collector.palette import assign_colors
 from collector.snapshot import Snapshot, write_atomic
 
 FORMATS = ("png", "pdf")
 LEGEND_ROWS = 22
-
-
-def plot_paths(data_dir: Path, qos: str) -> list[Path]:
-    return [data_dir / f"{obs}_{qos}.{fmt}" for obs in OBSERVABLES for fmt in FORMATS]
 
 
 def _figure(snap: Snapshot, obs: str, colors: Mapping[str, str] | None = None) -> plt.Figure:
@@ -64,9 +60,9 @@ def _figure(snap: Snapshot, obs: str, colors: Mapping[str, str] | None = None) -
     ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator, tz=tz))
     ax.set_xlim(times[0], times[-1])
     ax.set_ylim(bottom=0)
-    ax.set_ylabel(NICE_NAMES[obs])
+    ax.set_ylabel(observable(obs).title)
     where = f" ({snap.cluster})" if snap.cluster else ""
-    ax.set_title(f"{snap.site} · QoS {snap.qos}{where} · {NICE_NAMES[obs]} "
+    ax.set_title(f"{snap.site} · QoS {snap.qos}{where} · {observable(obs).title} "
                  f"(updated {times[-1]:%Y-%m-%d %H:%M %Z})")
     ax.grid(alpha=0.3)
     if n_users or any(v for _, v in steps):
@@ -80,7 +76,7 @@ def write_plots(snap: Snapshot, data_dir: Path, colors: Mapping[str, str] | None
     """Write every observable's chart as PNG and PDF; return the paths. `colors`
     (from `assign_colors` over the site's users) keeps colours equal across QoS."""
     written: list[Path] = []
-    for obs in OBSERVABLES:
+    for obs in KEYS:
         fig = _figure(snap, obs, colors)
         try:
             for fmt in FORMATS:

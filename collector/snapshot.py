@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from collector.binning import NICE_NAMES, OBSERVABLES
+from collector.observables import KEYS, OBSERVABLES
 
 SCHEMA_VERSION = 1
 SCHEMA_PATH = Path(__file__).with_name("snapshot.schema.json")
@@ -67,11 +67,6 @@ class Snapshot:
 
     def bin_starts(self) -> np.ndarray:
         return self.window_start + self.bin_seconds * np.arange(self.n_bins, dtype=np.int64)
-
-
-def thresholds_for(cpus: float | None, gpus: float | None,
-                   memory_gb: float | None) -> dict[str, float | None]:
-    return {"NCPUS": cpus, "NGPUS": gpus, "MEMORY": memory_gb, "NJOBS": None}
 
 
 def _iso(epoch: int, tz: ZoneInfo) -> str:
@@ -119,10 +114,10 @@ def to_dict(snap: Snapshot) -> dict[str, Any]:
         "users": list(snap.users),
         "observables": {
             obs: {u: _values(snap.series[obs][i]) for i, u in enumerate(snap.users)}
-            for obs in OBSERVABLES
+            for obs in KEYS
         },
         "current_usage": {
-            u: {obs: round(float(snap.current[obs][i]), DECIMALS) for obs in OBSERVABLES}
+            u: {obs: round(float(snap.current[obs][i]), DECIMALS) for obs in KEYS}
             for i, u in enumerate(snap.users)
         },
         "thresholds": dict(snap.thresholds),
@@ -130,7 +125,7 @@ def to_dict(snap: Snapshot) -> dict[str, Any]:
             obs: [{"from": _iso(t, tz), "value": v} for t, v in steps]
             for obs, steps in snap.threshold_steps.items()
         },
-        "nice_names": dict(NICE_NAMES),
+        "nice_names": {o.key: o.title for o in OBSERVABLES},
     }
 
 
@@ -179,7 +174,7 @@ def from_dict(d: Any) -> Snapshot:
         raise SnapshotError(f"metadata.n_bins says {meta['n_bins']!r} but time_idxs has {n_bins}")
     series: dict[str, np.ndarray] = {}
     cur: dict[str, np.ndarray] = {}
-    for obs in OBSERVABLES:
+    for obs in KEYS:
         per_user = _need(observables, obs, dict, "observables.")
         rows = []
         for u in users:

@@ -46,6 +46,7 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 
 from collector.binning import Binned, Window, bin_seconds
+from collector.observables import OBSERVABLES
 from collector.parse import _FLOAT_COLUMNS, JobTable, _numpy
 from collector.snapshot import write_atomic
 
@@ -538,7 +539,7 @@ class ColdSums:
     def binned(self, cluster: str, qos: str, window: Window) -> Binned:
         """The cold part's sums over `window` (cold jobs all ended before now)."""
         part = self.sums.get((cluster, qos))
-        n_obs = 4
+        n_obs = len(OBSERVABLES)
         if part is None:
             return Binned((), np.zeros((n_obs, 0, window.n_bins)), np.zeros((n_obs, 0)), 0)
         b = self.bin_seconds
@@ -589,7 +590,7 @@ class ColdSums:
             users = tuple(sorted(set(old.users if old else ()) | set(plus.users)
                                  | set(minus.users)))
             pos = {u: i for i, u in enumerate(users)}
-            seconds = np.zeros((4, len(users), n_bins))
+            seconds = np.zeros((len(OBSERVABLES), len(users), n_bins))
             if old is not None and len(old.users):
                 n = min(old.seconds.shape[2] - first, n_bins)
                 if n > 0:

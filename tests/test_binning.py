@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from collector.binning import OBSERVABLES, Usage, bin_usage, make_window
+from collector.binning import Usage, bin_usage, make_window
+from collector.observables import KEYS as OBSERVABLES
 from collector.parse import JobTable, parse_sacct
 from tests.strategies import job_tables, windows
 

@@ -69,9 +69,9 @@ class TestDefaults:
         cfg = load_config(write(tmp_path, "[[qos]]\nname = 'a'\n[[qos]]\nname = 'b'\n"
                                 "limits = 'none'\n[[qos]]\nname = 'c'\nlimits = {cpus = 8}\n"))
         a, b, c = cfg.qos
-        assert (a.auto_limits, a.limits.cpus) == (True, None)
-        assert (b.auto_limits, b.limits.cpus) == (False, None)
-        assert (c.auto_limits, c.limits.cpus) == (True, 8)
+        assert (a.auto_limits, a.limits.get("cpus")) == (True, None)
+        assert (b.auto_limits, b.limits.get("cpus")) == (False, None)
+        assert (c.auto_limits, c.limits.get("cpus")) == (True, 8)
 
     def test_clusters_make_one_panel_per_cluster_and_qos(self, tmp_path: Path) -> None:
         cfg = load_config(write(tmp_path, "[site]\nclusters = ['hpg', 'ai']\n" + MINIMAL))

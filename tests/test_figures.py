@@ -21,8 +21,9 @@ from app.figures import (
     usage_figure,
 )
 from app.urlstate import UrlState, parse_search
-from collector.binning import OBSERVABLES
-from collector.snapshot import Snapshot, thresholds_for
+from collector.observables import KEYS as OBSERVABLES
+from collector.observables import Limits
+from collector.snapshot import Snapshot
 
 HOUR = 3600
 # 2026-11-25T12:30:00Z; bins are whole hours, the last (12:00) is half done.
@@ -43,7 +44,7 @@ def snap(users: tuple[str, ...] = ("ann", "bo"), n_bins: int = 48, tz: str = "UT
     return Snapshot(qos="avery", site="Test", timezone=tz, now=NOW, bin_seconds=HOUR,
                     window_start=NOW - NOW % HOUR - (n_bins - 1) * HOUR, n_bins=n_bins,
                     users=users, series=series, current=current,
-                    thresholds=thresholds_for(10, None, 64))
+                    thresholds=Limits(cpus=10, gpus=None, memory_gb=64).thresholds())
 
 
 def decode(typed: dict) -> list[float]:

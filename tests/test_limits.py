@@ -23,7 +23,7 @@ from collector.limits import (
     read_history,
     record_limits,
 )
-from collector.snapshot import Snapshot, from_dict, thresholds_for, to_dict
+from collector.snapshot import Snapshot, from_dict, to_dict
 from tests.conftest import config_text
 
 NOW = 1_795_640_400
@@ -87,7 +87,7 @@ def snapshot_with_steps() -> Snapshot:
         window_start=window.start, n_bins=n, users=("alice",),
         series={o: np.ones((1, n)) for o in ("NCPUS", "NGPUS", "MEMORY", "NJOBS")},
         current={o: np.ones(1) for o in ("NCPUS", "NGPUS", "MEMORY", "NJOBS")},
-        thresholds=thresholds_for(500, 39, None),
+        thresholds=Limits(cpus=500, gpus=39, memory_gb=None).thresholds(),
         threshold_steps={"NCPUS": ((window.start, 430.0), (NOW - 10 * 3600, 500.0)),
                          "NGPUS": ((window.start, 39.0),)},
     )

@@ -7,10 +7,11 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-from collector.binning import OBSERVABLES
+from collector.observables import KEYS as OBSERVABLES
+from collector.observables import Limits
 from collector.palette import OTHERS, OTHERS_COLOR, PALETTE, assign_colors, user_color
 from collector.plots import _figure, write_plots
-from collector.snapshot import Snapshot, thresholds_for
+from collector.snapshot import Snapshot
 from collector.synth import user_names
 
 
@@ -22,7 +23,7 @@ def snap(n_users: int, n_bins: int = 48) -> Snapshot:
         bin_seconds=3600, window_start=1_764_000_000 - n_bins * 3600 + 3600, n_bins=n_bins,
         users=users, series={o: rng.random((n_users, n_bins)) * 5 for o in OBSERVABLES},
         current={o: np.zeros(n_users) for o in OBSERVABLES},
-        thresholds=thresholds_for(430, None, 3359),
+        thresholds=Limits(cpus=430, gpus=None, memory_gb=3359).thresholds(),
     )
 
 

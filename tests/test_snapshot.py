@@ -11,14 +11,14 @@ import jsonschema
 import numpy as np
 import pytest
 
-from collector.binning import OBSERVABLES
+from collector.observables import KEYS as OBSERVABLES
+from collector.observables import Limits
 from collector.snapshot import (
     SCHEMA_PATH,
     Snapshot,
     SnapshotError,
     from_dict,
     read_snapshot,
-    thresholds_for,
     to_dict,
     write_atomic,
     write_snapshot,
@@ -38,7 +38,7 @@ def make(users: tuple[str, ...] = ("ann", "bo"), n_bins: int = 3, tz: str = "Ame
         window_start=1_764_000_000 - (n_bins - 1) * 3600 - 0, n_bins=n_bins, users=users,
         series={o: rng.random((len(users), n_bins)) * 10 for o in OBSERVABLES},
         current={o: np.arange(len(users), dtype=float) for o in OBSERVABLES},
-        thresholds=thresholds_for(430, 39, None), jobs_counted=7, skipped_lines=2,
+        thresholds=Limits(cpus=430, gpus=39, memory_gb=None).thresholds(), jobs_counted=7, skipped_lines=2,
         skipped_line_numbers=(4, 9), source="sacct", generator="librarian test",
     )
 

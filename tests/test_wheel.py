@@ -8,6 +8,7 @@ CSS, JS and HTML the dashboard and the export need must be in the wheel.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -34,9 +35,19 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path | str]
     """A wheel of the checkout installed into a new venv (Debian's Python, as
     scripts/install.sh uses), and a working folder that is not the checkout."""
     tmp = tmp_path_factory.mktemp("wheel")
+    # Built from a copy of the files git knows (an admin's clean clone): an
+    # in-tree build would leave build/ behind, whose stale copies of removed
+    # modules a later wheel would pick up.
+    src = tmp / "src"
+    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=REPO,
+                            capture_output=True, check=True).stdout.decode().split("\0")
+    for rel in filter(None, listed):
+        if (REPO / rel).is_file():
+            (src / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / rel, src / rel)
     wheels = tmp / "wheels"
     # At pip's usual verbosity: the build backend's warnings are shown.
-    build = _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-w", wheels, REPO], cwd=tmp)
+    build = _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-w", wheels, src], cwd=tmp)
     (wheel,) = wheels.glob("librarian-*.whl")
     venv = tmp / "venv"
     _run(["/usr/bin/python3", "-m", "venv", venv], cwd=tmp)

@@ -1,17 +1,30 @@
 /* The static Librarian page: draws the figures and tables that `librarian export`
    pre-computed with the dashboard's own Python functions (data/<qos>.json).
+   The observables, presets and texts come from data/manifest.json (made from
+   collector/observables.py and app/figures.py): nothing is restated here.
    The only arithmetic here is the custom range's totals (sums of the 30-day
    chart values over the chosen span) and the sorting of table rows. */
 (function () {
     "use strict";
-    var OBS = ["NCPUS", "NGPUS", "MEMORY", "NJOBS"];
-    var GRAPHS = ["graph-ncpus", "graph-ngpus", "graph-memory", "graph-njobs"];
-    var PRESETS = ["6h", "12h", "24h", "3d", "7d", "14d", "30d"];
-    var DEFAULT = "7d";
-    var COLUMNS = [["user", "User"], ["NCPUS", null], ["NCPUS_share", "% limit"], ["NGPUS", null],
-        ["NGPUS_share", "% limit"], ["MEMORY", null], ["MEMORY_share", "% limit"], ["NJOBS", null]];
-    var CURRENT_LABELS = {NCPUS: "CPUs", NGPUS: "GPUs", MEMORY: "Mem GB", NJOBS: "Jobs"};
-    var TOTAL_LABELS = {NCPUS: "CPU-h", NGPUS: "GPU-h", MEMORY: "Mem GB-h", NJOBS: "Job-h"};
+    var OBS, GRAPHS, PRESETS, DEFAULT, COLUMNS;   // from the manifest (vocabulary())
+
+    function vocabulary(m) {
+        OBS = m.observables.map(function (o) { return o.key; });
+        GRAPHS = OBS.map(function (k) { return "graph-" + k.toLowerCase(); });
+        PRESETS = m.presets;
+        DEFAULT = m.default_range;
+        COLUMNS = [["user", "User", "User"]];
+        m.observables.forEach(function (o) {
+            COLUMNS.push([o.key, o.current_label, o.total_label]);
+            if (o.limited) { COLUMNS.push([o.key + "_share", "% limit", "% limit"]); }
+        });
+    }
+
+    function zeros() {
+        var z = {};
+        OBS.forEach(function (o) { z[o] = 0; });
+        return z;
+    }
 
     var manifest = null;
     var data = {};          // qos -> its JSON
@@ -79,11 +92,11 @@
                     var overlap = Math.min(b, endMs) - Math.max(a, startMs);
                     if (overlap > 0) { sum += y[k] * overlap; }
                 }
-                per[t.name] = per[t.name] || {NCPUS: 0, NGPUS: 0, MEMORY: 0, NJOBS: 0};
+                per[t.name] = per[t.name] || zeros();
                 per[t.name][obs] += sum / 3.6e6;
             });
         });
-        var rows = [], total = {NCPUS: 0, NGPUS: 0, MEMORY: 0, NJOBS: 0};
+        var rows = [], total = zeros();
         Object.keys(per).forEach(function (u) {
             var amounts = per[u];
             if (!OBS.some(function (o) { return amounts[o] > 0; })) { return; }
@@ -121,19 +134,20 @@
         return body.concat(totals);
     }
 
-    function table(id, rows, labels) {
+    /* `which` is 1 for the current-usage headers, 2 for the totals' (COLUMNS). */
+    function table(id, rows, which) {
         var el = $(id), head = document.createElement("thead"), tr = document.createElement("tr");
         COLUMNS.forEach(function (c) {
             var th = document.createElement("th");
             var s = sorts[id];
-            th.textContent = (c[1] || labels[c[0]]) + (s && s[0] === c[0] ? (s[1] ? " ▼" : " ▲") : "");
+            th.textContent = c[which] + (s && s[0] === c[0] ? (s[1] ? " ▼" : " ▲") : "");
             th.setAttribute("data-column", c[0]);
             th.className = c[0] === "user" ? "" : "text-end";
             th.style.cursor = "pointer";
             th.addEventListener("click", function () {
                 var now = sorts[id];
                 sorts[id] = [c[0], now && now[0] === c[0] ? !now[1] : c[0] !== "user"];
-                table(id, rows, labels);
+                table(id, rows, which);
             });
             tr.appendChild(th);
         });
@@ -226,8 +240,7 @@
         var seconds = Math.max(0, Date.now() / 1000 - d.now);
         $("updated").textContent = "Updated " + d.updated + " (" + age(seconds) + ")";
         var stale = seconds > 3 * manifest.collect_interval_minutes * 60;
-        var parts = stale ? ["The data for " + d.qos + " is stale: last collected " + age(seconds) +
-            " (" + d.updated + "); the collector runs every " + manifest.collect_interval_minutes + " min."] : [];
+        var parts = stale ? [d.stale_text.replace("{age}", age(seconds))] : [];
         parts = parts.concat(manifest.failures || []);  // a failed step of the last run
         var alert = $("stale-alert");
         alert.textContent = parts.join(" ");
@@ -252,11 +265,13 @@
             var start = Math.max(wallMs(s.from.replace("T", " ") + ":00"), wallMs(d.window_start.replace("T", " ") + ":00"));
             var end = Math.min(wallMs(s.to.replace("T", " ") + ":00"), wallMs(d.window_end.replace("T", " ") + ":00"));
             if (!(start < end)) {
-                $("range-error").textContent = "the custom range is empty: 'from' must be before 'to', inside the window; showing the last " + DEFAULT + ".";
+                $("range-error").textContent = manifest.texts.range_fallback;
                 s = {qos: s.qos, range: DEFAULT};
             } else {
                 var iso = function (ms) { return new Date(ms).toISOString().slice(0, 16); };
                 view = {start: iso(start), end: iso(end), hours: (end - start) / 3.6e6};
+                view.title = manifest.texts.total_title.replace("{start}", view.start.replace("T", " "))
+                    .replace("{end}", view.end.replace("T", " ")).replace("{hours}", String(Math.round(view.hours)));
                 figures = d.views["30d"].figures;
                 rows = customRows(d, start, end);
             }
@@ -266,15 +281,14 @@
             figures = view.figures;
             rows = view.totals;
         }
-        $("total-title").textContent = "Total usage, " + view.start.replace("T", " ") + " to " +
-            view.end.replace("T", " ") + " (" + Math.round(view.hours) + " h)";
+        $("total-title").textContent = view.title;
         figures.forEach(function (fig, i) {
             Plotly.react($(GRAPHS[i]), styled(fig, s, view), {displaylogo: false, responsive: true});
         });
         legend(d);
-        table("current-table", d.current, CURRENT_LABELS);
-        table("total-table", rows, TOTAL_LABELS);
-        message(d.users.length ? "" : "No jobs ran in " + d.qos + " in this window.", "info");
+        table("current-table", d.current, 1);
+        table("total-table", rows, 2);
+        message(d.empty_message, "info");
         header(d);
     }
 
@@ -282,7 +296,7 @@
         var s = readState();
         controls(s);
         if (manifest.errors && manifest.errors[s.qos]) {
-            message("The data for " + s.qos + " cannot be read right now; the other tabs are not affected.", "danger");
+            message(manifest.texts.unreadable[s.qos], "danger");
             GRAPHS.forEach(function (g) { Plotly.purge($(g)); });
             return Promise.resolve();
         }
@@ -304,7 +318,23 @@
         }).catch(function () { /* keep showing what we have */ });
     }
 
+    function charts() {
+        $("charts").replaceChildren.apply($("charts"), GRAPHS.map(function (id) {
+            var col = document.createElement("div"), card = document.createElement("div"),
+                chart = document.createElement("div");
+            col.className = "col-md-6 mb-3";
+            card.className = "card p-1";
+            chart.id = id;
+            chart.className = "chart";
+            card.appendChild(chart);
+            col.appendChild(card);
+            return col;
+        }));
+    }
+
     function setup() {
+        vocabulary(manifest);
+        charts();
         $("theme-switch").checked = document.documentElement.getAttribute("data-bs-theme") === "dark";
         $("theme-switch").addEventListener("change", function () {
             var t = theme();
