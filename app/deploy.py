@@ -53,6 +53,27 @@ def _run(args: list[str], cwd: Path | None = None, what: str = "") -> str:
     return proc.stdout
 
 
+def check_reachable(target: DeployTarget) -> str:
+    """Where a target publishes, if it can be reached without a prompt (git
+    ls-remote, ssh ... true, or a folder to write in); DeployError says why not."""
+    if target.kind == "pages":
+        _run(["git", "ls-remote", "--heads", target.remote], what=f"reading {target.remote}")
+        return target.remote
+    host, sep, _ = target.dest.partition(":")
+    if sep and "/" not in host:
+        _run(["ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", host, "true"],
+             what=f"ssh {host}")
+    else:
+        folder = Path(target.dest)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=folder):
+                pass
+        except OSError as err:
+            raise DeployError(f"cannot write in {folder}: {err.strerror}") from err
+    return target.dest
+
+
 def privacy_for(target: DeployTarget, environ: dict[str, str] | None = None) -> Privacy:
     if not target.anonymize:
         return Privacy(top_users=target.top_users)

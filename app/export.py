@@ -42,8 +42,8 @@ from app.figures import (
     usage_figure,
 )
 from app.privacy import anonymize, top_users
-from collector.observables import KEYS, OBSERVABLES
 from collector.config import Config
+from collector.observables import KEYS, OBSERVABLES
 from collector.palette import assign_colors
 from collector.snapshot import Snapshot, SnapshotError, read_snapshot, snapshot_path
 from collector.status import failures, read_status

@@ -9,7 +9,7 @@ published pages show that the data is stale, and why, rather than nothing.
 from __future__ import annotations
 
 import logging
-import subprocess
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,9 +17,12 @@ from dataclasses import dataclass
 from collector.collect import CollectError, collect
 from collector.config import Config
 from collector.lock import LockBusy
+from collector.slurm import SlurmError, run_slurm, slurm_tool
 from collector.status import read_status, record_step, write_status
+from collector.store import StoreCorrupt, verify
 
 log = logging.getLogger("librarian.run")
+DOCTOR_TIMEOUT = 30   # seconds each Slurm command of `doctor` may take
 
 
 @dataclass(frozen=True)
@@ -86,43 +89,27 @@ class Check:
     fix: str = ""
 
 
-def _answers(args: list[str], timeout: float = 30) -> tuple[bool, str]:
-    """(answered, its output or why not)."""
+def _slurm_check(name: str, args: list[str], ok_detail: str, fix: str) -> tuple[Check, str]:
+    """(the check, what the command printed): a command that cannot run, fails
+    or hangs is a failed check with its fix, never a traceback."""
     try:
-        proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout, check=False)
-    except FileNotFoundError:
-        return False, f"{args[0]} not found"
-    except subprocess.TimeoutExpired:
-        return False, f"{args[0]} did not answer within {timeout:g} s"
-    if proc.returncode != 0:
-        said = (proc.stderr or proc.stdout).strip().splitlines()
-        return False, said[-1] if said else f"exit {proc.returncode}"
-    return True, proc.stdout
+        out = run_slurm(args, DOCTOR_TIMEOUT).decode("utf-8", "replace")
+    except SlurmError as err:
+        return Check(name, False, str(err), fix), ""
+    return Check(name, True, ok_detail), out
 
 
 def _store_check(config: Config) -> Check:
     """The job store: readable, and how far behind the clock it is."""
-    from collector.store import (
-        HOT_FILE,
-        StoreCorrupt,
-        cold_segments,
-        read_state,
-        store_folder,
-        verify_file,
-    )
-
-    folder = store_folder(config.site.data_dir)
     try:
-        raw = read_state(folder)
-        if raw is None:
-            return Check("job store", True, "none yet: the first collect backfills the window")
-        for name in (*cold_segments(raw), HOT_FILE):
-            verify_file(folder, raw, name)
+        health = verify(config.site.data_dir)
     except StoreCorrupt as err:
         return Check("job store", False, str(err),
                      "nothing to do by hand: the next collect sets it aside and rebuilds it")
-    behind = time.time() - float(raw.get("synced_to", 0))
-    detail = f"{raw.get('records', 0):,} records, synced {behind / 60:.0f} min ago"
+    if health is None:
+        return Check("job store", True, "none yet: the first collect backfills the window")
+    behind = time.time() - health.synced_to
+    detail = f"{health.records:,} records, synced {behind / 60:.0f} min ago"
     late = behind > 3 * 60 * config.app.collect_interval_minutes
     return Check("job store", not late, detail,
                  "collect has not run for 3 cycles: check `librarian run` in scrontab "
@@ -131,32 +118,32 @@ def _store_check(config: Config) -> Check:
 
 def doctor(config: Config) -> list[Check]:
     """Check what a cycle needs; each problem comes with the fix to try."""
-    import tempfile
-    from pathlib import Path
-
-    from app.deploy import DeployError, _run
+    from app.deploy import DeployError, check_reachable
 
     bin_dir = config.site.slurm_bin
-    tool = (lambda n: str(bin_dir / n)) if bin_dir else (lambda n: n)
     checks = [Check("configuration", True, f"{config.source}: {len(config.qos)} QoS")]
     where = f"the folder in site.slurm_bin ({bin_dir})" if bin_dir else "PATH"
-    ok, out = _answers([tool("sacct"), "--noheader", "--allocations", "--starttime=now-1hours",
-                        "--format=JobID"])
-    checks.append(Check("sacct answers", ok, "slurmdbd reachable" if ok else out,
-                        "" if ok else f"sacct must run from {where} and reach slurmdbd "
-                                      "(try it by hand; set site.slurm_bin)"))
-    ok, out = _answers([tool("sacctmgr"), "--noheader", "--parsable2", "show", "qos", "format=Name"])
-    checks.append(Check("sacctmgr answers", ok, "QoS list read" if ok else out,
-                        "" if ok else f"sacctmgr must run from {where}"))
-    if ok:
+    check, _ = _slurm_check(
+        "sacct answers", [slurm_tool(bin_dir, "sacct"), "--noheader", "--allocations",
+                          "--starttime=now-1hours", "--format=JobID"],
+        "slurmdbd reachable", f"sacct must run from {where} and reach slurmdbd "
+                              "(try it by hand; set site.slurm_bin)")
+    checks.append(check)
+    check, out = _slurm_check(
+        "sacctmgr answers", [slurm_tool(bin_dir, "sacctmgr"), "--noheader", "--parsable2",
+                             "show", "qos", "format=Name"],
+        "QoS list read", f"sacctmgr must run from {where}")
+    checks.append(check)
+    if check.ok:
         known = set(out.split())
         missing = [q.name for q in config.qos if q.name not in known]
         checks.append(Check("configured QoS exist", not missing,
                             "all found" if not missing else f"unknown to Slurm: {', '.join(missing)}",
                             "" if not missing else "fix the [[qos]] names (sacctmgr show qos format=name)"))
-    ok, out = _answers([tool("squeue"), "--me", "--noheader"])
-    checks.append(Check("squeue answers", ok, "slurmctld reachable" if ok else out,
-                        "" if ok else f"squeue must run from {where} and reach slurmctld"))
+    check, _ = _slurm_check("squeue answers", [slurm_tool(bin_dir, "squeue"), "--me", "--noheader"],
+                            "slurmctld reachable",
+                            f"squeue must run from {where} and reach slurmctld")
+    checks.append(check)
     data_dir = config.site.data_dir
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
@@ -170,21 +157,8 @@ def doctor(config: Config) -> list[Check]:
     for target in config.deploy:
         name = f"deploy target {target.name!r} reachable"
         try:
-            if target.kind == "pages":
-                _run(["git", "ls-remote", "--heads", target.remote], what=f"reading {target.remote}")
-                checks.append(Check(name, True, target.remote))
-            else:
-                host, sep, _ = target.dest.partition(":")
-                if sep and "/" not in host:
-                    _run(["ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", host, "true"],
-                         what=f"ssh {host}")
-                else:
-                    folder = Path(target.dest)
-                    folder.mkdir(parents=True, exist_ok=True)
-                    with tempfile.NamedTemporaryFile(dir=folder):
-                        pass
-                checks.append(Check(name, True, target.dest))
-        except (DeployError, OSError) as err:
+            checks.append(Check(name, True, check_reachable(target)))
+        except DeployError as err:
             checks.append(Check(name, False, str(err), "check the address and your ssh key or git "
                                                        "credentials (they must work without a prompt)"))
     return checks

@@ -134,18 +134,21 @@ def bin_seconds(jobs: JobTable, window: Window, qos: str | None = None) -> Binne
     stop = np.where(np.isnan(end), now, np.minimum(end, now))
     s = np.maximum(start, window.start)
     active = np.flatnonzero(started & (stop > s))
-    codes = jobs.user
-    n_users = len(jobs.users)
+    running = np.flatnonzero(started & (start <= now) & (np.isnan(end) | (end > now)))
+    # Only the users with a job here get a row: the arrays grow with this
+    # QoS's own users, never with every user of the table (of the site).
+    present = np.unique(np.concatenate([jobs.user[active], jobs.user[running]]))
+    codes = np.searchsorted(present, jobs.user)
+    n_users = len(present)
     seconds = _binned_seconds(codes[active], s[active].astype(np.int64),
                               stop[active].astype(np.int64), _weights(jobs, active), n_users,
                               window)
-    running = np.flatnonzero(started & (start <= now) & (np.isnan(end) | (end > now)))
     current = np.stack([
         np.bincount(codes[running], weights=w, minlength=n_users)
         for w in _weights(jobs, running)
     ])
-    return Binned(users=tuple(jobs.users), seconds=seconds, current=current,
-                  counted=len(active))
+    return Binned(users=tuple(jobs.users[i] for i in present.tolist()), seconds=seconds,
+                  current=current, counted=len(active))
 
 
 def add_binned(a: Binned, b: Binned) -> Binned:

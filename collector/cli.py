@@ -163,13 +163,14 @@ def _cmd_collect(args: argparse.Namespace) -> int:
 
 
 def _cmd_watchdog(args: argparse.Namespace) -> int:
+    from collector.slurm import SlurmError
     from collector.watchdog import watchdog
 
     config = load_config(find_config_path(args.config))
     try:
         report = watchdog(config.site.slurm_bin, config.ops.job_names,
                           config.ops.watchdog_wait_seconds, dry_run=args.dry_run)
-    except (RuntimeError, OSError) as err:
+    except SlurmError as err:
         log.error("watchdog: %s", err)
         return EXIT_FAILED
     if report.released or report.cancelled:

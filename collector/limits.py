@@ -9,23 +9,30 @@ A new entry is added only when the effective limits change. Before the first
 entry nothing is known, and the first known value is taken to hold back to
 the start of the window (the collector cannot see limits it was not there for).
 
-Parsing and the history are pure; `run_sacctmgr` and the file I/O are the shell.
+Parsing and the history are pure; sacctmgr, the file I/O and `current_limits`
+(a cycle's limits, recorded) are the shell.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from collector.atomic import write_atomic
 from collector.binning import Window
-from collector.config import QosConfig
+from collector.config import Config, QosConfig
 from collector.observables import LIMIT_KEYS, LIMITED, Limits
-from collector.sacct import Runner, SacctError, run_sacct
+from collector.slurm import Runner, SlurmError, run_slurm, slurm_tool
 
 LIMITS_NAME = "limits.json"
+DAY = 86400
+
+log = logging.getLogger("librarian.limits")
 
 
 class LimitsError(Exception):
@@ -119,16 +126,15 @@ def limit_steps(entries: Sequence[Mapping[str, Any]], window: Window
 
 
 def sacctmgr_args(slurm_bin: Path | None) -> list[str]:
-    exe = str(slurm_bin / "sacctmgr") if slurm_bin else "sacctmgr"
-    return [exe, "--parsable2", "show", "qos", "format=Name,GrpTRES"]
+    return [slurm_tool(slurm_bin, "sacctmgr"), "--parsable2", "show", "qos", "format=Name,GrpTRES"]
 
 
 def read_slurm_limits(slurm_bin: Path | None, timeout: float, runner: Runner = subprocess.run,
                       environ: Mapping[str, str] | None = None) -> dict[str, Limits]:
     args = sacctmgr_args(slurm_bin)
     try:
-        out = run_sacct(args, timeout, runner=runner, environ=environ)
-    except SacctError as err:
+        out = run_slurm(args, timeout, runner=runner, environ=environ, needs_output=True)
+    except SlurmError as err:
         raise LimitsError(str(err)) from err
     return parse_sacctmgr_qos(out.decode("utf-8", "replace"))
 
@@ -151,8 +157,6 @@ def read_history(data_dir: Path) -> History:
 
 
 def write_history(data_dir: Path, history: History) -> None:
-    from collector.snapshot import write_atomic
-
     body = json.dumps({"version": 1, "qos": history}, indent=1, sort_keys=True).encode()
     write_atomic(limits_path(data_dir), lambda fh: fh.write(body))
 
@@ -162,3 +166,54 @@ def last_known(history: History, qos: str) -> Limits | None:
     if not entries:
         return None
     return Limits(**{k: entries[-1].get(k) for k in LIMIT_KEYS})
+
+
+@dataclass(frozen=True)
+class LimitsReport:
+    limits: dict[str, Limits]
+    steps: dict[str, dict[str, tuple[tuple[int, float | None], ...]]]
+    asked_slurm: bool = False   # sacctmgr was asked (some QoS has auto limits)
+    warning: str = ""           # why sacctmgr's answer could not be used (last known kept)
+
+
+def configured_limits(config: Config) -> LimitsReport:
+    """The configuration's numbers only (collecting from a saved file: no Slurm to ask)."""
+    return LimitsReport(limits={q.name: q.limits for q in config.qos}, steps={})
+
+
+def _needs_slurm(q: QosConfig) -> bool:
+    return q.auto_limits and any(q.limits.get(k) is None for k in LIMIT_KEYS)
+
+
+def current_limits(config: Config, window: Window, runner: Runner = subprocess.run,
+                   environ: Mapping[str, str] | None = None) -> LimitsReport:
+    """Limits from sacctmgr (where auto) and the configuration, recorded with
+    their dates in limits.json; a failing sacctmgr keeps the last known ones."""
+    data_dir = config.site.data_dir
+    slurm: dict[str, Limits] | None = None
+    warning = ""
+    asked = any(_needs_slurm(q) for q in config.qos)
+    if asked:
+        try:
+            slurm = read_slurm_limits(config.site.slurm_bin,
+                                      config.collect.sacct_timeout_seconds, runner, environ)
+        except LimitsError as err:
+            warning = f"QoS limits not read from Slurm, last known kept: {err}"
+            log.warning("%s", warning)
+    history = read_history(data_dir)
+    before = history
+    keep_from = window.start - (config.collect.history_days - config.collect.window_days) * DAY
+    limits = {}
+    for q in config.qos:
+        if slurm is not None and _needs_slurm(q) and q.name not in slurm:
+            log.warning("sacctmgr lists no QoS %r: its limits come from the configuration only",
+                        q.name)
+        if slurm is None and _needs_slurm(q):
+            limits[q.name] = effective_limits(q, last_known(history, q.name))
+        else:
+            limits[q.name] = effective_limits(q, (slurm or {}).get(q.name))
+        history = record_limits(history, q.name, limits[q.name], window.now, keep_from)
+    if history != before:
+        write_history(data_dir, history)
+    steps = {q.name: limit_steps(history.get(q.name, []), window) for q in config.qos}
+    return LimitsReport(limits=limits, steps=steps, asked_slurm=asked, warning=warning)

@@ -30,6 +30,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
+from collector.arrow_buffers import to_numpy
+from collector.jobtable import JobTable
 from collector.sacct import FIELDS
 from collector.slurm_formats import (
     HOLDING_STATES,
@@ -45,67 +47,10 @@ _MISSING_TIME = "^(" + "|".join(MISSING_TIMES) + ")$"
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S"
 MAX_LINE_NUMBERS = 10
 
-_FLOAT_COLUMNS = ("submit", "start", "end", "elapsed", "nnodes", "cpus", "gpus", "mem_gib")
 
 
 class SacctFormatError(ValueError):
     """The text is not sacct --parsable2 output with the needed fields."""
-
-
-@dataclass(frozen=True)
-class JobTable:
-    """Job allocations as columns. `user`, `qos` and `state` are int codes into
-    `users`, `qos_names` and `states`; times are epoch seconds, NaN for
-    Unknown/None; `job_id` is JobIDRaw; `mem_gib` is GiB; states drop the
-    'by UID' of 'CANCELLED by 123'."""
-
-    job_id: np.ndarray
-    user: np.ndarray
-    qos: np.ndarray
-    state: np.ndarray
-    submit: np.ndarray
-    start: np.ndarray
-    end: np.ndarray
-    elapsed: np.ndarray
-    nnodes: np.ndarray
-    cpus: np.ndarray
-    gpus: np.ndarray
-    mem_gib: np.ndarray
-    users: tuple[str, ...] = ()
-    qos_names: tuple[str, ...] = ()
-    states: tuple[str, ...] = ()
-
-    def __len__(self) -> int:
-        return len(self.job_id)
-
-    @classmethod
-    def empty(cls) -> JobTable:
-        ints = np.zeros(0, dtype=np.int64)
-        floats = np.zeros(0, dtype=np.float64)
-        return cls(job_id=ints, user=ints, qos=ints, state=ints,
-                   **dict.fromkeys(_FLOAT_COLUMNS, floats))
-
-    def take(self, rows: np.ndarray) -> JobTable:
-        """The rows selected by a boolean mask or an index array (codes keep their names)."""
-        columns = {name: getattr(self, name)[rows] for name in
-                   ("job_id", "user", "qos", "state", *_FLOAT_COLUMNS)}
-        return JobTable(**columns, users=self.users, qos_names=self.qos_names, states=self.states)
-
-    def to_frame(self):
-        """A pandas DataFrame with names instead of codes (for tests and exploring)."""
-        import pandas as pd
-
-        def names(codes: np.ndarray, table: tuple[str, ...]) -> pd.Categorical:
-            return pd.Categorical.from_codes(codes, categories=list(table)) if table else \
-                pd.Categorical([])
-
-        frame = pd.DataFrame({
-            "job_id": self.job_id, "user": names(self.user, self.users),
-            "qos": names(self.qos, self.qos_names), "state": names(self.state, self.states),
-        })
-        for name in _FLOAT_COLUMNS:
-            frame[name] = getattr(self, name)
-        return frame
 
 
 @dataclass(frozen=True)
@@ -187,8 +132,8 @@ def _agree(a: pa.ChunkedArray, b: pa.ChunkedArray) -> np.ndarray:
     """Per row: the two columns hold the same value (both empty counts)."""
     if pa.types.is_dictionary(a.type):
         a, b = a.cast(pa.string()), b.cast(pa.string())
-    same = _numpy(pc.fill_null(pc.equal(a, b), False))
-    return same | (_numpy(a.is_null()) & _numpy(b.is_null()))
+    same = to_numpy(pc.fill_null(pc.equal(a, b), False))
+    return same | (to_numpy(a.is_null()) & to_numpy(b.is_null()))
 
 
 def _check_repeats(table: pa.Table, repeats: dict[str, list[str]],
@@ -279,34 +224,11 @@ def _read_table(data: bytes, skip_rows: int, typed: bool,
 # --- values -------------------------------------------------------------------
 
 
-_NUMPY_TYPES = {pa.int8(): np.int8, pa.int16(): np.int16, pa.int32(): np.int32,
-                pa.int64(): np.int64, pa.uint8(): np.uint8, pa.float64(): np.float64}
-
-
-def _numpy(values: pa.Array | pa.ChunkedArray, fill: float = 0) -> np.ndarray:
-    """An Arrow array as numpy, nulls replaced by `fill`.
-
-    pyarrow imports pandas (a quarter of a second) the first time it converts
-    a Python value or a nullable array, so this reads the buffers directly,
-    and the kernels below take their constants as options, never as values."""
-    if isinstance(values, pa.ChunkedArray):
-        values = values.combine_chunks()
-    if pa.types.is_boolean(values.type):
-        return _numpy(values.cast(pa.uint8()), fill).astype(bool)
-    dtype = np.dtype(_NUMPY_TYPES[values.type])
-    out = np.frombuffer(values.buffers()[1], dtype=dtype, count=len(values),
-                        offset=values.offset * dtype.itemsize)
-    if values.null_count:
-        out = out.copy()
-        out[_numpy(values.is_null())] = fill
-    return out
-
-
 def _distinct(col: pa.ChunkedArray) -> tuple[list[str], np.ndarray]:
     """(distinct values, index of each row's value) of a dictionary column."""
     encoded = col.unify_dictionaries().combine_chunks() if col.num_chunks else \
         pa.DictionaryArray.from_arrays(pa.array([], pa.int32()), pa.array([], pa.string()))
-    return encoded.dictionary.to_pylist(), _numpy(encoded.indices).astype(np.int64)
+    return encoded.dictionary.to_pylist(), to_numpy(encoded.indices).astype(np.int64)
 
 
 def _apply(distinct: tuple[list[str], np.ndarray], parse: Callable[[str], float]
@@ -347,14 +269,14 @@ def _state_name(state: str) -> str:
 def _integers(col: pa.ChunkedArray) -> np.ndarray:
     """Non-negative integers; NaN where the text is not one (or null)."""
     if pa.types.is_integer(col.type):  # parsed by the reader
-        return _numpy(col.cast(pa.float64()), fill=np.nan)
+        return to_numpy(col.cast(pa.float64()), fill=np.nan)
     try:
-        return _numpy(col.cast(pa.int64())).astype(np.float64)
+        return to_numpy(col.cast(pa.int64())).astype(np.float64)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         pass  # step lines ('17.batch') or a bad value: check each row
-    digits = _numpy(pc.match_substring_regex(col, r"^\d{1,18}$"))
+    digits = to_numpy(pc.match_substring_regex(col, r"^\d{1,18}$"))
     zeroed = pc.replace_substring_regex(col, pattern=r"^(.*\D.*|.{19,}|)$", replacement="0")
-    return np.where(digits, _numpy(zeroed.cast(pa.int64())).astype(np.float64), np.nan)
+    return np.where(digits, to_numpy(zeroed.cast(pa.int64())).astype(np.float64), np.nan)
 
 
 def _count(text: str) -> float:
@@ -390,8 +312,8 @@ def local_to_utc(local: np.ndarray, tz: str) -> np.ndarray:
 
 def _epoch(parsed: pa.ChunkedArray, tz: str) -> np.ndarray:
     """Timestamps (local wall time in `tz`) -> epoch seconds, NaN where null."""
-    seconds = _numpy(parsed.cast(pa.int64())).astype(np.float64)
-    null = _numpy(parsed.is_null())
+    seconds = to_numpy(parsed.cast(pa.int64())).astype(np.float64)
+    null = to_numpy(parsed.is_null())
     seconds[null] = np.nan
     if tz != "UTC":
         seconds[~null] = local_to_utc(seconds[~null], tz)
@@ -403,11 +325,11 @@ def _times(col: pa.ChunkedArray, tz: str) -> tuple[np.ndarray, np.ndarray]:
     if pa.types.is_timestamp(col.type):  # parsed by the reader: nothing unreadable
         return _epoch(col, tz), np.zeros(len(col), dtype=bool)
     parsed = pc.strptime(col, format=TIME_FORMAT, unit="s", error_is_null=True)
-    null = _numpy(parsed.is_null())
+    null = to_numpy(parsed.is_null())
     bad = null.copy()
     if null.any():  # only the few unparsed values need a second look
         unparsed = col.filter(parsed.is_null())
-        bad[null] = ~_numpy(pc.match_substring_regex(unparsed, _MISSING_TIME))
+        bad[null] = ~to_numpy(pc.match_substring_regex(unparsed, _MISSING_TIME))
     return _epoch(parsed, tz), bad
 
 
@@ -486,7 +408,7 @@ def parse_sacct(data: bytes, tz: str = "UTC") -> ParseResult:
     # Step lines go first, so every later kernel sees only allocations.
     step = pc.or_(pc.match_substring(table["JobID"], "."),
                   pc.match_substring_regex(table["User"].cast(pa.string()), r"^\s*$"))
-    is_step = _numpy(step)
+    is_step = to_numpy(step)
     n_steps = int(is_step.sum())
     if n_steps:
         table = table.filter(pc.invert(step))

@@ -23,15 +23,16 @@ import matplotlib.dates as mdates
 import matplotlib.pyplot as plt
 import numpy as np
 
+from collector.atomic import write_atomic
 from collector.observables import KEYS, observable
 from collector.palette import assign_colors
-from collector.snapshot import Snapshot, write_atomic
+from collector.snapshot import Snapshot
 
 FORMATS = ("png", "pdf")
 LEGEND_ROWS = 22
 
 
-def _figure(snap: Snapshot, obs: str, colors: Mapping[str, str] | None = None) -> plt.Figure:
+def chart(snap: Snapshot, obs: str, colors: Mapping[str, str] | None = None) -> plt.Figure:
     tz = ZoneInfo(snap.timezone)
     starts = snap.bin_starts()
     edges = np.append(starts, snap.now)
@@ -77,7 +78,7 @@ def write_plots(snap: Snapshot, data_dir: Path, colors: Mapping[str, str] | None
     (from `assign_colors` over the site's users) keeps colours equal across QoS."""
     written: list[Path] = []
     for obs in KEYS:
-        fig = _figure(snap, obs, colors)
+        fig = chart(snap, obs, colors)
         try:
             for fmt in FORMATS:
                 buf = io.BytesIO()

@@ -21,20 +21,13 @@ Why each flag (see sacct(1)):
                   still reads the header, so the order is not relied on).
 Never -T/--truncate: it clips Start/End to the window and breaks elapsed times.
 
-The child runs with TZ=UTC and SLURM_TIME_FORMAT=standard: sacct prints local
-times without an offset, and UTC has no daylight-saving hour that repeats, so
-every printed time parses to exactly one instant; a user's own
-SLURM_TIME_FORMAT (e.g. "relative") would otherwise change the output format.
+The command runs through collector/slurm.py (environment, time-out, errors).
 """
 
 from __future__ import annotations
 
-import os
-import shlex
-import subprocess
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 
 # The fields binning needs. The same list is required of a saved --sacct-file.
 FIELDS: tuple[str, ...] = (
@@ -42,39 +35,9 @@ FIELDS: tuple[str, ...] = (
     "ElapsedRaw", "NNodes", "NCPUS", "ReqMem", "ReqTRES", "AllocTRES",
 )
 
-SACCT_TIME_ZONE = "UTC"
-
-
-class SacctError(Exception):
-    """sacct could not be run, failed, timed out or printed nothing usable."""
-
-    def __init__(self, message: str, command: Sequence[str], stderr: str = "") -> None:
-        self.command = list(command)
-        self.stderr = stderr
-        text = f"{message}; command: {shlex.join(self.command)}"
-        if stderr.strip():
-            text += f"; {_tool(self.command)} said: {_first_lines(stderr)}"
-        super().__init__(text)
-
-
-def _tool(args: Sequence[str]) -> str:
-    """The command's name for messages: sacct, or sacctmgr for the limits."""
-    return Path(args[0]).name if args else "sacct"
-
-
-def _first_lines(text: str, n: int = 5) -> str:
-    lines = [ln for ln in text.strip().splitlines() if ln.strip()]
-    more = f" (+{len(lines) - n} more lines)" if len(lines) > n else ""
-    return " | ".join(lines[:n]) + more
-
 
 def _utc_text(epoch_seconds: int) -> str:
     return datetime.fromtimestamp(epoch_seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
-
-
-def sacct_executable(slurm_bin: Path | None) -> str:
-    """The sacct to run: inside `slurm_bin` when configured, else found on PATH."""
-    return str(slurm_bin / "sacct") if slurm_bin else "sacct"
 
 
 def build_sacct_args(sacct: str, qos_names: Sequence[str], start: int, end: int,
@@ -103,45 +66,3 @@ def build_sacct_args(sacct: str, qos_names: Sequence[str], start: int, end: int,
         f"--format={','.join(FIELDS)}",
         *extra,
     ]
-
-
-def sacct_environment(base: Mapping[str, str]) -> dict[str, str]:
-    """The child's environment: the caller's, with the time format pinned."""
-    env = dict(base)
-    env["TZ"] = SACCT_TIME_ZONE
-    env["SLURM_TIME_FORMAT"] = "standard"
-    return env
-
-
-Runner = Callable[..., "subprocess.CompletedProcess[bytes]"]
-
-
-def run_sacct(args: Sequence[str], timeout: float, runner: Runner = subprocess.run,
-              environ: Mapping[str, str] | None = None) -> bytes:
-    """Run sacct (or sacctmgr: the same environment and failures) and return its
-    standard output; raise `SacctError` on any failure, naming the command."""
-    env = sacct_environment(os.environ if environ is None else environ)
-    tool = _tool(args)
-    try:
-        proc = runner(list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                      env=env, timeout=timeout, check=False)
-    except FileNotFoundError:
-        raise SacctError(
-            f"{args[0]} not found (set site.slurm_bin to the folder holding {tool}, or fix PATH)",
-            args,
-        ) from None
-    except PermissionError as err:
-        raise SacctError(f"cannot execute {args[0]}: {err.strerror}", args) from err
-    except subprocess.TimeoutExpired as err:
-        stderr = (err.stderr or b"").decode("utf-8", "replace")
-        raise SacctError(
-            f"{tool} did not answer within {timeout:g} s "
-            "(raise collect.sacct_timeout_seconds, or ask why slurmdbd is slow)",
-            args, stderr,
-        ) from err
-    stderr = proc.stderr.decode("utf-8", "replace")
-    if proc.returncode != 0:
-        raise SacctError(f"{tool} exited with status {proc.returncode}", args, stderr)
-    if not proc.stdout.strip():
-        raise SacctError(f"{tool} printed nothing, not even its header line", args, stderr)
-    return proc.stdout

@@ -5,26 +5,24 @@ observables, thresholds, nice_names) plus what it lacked: `schema_version`,
 the window, the skipped-line count and each user's current usage. The JSON
 Schema is `snapshot.schema.json` beside this file.
 
-`to_dict`/`from_dict` are pure; `write_snapshot` is atomic (a temporary file in
-the same folder, then `os.replace`), so a reader never sees half a file.
+`to_dict`/`from_dict` are pure; `write_snapshot` is atomic (collector/atomic.py),
+so a reader never sees half a file.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
-import os
-import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
 
+from collector.atomic import write_atomic
 from collector.observables import KEYS, OBSERVABLES
 
 SCHEMA_VERSION = 1
@@ -217,24 +215,6 @@ def from_dict(d: Any) -> Snapshot:
 def snapshot_path(data_dir: Path, qos: str, cluster: str = "") -> Path:
     """data_<qos>.json (the seed's name); data_<cluster>_<qos>.json when clusters are named."""
     return data_dir / (f"data_{cluster}_{qos}.json" if cluster else f"data_{qos}.json")
-
-
-def write_atomic(path: Path, write: Callable[[IO[bytes]], None], mode: int = 0o644) -> None:
-    """Write a file so that readers see the old one or the whole new one, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        # mkstemp makes the file private; snapshots are meant to be served.
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 def write_snapshot(path: Path, snap: Snapshot) -> None:

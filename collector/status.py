@@ -1,8 +1,10 @@
 """The status file: each step's last outcome, so pages can say why data is stale.
 
-`data_dir/status.json` holds, per step (collect, export, deploy), the last run's
-start, duration, outcome and error, and the last success. `librarian run`
-writes it after every step; the dashboard and the static site read it.
+`data_dir/status.json` holds, per step (collect, limits, export, deploy), the
+last run's start, duration, outcome and error, and the last success. `librarian
+run` writes it after every step, and every live collect records its sacct work
+and whether the QoS limits could be read; the dashboard and the static site
+read it.
 """
 
 from __future__ import annotations
@@ -12,10 +14,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from collector.snapshot import write_atomic
+from collector.atomic import write_atomic
 
 STATUS_NAME = "status.json"
-STEPS = ("collect", "export", "deploy")
+STEPS = ("collect", "limits", "export", "deploy")
+# How a page names a step that failed ("The last ... failed at ..."); "limits" is
+# recorded by collect when sacctmgr's answer cannot be used (last known kept).
+STEP_TITLES = {"limits": "read of the QoS limits from sacctmgr (the last known are drawn)"}
 
 
 def status_path(data_dir: Path) -> Path:
@@ -77,10 +82,11 @@ def write_status(data_dir: Path, status: dict[str, Any]) -> None:
 
 
 def failures(status: dict[str, Any]) -> list[tuple[str, str, float]]:
-    """(step, error, when) for each step whose last run failed, in pipeline order."""
+    """(step's title, error, when) for each step whose last run failed, in pipeline order."""
     out = []
     for step in STEPS:
         s = status.get("steps", {}).get(step)
         if isinstance(s, dict) and s.get("ok") is False:
-            out.append((step, str(s.get("error") or "failed"), float(s.get("started") or 0)))
+            out.append((STEP_TITLES.get(step, step), str(s.get("error") or "failed"),
+                        float(s.get("started") or 0)))
     return out

@@ -108,15 +108,17 @@ def _local_text(epoch: np.ndarray, tz: str) -> np.ndarray:
 
 def synth_sacct(now: int, days: int, n_jobs: int, *, n_users: int = 50,
                 qos: Sequence[SynthQos] = (SynthQos("avery"),), tz: str = "UTC",
-                seed: int = 0, steps: float = 0.0, carry_in_days: float = 7.0) -> bytes:
+                seed: int = 0, steps: float = 0.0, carry_in_days: float = 7.0,
+                user_prefix: str = "", first_job_id: int = 1000) -> bytes:
     """A sacct --parsable2 text of `n_jobs` job lines active in the `days` before `now`,
-    plus .batch and .extern step lines for a fraction `steps` of the started jobs."""
+    plus .batch and .extern step lines for a fraction `steps` of the started jobs.
+    `user_prefix` and `first_job_id` keep several histories apart (one per group)."""
     rng = np.random.default_rng(seed)
     n = n_jobs
     span_start = now - int(days * 86400) - int(carry_in_days * 86400)
     now - span_start
 
-    users = np.array(user_names(n_users), dtype=object)
+    users = np.array([user_prefix + u for u in user_names(n_users)], dtype=object)
     weights = 1.0 / np.arange(1, n_users + 1) ** 1.1
     user_idx = rng.choice(n_users, size=n, p=weights / weights.sum())
 
@@ -190,10 +192,10 @@ def synth_sacct(now: int, days: int, n_jobs: int, *, n_users: int = 50,
     req_mem[old_style] = [f"{m}Mc" for m in mem_per_cpu[old_style].tolist()]
 
     # Array tasks share a base JobID; JobIDRaw stays distinct.
-    job_raw = np.arange(1000, 1000 + n)
+    job_raw = np.arange(first_job_id, first_job_id + n)
     in_array = rng.random(n) < 0.2
     job_id = job_raw.astype(str).astype(object)
-    base = np.maximum(job_raw - rng.integers(0, 50, size=n), 1000)
+    base = np.maximum(job_raw - rng.integers(0, 50, size=n), first_job_id)
     job_id[in_array] = [f"{b}_{i}" for b, i in zip(base[in_array].tolist(),
                                                    rng.integers(0, 100, size=int(in_array.sum())).tolist(), strict=True)]
 

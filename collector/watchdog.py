@@ -15,9 +15,11 @@ from __future__ import annotations
 import logging
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from collector.slurm import Runner, SlurmError, run_slurm, slurm_tool
 
 log = logging.getLogger("librarian.watchdog")
 
@@ -46,13 +48,6 @@ def stuck_jobs(squeue_output: str, names: Sequence[str]) -> list[StuckJob]:
     return out
 
 
-Runner = Callable[[list[str]], "subprocess.CompletedProcess[str]"]
-
-
-def _run(args: list[str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(args, capture_output=True, text=True, timeout=60, check=False)
-
-
 @dataclass
 class WatchdogReport:
     released: list[str]
@@ -61,16 +56,18 @@ class WatchdogReport:
 
 
 def watchdog(slurm_bin: Path | None, names: Sequence[str], wait_seconds: float,
-             dry_run: bool = False, run: Runner = _run) -> WatchdogReport:
-    """Release, then cancel, the caller's stuck Librarian jobs; log every action."""
-    tool = (lambda name: str(slurm_bin / name)) if slurm_bin else (lambda name: name)
+             dry_run: bool = False, runner: Runner = subprocess.run,
+             timeout: float = 60) -> WatchdogReport:
+    """Release, then cancel, the caller's stuck Librarian jobs; log every action.
+    `SlurmError` when squeue cannot say which jobs are stuck."""
+
+    def run(name: str, *args: str) -> str:
+        return run_slurm([slurm_tool(slurm_bin, name), *args], timeout,
+                         runner=runner).decode("utf-8", "replace")
 
     def stuck() -> list[StuckJob]:
-        proc = run([tool("squeue"), "--me", "--noheader", "--states=PENDING",
-                    f"--format={SQUEUE_FORMAT}"])
-        if proc.returncode != 0:
-            raise RuntimeError(f"squeue failed: {proc.stderr.strip()}")
-        return stuck_jobs(proc.stdout, names)
+        return stuck_jobs(run("squeue", "--me", "--noheader", "--states=PENDING",
+                              f"--format={SQUEUE_FORMAT}"), names)
 
     report = WatchdogReport([], [], [])
     first = stuck()
@@ -81,9 +78,13 @@ def watchdog(slurm_bin: Path | None, names: Sequence[str], wait_seconds: float,
         if dry_run:
             log.info("would release job %s (%s): %s", job.job_id, job.name, job.reason)
             continue
-        proc = run([tool("scontrol"), "release", job.job_id])
+        try:
+            run("scontrol", "release", job.job_id)
+            said = ""
+        except SlurmError as err:
+            said = f"; {err}"
         log.info("released job %s (%s), reason was %r%s", job.job_id, job.name, job.reason,
-                 "" if proc.returncode == 0 else f"; scontrol said: {proc.stderr.strip()}")
+                 said)
     if dry_run:
         for job in first:
             log.info("would cancel job %s (%s) if it were still stuck after %g s",
@@ -95,12 +96,13 @@ def watchdog(slurm_bin: Path | None, names: Sequence[str], wait_seconds: float,
         if job.job_id not in still:
             report.released.append(job.job_id)
             continue
-        proc = run([tool("scancel"), job.job_id])
-        if proc.returncode == 0:
-            log.info("cancelled job %s (%s), still stuck: %r; scrontab will run it anew",
-                     job.job_id, job.name, still[job.job_id].reason)
-            report.cancelled.append(job.job_id)
-        else:
-            log.error("cannot cancel job %s (%s): %s", job.job_id, job.name, proc.stderr.strip())
+        try:
+            run("scancel", job.job_id)
+        except SlurmError as err:
+            log.error("cannot cancel job %s (%s): %s", job.job_id, job.name, err)
             report.failed.append(job.job_id)
+            continue
+        log.info("cancelled job %s (%s), still stuck: %r; scrontab will run it anew",
+                 job.job_id, job.name, still[job.job_id].reason)
+        report.cancelled.append(job.job_id)
     return report

@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from collector.sacct import build_sacct_args, sacct_environment
+from collector.sacct import build_sacct_args
+from collector.slurm import slurm_environment
 from collector.snapshot import read_snapshot
 from collector.store import STATE_FILE, load_store
 from tests.slurm_lab.lab import FINISHED, Lab
@@ -124,7 +125,7 @@ def test_incremental_cycles_equal_a_full_query_on_real_slurm(lab: Lab, tmp_path:
     window_start = read_snapshot(tmp_path / "inc" / "data" / "data_avery.json").window_start
     # (sacct prints UTC, as for the collector; the file is read in the site's zone: UTC.)
     answer = subprocess.run(build_sacct_args("sacct", ["avery", "avery-b"], window_start, now),
-                            env=sacct_environment(lab.env), capture_output=True, text=True,
+                            env=slurm_environment(lab.env), capture_output=True, text=True,
                             check=True, timeout=60)
     plain = write_config(tmp_path / "plain", timezone="UTC")
     (tmp_path / "plain" / "sacct.txt").write_text(answer.stdout)

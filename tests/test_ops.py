@@ -131,12 +131,12 @@ class TestWatchdogRules:
     def test_dry_run_does_nothing(self, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
         calls: list[list[str]] = []
 
-        def run(args: list[str]) -> subprocess.CompletedProcess[str]:
+        def run(args: list[str], **_: object) -> subprocess.CompletedProcess[bytes]:
             calls.append(args)
-            return subprocess.CompletedProcess(args, 0, SQUEUE, "")
+            return subprocess.CompletedProcess(args, 0, SQUEUE.encode(), b"")
 
         caplog.set_level("INFO", logger="librarian.watchdog")
-        watchdog(None, ("librarian-run", "librarian-watchdog"), 0, dry_run=True, run=run)
+        watchdog(None, ("librarian-run", "librarian-watchdog"), 0, dry_run=True, runner=run)
         assert all(c[0] == "squeue" for c in calls)
         assert "would release job 31 (librarian-run)" in caplog.text
 

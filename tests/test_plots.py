@@ -10,7 +10,7 @@ import numpy as np
 from collector.observables import KEYS as OBSERVABLES
 from collector.observables import Limits
 from collector.palette import OTHERS, OTHERS_COLOR, PALETTE, assign_colors, user_color
-from collector.plots import _figure, write_plots
+from collector.plots import chart, write_plots
 from collector.snapshot import Snapshot
 from collector.synth import user_names
 
@@ -43,13 +43,13 @@ class TestFigure:
     def test_limit_line_only_where_there_is_a_limit(self) -> None:
         s = snap(3)
         for obs, expected in (("NCPUS", ["QoS limit (430)"]), ("NGPUS", [])):
-            fig = _figure(s, obs)
+            fig = chart(s, obs)
             labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
             assert [x for x in labels if x.startswith("QoS limit")] == expected
             plt.close(fig)
 
     def test_legend_of_fifty_users_stays_outside_the_axes(self) -> None:
-        fig = _figure(snap(50), "NCPUS")
+        fig = chart(snap(50), "NCPUS")
         fig.canvas.draw()
         renderer = fig.canvas.get_renderer()
         ax = fig.axes[0]

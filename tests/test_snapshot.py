@@ -11,6 +11,7 @@ import jsonschema
 import numpy as np
 import pytest
 
+from collector.atomic import write_atomic
 from collector.observables import KEYS as OBSERVABLES
 from collector.observables import Limits
 from collector.snapshot import (
@@ -20,7 +21,6 @@ from collector.snapshot import (
     from_dict,
     read_snapshot,
     to_dict,
-    write_atomic,
     write_snapshot,
 )
 

@@ -1,0 +1,59 @@
+"""numpy <-> Arrow through raw buffers, never through Python values.
+
+pyarrow imports pandas (a fifth to a quarter of a second) the first time it
+converts a Python value or a nullable array to or from numpy. The collect
+path must not pay that every cycle, so the parser and the job store move
+columns between numpy and Arrow with these, reading and building buffers
+directly (and Arrow kernels take their constants as options, never values).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pyarrow as pa
+
+_NUMPY_TYPES = {pa.int8(): np.int8, pa.int16(): np.int16, pa.int32(): np.int32,
+                pa.int64(): np.int64, pa.uint8(): np.uint8, pa.float64(): np.float64}
+
+
+def to_numpy(values: pa.Array | pa.ChunkedArray, fill: float = 0) -> np.ndarray:
+    """An Arrow array as numpy, nulls replaced by `fill`."""
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    if pa.types.is_boolean(values.type):
+        return to_numpy(values.cast(pa.uint8()), fill).astype(bool)
+    dtype = np.dtype(_NUMPY_TYPES[values.type])
+    out = np.frombuffer(values.buffers()[1], dtype=dtype, count=len(values),
+                        offset=values.offset * dtype.itemsize)
+    if values.null_count:
+        out = out.copy()
+        out[to_numpy(values.is_null())] = fill
+    return out
+
+
+def from_numpy(values: np.ndarray, arrow_type: pa.DataType) -> pa.Array:
+    """A numpy array (of `arrow_type`'s width) as an Arrow array without nulls."""
+    values = np.ascontiguousarray(values)
+    return pa.Array.from_buffers(arrow_type, len(values), [None, pa.py_buffer(values)])
+
+
+def strings(names: Sequence[str]) -> pa.Array:
+    """Python strings as an Arrow string array (offsets and bytes built by hand)."""
+    encoded = [n.encode("utf-8") for n in names]
+    offsets = np.zeros(len(encoded) + 1, dtype=np.int32)
+    np.cumsum([len(b) for b in encoded], out=offsets[1:])
+    return pa.Array.from_buffers(pa.string(), len(encoded),
+                                 [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded))])
+
+
+def dictionary(codes: np.ndarray, names: Sequence[str]) -> pa.DictionaryArray:
+    """Int codes into `names` as an Arrow dictionary array."""
+    return pa.DictionaryArray.from_arrays(
+        from_numpy(codes.astype(np.int32, copy=False), pa.int32()), strings(names))
+
+
+def names_and_codes(col: pa.Array) -> tuple[tuple[str, ...], np.ndarray]:
+    """The inverse of `dictionary`."""
+    return tuple(col.dictionary.to_pylist()), to_numpy(col.indices).astype(np.int64)

@@ -1,0 +1,120 @@
+"""The job table: job allocations as typed numpy columns (pure).
+
+What the parser makes of sacct's text, what the job store keeps, and what
+the binning sums. Names that repeat (users, QoS, states) are int codes into
+small tuples of names, so filtering and grouping are numpy operations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+FLOAT_COLUMNS = ("submit", "start", "end", "elapsed", "nnodes", "cpus", "gpus", "mem_gib")
+CODE_COLUMNS = (("user", "users"), ("qos", "qos_names"), ("state", "states"))
+COLUMNS = ("job_id", "user", "qos", "state", *FLOAT_COLUMNS)
+
+
+@dataclass(frozen=True)
+class JobTable:
+    """Job allocations as columns. `user`, `qos` and `state` are int codes into
+    `users`, `qos_names` and `states`; times are epoch seconds, NaN for
+    Unknown/None; `job_id` is JobIDRaw; `mem_gib` is GiB; states drop the
+    'by UID' of 'CANCELLED by 123'."""
+
+    job_id: np.ndarray
+    user: np.ndarray
+    qos: np.ndarray
+    state: np.ndarray
+    submit: np.ndarray
+    start: np.ndarray
+    end: np.ndarray
+    elapsed: np.ndarray
+    nnodes: np.ndarray
+    cpus: np.ndarray
+    gpus: np.ndarray
+    mem_gib: np.ndarray
+    users: tuple[str, ...] = ()
+    qos_names: tuple[str, ...] = ()
+    states: tuple[str, ...] = ()
+
+    def __len__(self) -> int:
+        return len(self.job_id)
+
+    @classmethod
+    def empty(cls) -> JobTable:
+        ints = np.zeros(0, dtype=np.int64)
+        floats = np.zeros(0, dtype=np.float64)
+        return cls(job_id=ints, user=ints, qos=ints, state=ints,
+                   **dict.fromkeys(FLOAT_COLUMNS, floats))
+
+    def take(self, rows: np.ndarray) -> JobTable:
+        """The rows selected by a boolean mask or an index array (codes keep their names)."""
+        columns = {name: getattr(self, name)[rows] for name in COLUMNS}
+        return JobTable(**columns, users=self.users, qos_names=self.qos_names, states=self.states)
+
+    def by_qos(self) -> dict[str, JobTable]:
+        """The rows of each QoS, in one pass (a stable sort by QoS code): what
+        lets per-QoS work cost the QoS's own rows, never all rows per QoS."""
+        if not len(self):
+            return {}
+        order = np.argsort(self.qos, kind="stable")
+        counts = np.bincount(self.qos, minlength=len(self.qos_names))
+        edges = np.concatenate(([0], np.cumsum(counts)))
+        return {name: self.take(order[edges[i]:edges[i + 1]])
+                for i, name in enumerate(self.qos_names) if counts[i]}
+
+    def to_frame(self) -> Any:
+        """A pandas DataFrame with names instead of codes (for tests and exploring)."""
+        import pandas as pd
+
+        def names(codes: np.ndarray, table: tuple[str, ...]) -> pd.Categorical:
+            return pd.Categorical.from_codes(codes, categories=list(table)) if table else \
+                pd.Categorical([])
+
+        frame = pd.DataFrame({
+            "job_id": self.job_id, "user": names(self.user, self.users),
+            "qos": names(self.qos, self.qos_names), "state": names(self.state, self.states),
+        })
+        for name in FLOAT_COLUMNS:
+            frame[name] = getattr(self, name)
+        return frame
+
+
+def concat(tables: Sequence[JobTable]) -> JobTable:
+    """The rows of all tables, in order, with their name tables unified."""
+    tables = [t for t in tables if len(t)]
+    if not tables:
+        return JobTable.empty()
+    if len(tables) == 1:
+        return tables[0]
+    names = {}
+    codes = {}
+    for col, table_attr in CODE_COLUMNS:
+        union = tuple(sorted(set().union(*(getattr(t, table_attr) for t in tables))))
+        position = {n: i for i, n in enumerate(union)}
+        parts = []
+        for t in tables:
+            lookup = np.array([position[n] for n in getattr(t, table_attr)] or [0], dtype=np.int64)
+            parts.append(lookup[getattr(t, col)])
+        names[table_attr] = union
+        codes[col] = np.concatenate(parts)
+    columns = {c: np.concatenate([getattr(t, c) for t in tables])
+               for c in COLUMNS if c not in codes}
+    return JobTable(**columns, **codes, **names)
+
+
+def compact_names(jobs: JobTable) -> JobTable:
+    """Drop user/QoS/state names no row uses any more (after pruning)."""
+    out = {}
+    for col, attr in CODE_COLUMNS:
+        names = getattr(jobs, attr)
+        used = np.bincount(getattr(jobs, col), minlength=len(names)) > 0
+        remap = np.cumsum(used) - 1
+        out[col] = remap[getattr(jobs, col)] if len(jobs) else getattr(jobs, col)
+        out[attr] = tuple(n for n, u in zip(names, used.tolist(), strict=True) if u)
+    rest = {c: getattr(jobs, c) for c in COLUMNS if c not in out}
+    return JobTable(**rest, **out)

@@ -1,0 +1,100 @@
+"""The job store's records, pure: keys, merging a cycle's answers, pruning.
+
+One record per job allocation run, keyed like slurmdbd's own job table by
+(cluster, JobIDRaw, Submit): a requeued job gets a new Submit, so each run of
+it is a record of its own (sacct --duplicates lists them all). A cluster's
+records are a `JobTable`; the cluster is the key of the dict that holds it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from collector.jobtable import JobTable, concat
+
+DAY = 86400
+
+
+def record_keys(jobs: JobTable) -> np.ndarray:
+    """One uint64 per record: JobIDRaw in the high bits, Submit (+1; 0 when
+    unknown) in the low 33 (good until the year 2242)."""
+    submit = np.nan_to_num(jobs.submit, nan=-1.0).astype(np.int64) + 1
+    return (jobs.job_id.astype(np.uint64) << np.uint64(33)) | submit.astype(np.uint64)
+
+
+def dedupe_last(jobs: JobTable) -> JobTable:
+    """One row per record key, the last one seen (later queries know more)."""
+    keys = record_keys(jobs)
+    _, first_in_reversed = np.unique(keys[::-1], return_index=True)
+    if len(first_in_reversed) == len(keys):
+        return jobs
+    keep = np.sort(len(keys) - 1 - first_in_reversed)
+    return jobs.take(keep)
+
+
+def replaced_by(old: JobTable, new: JobTable) -> np.ndarray:
+    """Which rows of `old` have a record in `new` (binary search in the sorted
+    new keys: O(old x log new), cheap when `new` is one cycle's answer)."""
+    if not len(old) or not len(new):
+        return np.zeros(len(old), dtype=bool)
+    new_keys = np.sort(record_keys(new))
+    old_keys = record_keys(old)
+    at = np.minimum(np.searchsorted(new_keys, old_keys), len(new_keys) - 1)
+    return new_keys[at] == old_keys
+
+
+def merge(old: JobTable, new: JobTable) -> JobTable:
+    """`old` with every record that `new` has replaced by `new`'s version."""
+    new = dedupe_last(new)
+    if not len(old):
+        return new
+    replaced = replaced_by(old, new)
+    return concat([old.take(~replaced), new]) if replaced.any() else concat([old, new])
+
+
+def frozen_boundary(synced_to: int, overlap_seconds: int) -> int:
+    """The UTC midnight before the next incremental query's start: records that
+    ended before it are never asked for again (open jobs never end before it)."""
+    return (synced_to - overlap_seconds) // DAY * DAY
+
+
+@dataclass(frozen=True)
+class Update:
+    """A cluster's records after a cycle, and whether the cold part changed."""
+
+    cold: JobTable
+    hot: JobTable
+    cold_changed: bool
+
+
+def update(cold: JobTable, hot: JobTable, fresh: JobTable, boundary: int,
+           keep_from: int) -> Update:
+    """Merge a cycle's answers into a cluster's records (pure): the fresh
+    versions replace the old ones wherever they are, records that ended before
+    `boundary` move to the cold part, and the cold part is pruned to
+    `keep_from` whenever it changes anyway."""
+    fresh = dedupe_last(fresh)
+    changed = False
+    hit = replaced_by(cold, fresh)
+    if hit.any():  # only after a change of overlap or a backfill: rare
+        cold, changed = cold.take(~hit), True
+    hot = merge(hot, fresh)
+    ended = ~np.isnan(hot.end) & (hot.end < boundary)
+    if ended.any():
+        cold, hot, changed = concat([cold, hot.take(ended)]), hot.take(~ended), True
+    if changed:
+        cold = prune(cold, keep_from)
+    return Update(cold=cold, hot=prune(hot, keep_from), cold_changed=changed)
+
+
+def prune(jobs: JobTable, keep_from: float) -> JobTable:
+    """Drop the records that ended before `keep_from` (open ones always stay)."""
+    keep = np.isnan(jobs.end) | (jobs.end >= keep_from)
+    return jobs if keep.all() else jobs.take(keep)
+
+
+def open_job_ids(jobs: JobTable) -> np.ndarray:
+    """JobIDRaw of the records that had not ended (running or pending), sorted."""
+    return np.unique(jobs.job_id[np.isnan(jobs.end)])
