@@ -22,7 +22,6 @@ from collector.status import read_status, record_step, write_status
 from collector.store import StoreCorrupt, verify
 
 log = logging.getLogger("librarian.run")
-DOCTOR_TIMEOUT = 30   # seconds each Slurm command of `doctor` may take
 
 
 @dataclass(frozen=True)
@@ -89,11 +88,12 @@ class Check:
     fix: str = ""
 
 
-def _slurm_check(name: str, args: list[str], ok_detail: str, fix: str) -> tuple[Check, str]:
+def _slurm_check(name: str, args: list[str], ok_detail: str, fix: str, timeout: float
+                 ) -> tuple[Check, str]:
     """(the check, what the command printed): a command that cannot run, fails
     or hangs is a failed check with its fix, never a traceback."""
     try:
-        out = run_slurm(args, DOCTOR_TIMEOUT).decode("utf-8", "replace")
+        out = run_slurm(args, timeout).decode("utf-8", "replace")
     except SlurmError as err:
         return Check(name, False, str(err), fix), ""
     return Check(name, True, ok_detail), out
@@ -121,18 +121,19 @@ def doctor(config: Config) -> list[Check]:
     from app.deploy import DeployError, check_reachable
 
     bin_dir = config.site.slurm_bin
+    timeout = config.ops.command_timeout_seconds
     checks = [Check("configuration", True, f"{config.source}: {len(config.qos)} QoS")]
     where = f"the folder in site.slurm_bin ({bin_dir})" if bin_dir else "PATH"
     check, _ = _slurm_check(
         "sacct answers", [slurm_tool(bin_dir, "sacct"), "--noheader", "--allocations",
                           "--starttime=now-1hours", "--format=JobID"],
         "slurmdbd reachable", f"sacct must run from {where} and reach slurmdbd "
-                              "(try it by hand; set site.slurm_bin)")
+                              "(try it by hand; set site.slurm_bin)", timeout)
     checks.append(check)
     check, out = _slurm_check(
         "sacctmgr answers", [slurm_tool(bin_dir, "sacctmgr"), "--noheader", "--parsable2",
                              "show", "qos", "format=Name"],
-        "QoS list read", f"sacctmgr must run from {where}")
+        "QoS list read", f"sacctmgr must run from {where}", timeout)
     checks.append(check)
     if check.ok:
         known = set(out.split())
@@ -142,7 +143,7 @@ def doctor(config: Config) -> list[Check]:
                             "" if not missing else "fix the [[qos]] names (sacctmgr show qos format=name)"))
     check, _ = _slurm_check("squeue answers", [slurm_tool(bin_dir, "squeue"), "--me", "--noheader"],
                             "slurmctld reachable",
-                            f"squeue must run from {where} and reach slurmctld")
+                            f"squeue must run from {where} and reach slurmctld", timeout)
     checks.append(check)
     data_dir = config.site.data_dir
     try:

@@ -81,7 +81,7 @@ def split_answers(history: Path) -> Path:
     folder.mkdir(exist_ok=True)
     lines = history.read_text().splitlines()
     header = lines[0].split("|")
-    si, ei, st = header.index("Submit"), header.index("Start"), header.index("End")
+    si, st, ei = header.index("Submit"), header.index("Start"), header.index("End")
     first_day = (LAST - 30 * DAY - 2 * DAY) // DAY
     days: dict[int, list[str]] = {}
     since = LAST - 3600

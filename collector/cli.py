@@ -169,7 +169,8 @@ def _cmd_watchdog(args: argparse.Namespace) -> int:
     config = load_config(find_config_path(args.config))
     try:
         report = watchdog(config.site.slurm_bin, config.ops.job_names,
-                          config.ops.watchdog_wait_seconds, dry_run=args.dry_run)
+                          config.ops.watchdog_wait_seconds, dry_run=args.dry_run,
+                          timeout=config.ops.command_timeout_seconds)
     except SlurmError as err:
         log.error("watchdog: %s", err)
         return EXIT_FAILED

@@ -104,6 +104,8 @@ class OpsConfig:
     export_dir: Path | None = None   # default: data_dir/site
     job_names: tuple[str, ...] = ("librarian-run", "librarian-watchdog")
     watchdog_wait_seconds: float = 10.0
+    # squeue, scontrol and scancel (the watchdog), and each command of `doctor`
+    command_timeout_seconds: float = 60.0
 
 
 DEPLOY_KINDS = ("pages", "copy")
@@ -363,7 +365,8 @@ def _app(c: _Checker, raw: Mapping[str, Any], base_dir: Path) -> AppConfig:
 
 
 def _ops(c: _Checker, raw: Mapping[str, Any], base_dir: Path) -> OpsConfig:
-    c.no_unknown(raw, "ops", {"export_dir", "job_names", "watchdog_wait_seconds"})
+    c.no_unknown(raw, "ops", {"export_dir", "job_names", "watchdog_wait_seconds",
+                              "command_timeout_seconds"})
     d = OpsConfig()
     export_raw = c.string(raw.get("export_dir", ""), "ops.export_dir")
     export_dir = None
@@ -374,7 +377,10 @@ def _ops(c: _Checker, raw: Mapping[str, Any], base_dir: Path) -> OpsConfig:
         raise c.fail("ops.job_names", "must be two job names: [run job, watchdog job]")
     wait = float(c.number(raw.get("watchdog_wait_seconds", d.watchdog_wait_seconds),
                           "ops.watchdog_wait_seconds"))
-    return OpsConfig(export_dir=export_dir, job_names=tuple(names), watchdog_wait_seconds=wait)
+    timeout = float(c.number(raw.get("command_timeout_seconds", d.command_timeout_seconds),
+                             "ops.command_timeout_seconds", minimum=1))
+    return OpsConfig(export_dir=export_dir, job_names=tuple(names), watchdog_wait_seconds=wait,
+                     command_timeout_seconds=timeout)
 
 
 def _deploy(c: _Checker, raw: Any) -> tuple[DeployTarget, ...]:

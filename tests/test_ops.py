@@ -170,3 +170,72 @@ class TestDoctor:
         assert not checks["job store"].ok
         assert "does not match its checksum" in checks["job store"].detail
         assert "rebuilds it" in checks["job store"].fix
+
+
+class TestSlurmFailuresAreOneLine:
+    """A Slurm command that hangs, fails or cannot run ends in one clear line
+    (or a failed check with its fix), never a traceback."""
+
+    def test_watchdog_with_a_hung_squeue(self, tmp_path: Path) -> None:
+        bin_dir = tmp_path / "bin"
+        bin_dir.mkdir()
+        (bin_dir / "squeue").write_text("#!/bin/sh\nsleep 30\n")
+        (bin_dir / "squeue").chmod(0o755)
+        write_config(tmp_path, bin_dir, "\n[ops]\ncommand_timeout_seconds = 1\n")
+        exe = Path(sys.executable).with_name("librarian")
+        out = subprocess.run([str(exe), "watchdog", "--config", str(tmp_path / "librarian.toml")],
+                             capture_output=True, text=True, timeout=60, check=False)
+        assert out.returncode == 1, out
+        assert "Traceback" not in out.stderr, out.stderr
+        lines = out.stderr.strip().splitlines()
+        assert len(lines) == 1, out.stderr
+        assert "squeue did not answer within 1 s" in lines[0]
+        assert f"command: {bin_dir / 'squeue'} --me" in lines[0]
+
+    def test_doctor_with_a_sacct_that_cannot_be_executed(self, tmp_path: Path) -> None:
+        bin_dir = tmp_path / "bin"
+        bin_dir.mkdir()
+        for name in ("sacct", "sacctmgr", "squeue"):
+            (bin_dir / name).write_text("#!/bin/sh\necho hello\n")
+            (bin_dir / name).chmod(0o755)
+        (bin_dir / "sacct").chmod(0o644)  # not executable
+        write_config(tmp_path, bin_dir)
+        exe = Path(sys.executable).with_name("librarian")
+        out = subprocess.run([str(exe), "doctor", "--config", str(tmp_path / "librarian.toml")],
+                             capture_output=True, text=True, timeout=60, check=False)
+        assert out.returncode == 1, out
+        assert "Traceback" not in out.stderr + out.stdout
+        assert f"PROBLEM sacct answers: cannot execute {bin_dir / 'sacct'}" in out.stdout
+        assert "fix: sacct must run from the folder in site.slurm_bin" in out.stdout
+        assert "ok      squeue answers: slurmctld reachable" in out.stdout
+
+
+class TestLimitsFailure:
+    def test_a_failing_sacctmgr_is_in_the_status_and_on_the_page(self, tmp_path: Path,
+                                                                  samples: Path) -> None:
+        from app.figures import stale_message
+
+        bin_dir = tmp_path / "bin"
+        fake_sacct.install(bin_dir, prints=samples / "sacct_avery.txt")
+        (bin_dir / "sacctmgr").write_text("#!/bin/sh\necho 'sacctmgr: error: no slurmdbd' >&2\n"
+                                          "exit 1\n")
+        (bin_dir / "sacctmgr").chmod(0o755)
+        path = write_config(tmp_path, bin_dir)
+        path.write_text(path.read_text().replace("limits = { cpus = 430, gpus = 39, memory_gb = 3359 }",
+                                                 'limits = "auto"'))
+        config = load_config(path)
+        report = collect(config, time.time(), plots=False)
+        assert report.limits is not None
+        assert "no slurmdbd" in report.limits.warning
+        step = read_status(config.site.data_dir)["steps"]["limits"]
+        assert step["ok"] is False
+        assert "sacctmgr exited with status 1" in step["error"]
+        shown = stale_message("avery", None, failures(read_status(config.site.data_dir)), "UTC", 10)
+        assert shown is not None
+        assert "The last read of the QoS limits from sacctmgr" in shown
+        assert "no slurmdbd" in shown
+        # sacctmgr answers again: the failure clears.
+        (bin_dir / "sacctmgr").write_text(f"#!/bin/sh\ngrep -v '^#' {samples / 'sacctmgr_qos.txt'}\n")
+        collect(config, time.time(), plots=False)
+        assert read_status(config.site.data_dir)["steps"]["limits"]["ok"] is True
+        assert failures(read_status(config.site.data_dir)) == []

@@ -218,8 +218,10 @@ class JobStore:
             segment = next_segment(raw)
             files[segment] = write_segment(self.folder, segment,
                                            {k: v for k, v in moved.items() if len(v)})
-        dropped = [n for n in cold_segments(raw) if files[n].get("max_end") is not None
-                   and files[n]["max_end"] < cycle.keep_from]
+        # Segments wholly before the history kept, or emptied by replacements.
+        dropped = [n for n in cold_segments(raw) if not files[n].get("records")
+                   or (files[n].get("max_end") is not None
+                       and files[n]["max_end"] < cycle.keep_from)]
         for name in dropped:
             del files[name]
         files[HOT_FILE] = write_table(self.folder, HOT_FILE, new_hot)
