@@ -249,12 +249,14 @@ def total_rows(snap: Snapshot, view: View) -> list[dict[str, object]]:
     seconds = overlap_seconds(snap, view)
     hours = view.hours or 1.0
     rows = []
+    total = dict.fromkeys(KEYS, 0.0)   # the sum of the rows as shown (rounded)
     for i, user in enumerate(snap.users):
         used = {o: float(snap.series[o][i] @ seconds) / 3600 for o in KEYS}
         if any(used.values()):
             rows.append(_usage_row(user, used, snap.thresholds, hours=hours))
+            for o in KEYS:
+                total[o] += round(used[o], 1)
     rows.sort(key=lambda r: (-float(r["NCPUS"]), str(r["user"])))  # type: ignore[arg-type]
-    total = {o: float(sum(float(r[o]) for r in rows)) for o in KEYS}  # type: ignore[arg-type]
     return [*rows, _usage_row("Total", total, snap.thresholds, hours=hours, is_total=True)]
 
 

@@ -62,7 +62,12 @@ def _setup_logging(verbosity: int) -> None:
 PLUGIN_GROUP = "librarian.commands"
 
 
-def _parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[..., int]]]:
+# The collector's own commands that need no plugin: run without importing any
+# (a scrontab `collect` never loads the app's modules, nor Dash through them).
+SELF_CONTAINED = ("collect", "watchdog", "scrontab")
+
+
+def _parser(plugins: bool = True) -> tuple[argparse.ArgumentParser, dict[str, Callable[..., int]]]:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
     common.add_argument("-q", "--quiet", action="count", default=0, help="less log output")
@@ -121,8 +126,9 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[..., int]]]:
 
     handlers: dict[str, Callable[..., int]] = {"collect": _cmd_collect, "demo": _cmd_demo,
                                                "watchdog": _cmd_watchdog, "scrontab": _cmd_scrontab}
-    # Subcommands from other packages (the app's `serve`), without importing them here.
-    for ep in entry_points(group=PLUGIN_GROUP):
+    # Subcommands from other packages (the app's serve, export, deploy, run,
+    # doctor, passwd), found through their entry points, never imported here.
+    for ep in entry_points(group=PLUGIN_GROUP) if plugins else ():
         handlers.update(ep.load()(sub, common))
     return p, handlers
 
@@ -216,7 +222,9 @@ def _cmd_demo(args: argparse.Namespace, serve: Callable[..., int] | None = None)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser, handlers = _parser()
+    words = list(sys.argv[1:] if argv is None else argv)
+    command = next((w for w in words if not w.startswith("-")), "")
+    parser, handlers = _parser(plugins=command not in SELF_CONTAINED)
     args = parser.parse_args(argv)
     _setup_logging(args.verbose - args.quiet)
     try:

@@ -158,7 +158,8 @@ class _Asker:
         self.requeried = 0      # open jobs asked for by id
         self.parses: list[ParseResult] = []
 
-    def ask(self, cluster: str, start: int, end: int, job_ids: Sequence[int] = ()) -> JobTable:
+    def ask(self, cluster: str, start: int, end: int,
+            job_ids: Sequence[int] | np.ndarray = ()) -> JobTable:
         args = build_sacct_args(slurm_tool(self.config.site.slurm_bin, "sacct"), self.qos,
                                 start, end, cluster=cluster, job_ids=job_ids)
         log.debug("running %s", " ".join(args))

@@ -1,4 +1,4 @@
-"""Configuration: one TOML file read into frozen dataclasses.
+"""Configuration: one TOML file read into frozen dataclasses (collector/config_model.py).
 
 Every key is checked: an unknown key, a wrong type or a bad value raises
 `ConfigError` naming the file and the dotted key, so a typo never passes
@@ -11,182 +11,29 @@ import os
 import tomllib
 import zoneinfo
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from collector.config_model import (
+    AUTH_KINDS,
+    CACHE_KINDS,
+    DEPLOY_KINDS,
+    LIMIT_MODES,
+    AppConfig,
+    CollectConfig,
+    Config,
+    ConfigError,
+    DeployTarget,
+    OpsConfig,
+    Panel,
+    QosConfig,
+    SiteConfig,
+)
 from collector.observables import LIMIT_KEYS, Limits
-
-__all__ = ["Config", "ConfigError", "Limits", "QosConfig", "find_config_path", "load_config"]
 
 ENV_VAR = "LIBRARIAN_CONFIG"
 DEFAULT_NAME = "librarian.toml"
 EXAMPLE_PATH = Path(__file__).with_name("librarian.example.toml")
-
-
-class ConfigError(Exception):
-    """A configuration problem, naming the file and the dotted key."""
-
-    def __init__(self, source: str, key: str | None, problem: str) -> None:
-        self.source = source
-        self.key = key
-        self.problem = problem
-        where = f"{source}: {key}" if key else source
-        super().__init__(f"{where}: {problem}")
-
-
-LIMIT_MODES = ("auto", "none")
-
-
-@dataclass(frozen=True)
-class QosConfig:
-    """A QoS to collect. `limits` holds the numbers set in the configuration;
-    with `auto_limits` the others are read from Slurm (sacctmgr GrpTRES)."""
-
-    name: str
-    limits: Limits = field(default_factory=Limits)
-    auto_limits: bool = True
-
-
-@dataclass(frozen=True)
-class SiteConfig:
-    name: str = "Slurm cluster"
-    timezone: str = "UTC"
-    data_dir: Path = Path("data")
-    slurm_bin: Path | None = None
-    clusters: tuple[str, ...] = ()   # sacct -M; empty: the cluster of the local slurm.conf
-
-
-@dataclass(frozen=True)
-class CollectConfig:
-    bin_seconds: int = 3600
-    window_days: int = 30
-    sacct_timeout_seconds: float = 300.0
-    incremental: bool = True          # false: every cycle re-queries the whole window
-    overlap_minutes: int = 60         # an incremental query reaches this far before the last cycle
-    keep_days: int = 0                # history kept in the job store; 0: the window
-    chunk_hours: int = 24             # a backfill asks sacct for at most this much at once
-
-    @property
-    def n_bins(self) -> int:
-        return self.window_days * 86400 // self.bin_seconds
-
-    @property
-    def history_days(self) -> int:
-        return max(self.keep_days, self.window_days)
-
-
-CACHE_KINDS = ("simple", "filesystem", "redis")
-AUTH_KINDS = ("none", "header", "basic")
-
-
-@dataclass(frozen=True)
-class AppConfig:
-    """The dashboard's settings (the collector ignores them)."""
-
-    refresh_seconds: int = 300
-    collect_interval_minutes: int = 10
-    cache: str = "simple"
-    cache_dir: Path | None = None
-    redis_url: str = ""
-    url_prefix: str = "/"              # the path the app is served under, e.g. "/hpg/usage/"
-    auth: str = "none"                 # none | header (a user header set by the web server) | basic
-    auth_header: str = "X-Remote-User"
-    allowed_users: tuple[str, ...] = ()   # header/basic: empty means any authenticated user
-    allowed_groups: tuple[str, ...] = ()  # Unix groups whose members are allowed too
-    htpasswd_file: Path | None = None  # basic: "user:hash" lines (`librarian passwd`)
-
-
-@dataclass(frozen=True)
-class OpsConfig:
-    """`librarian run`, `scrontab` and `watchdog`."""
-
-    export_dir: Path | None = None   # default: data_dir/site
-    job_names: tuple[str, ...] = ("librarian-run", "librarian-watchdog")
-    watchdog_wait_seconds: float = 10.0
-    # squeue, scontrol and scancel (the watchdog), and each command of `doctor`
-    command_timeout_seconds: float = 60.0
-
-
-DEPLOY_KINDS = ("pages", "copy")
-
-
-@dataclass(frozen=True)
-class DeployTarget:
-    """Where `librarian deploy` publishes the static export."""
-
-    name: str
-    kind: str                      # "pages": a git branch; "copy": rsync/scp/local folder
-    remote: str = ""               # pages: the git remote (URL or path)
-    branch: str = "gh-pages"       # pages
-    dest: str = ""                 # copy: host:path or a local folder
-    anonymize: bool = False        # replace user names with keyed pseudonyms
-    top_users: int = 0             # >0: keep the N busiest users, fold the rest into "others"
-    secret_env: str = "LIBRARIAN_ANON_SECRET"  # the environment variable holding the key
-
-
-@dataclass(frozen=True)
-class Panel:
-    """One tab of the dashboard: a QoS on a cluster, and its snapshot."""
-
-    qos: str
-    cluster: str = ""     # "" : the local cluster (no sacct -M)
-    several_clusters: bool = False
-
-    @property
-    def key(self) -> str:
-        """The name in URLs, tab ids and export files: the QoS, or qos@cluster."""
-        return f"{self.qos}@{self.cluster}" if self.several_clusters else self.qos
-
-    @property
-    def label(self) -> str:
-        return f"{self.qos} ({self.cluster})" if self.several_clusters else self.qos
-
-    @property
-    def file_cluster(self) -> str:
-        """The cluster part of the snapshot's file name ("" with one cluster)."""
-        return self.cluster if self.several_clusters else ""
-
-
-@dataclass(frozen=True)
-class Config:
-    site: SiteConfig
-    collect: CollectConfig
-    qos: tuple[QosConfig, ...]
-    app: AppConfig = field(default_factory=AppConfig)
-    deploy: tuple[DeployTarget, ...] = ()
-    ops: OpsConfig = field(default_factory=OpsConfig)
-    source: str = "<defaults>"
-
-    @property
-    def export_dir(self) -> Path:
-        return self.ops.export_dir or self.site.data_dir / "site"
-
-    @property
-    def clusters(self) -> tuple[str, ...]:
-        """The clusters to ask sacct about; ("",) is the local one."""
-        return self.site.clusters or ("",)
-
-    @property
-    def panels(self) -> tuple[Panel, ...]:
-        several = len(self.site.clusters) > 1
-        return tuple(Panel(q.name, cluster, several) for cluster in self.clusters
-                     for q in self.qos)
-
-    def qos_named(self, names: list[str] | None) -> tuple[QosConfig, ...]:
-        """The configured QoS with these names (all when None), in config order."""
-        if not names:
-            return self.qos
-        known = {q.name for q in self.qos}
-        unknown = [n for n in names if n not in known]
-        if unknown:
-            raise ConfigError(
-                self.source,
-                "qos",
-                f"no QoS named {', '.join(map(repr, unknown))}; configured: "
-                f"{', '.join(sorted(known))}",
-            )
-        return tuple(q for q in self.qos if q.name in names)
 
 
 # --- validation helpers -------------------------------------------------------
@@ -499,6 +346,9 @@ def load_config(path: str | os.PathLike[str]) -> Config:
 
 
 __all__ = [
+    "AUTH_KINDS",
+    "CACHE_KINDS",
+    "DEPLOY_KINDS",
     "EXAMPLE_PATH",
     "LIMIT_MODES",
     "AppConfig",
@@ -507,6 +357,7 @@ __all__ = [
     "ConfigError",
     "DeployTarget",
     "Limits",
+    "OpsConfig",
     "Panel",
     "QosConfig",
     "SiteConfig",

@@ -48,8 +48,8 @@ class JobTable:
     def empty(cls) -> JobTable:
         ints = np.zeros(0, dtype=np.int64)
         floats = np.zeros(0, dtype=np.float64)
-        return cls(job_id=ints, user=ints, qos=ints, state=ints,
-                   **dict.fromkeys(FLOAT_COLUMNS, floats))
+        columns: dict[str, Any] = dict.fromkeys(FLOAT_COLUMNS, floats)
+        return cls(job_id=ints, user=ints, qos=ints, state=ints, **columns)
 
     def take(self, rows: np.ndarray) -> JobTable:
         """The rows selected by a boolean mask or an index array (codes keep their names)."""
@@ -91,8 +91,8 @@ def concat(tables: Sequence[JobTable]) -> JobTable:
         return JobTable.empty()
     if len(tables) == 1:
         return tables[0]
-    names = {}
-    codes = {}
+    names: dict[str, Any] = {}
+    codes: dict[str, Any] = {}
     for col, table_attr in CODE_COLUMNS:
         union = tuple(sorted(set().union(*(getattr(t, table_attr) for t in tables))))
         position = {n: i for i, n in enumerate(union)}
@@ -102,14 +102,14 @@ def concat(tables: Sequence[JobTable]) -> JobTable:
             parts.append(lookup[getattr(t, col)])
         names[table_attr] = union
         codes[col] = np.concatenate(parts)
-    columns = {c: np.concatenate([getattr(t, c) for t in tables])
-               for c in COLUMNS if c not in codes}
+    columns: dict[str, Any] = {c: np.concatenate([getattr(t, c) for t in tables])
+                               for c in COLUMNS if c not in codes}
     return JobTable(**columns, **codes, **names)
 
 
 def compact_names(jobs: JobTable) -> JobTable:
     """Drop user/QoS/state names no row uses any more (after pruning)."""
-    out = {}
+    out: dict[str, Any] = {}
     for col, attr in CODE_COLUMNS:
         names = getattr(jobs, attr)
         used = np.bincount(getattr(jobs, col), minlength=len(names)) > 0

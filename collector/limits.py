@@ -112,7 +112,7 @@ def limit_steps(entries: Sequence[Mapping[str, Any]], window: Window
         if since > window.now:
             break
         for o in LIMITED:
-            value = e.get(o.limit_key)
+            value = e.get(o.limit_key or "")
             value = None if value is None else float(value)
             run = steps[o.key]
             if run and run[-1][0] == since:

@@ -1,9 +1,8 @@
 """sacct --parsable2 text -> a typed job table (pure: bytes in, data out).
 
-The header line names the fields, in any order; extra fields are ignored.
-Leading lines starting with '#' are comments (saved captures often start with
-the command that made them). Step lines (JobID with a '.', or an empty User)
-are skipped. A line with the wrong number of fields, a non-numeric number, an
+collector/sacct_text.py reads the lines (header, repeated fields, field
+counts); this module turns the columns into values. Step lines (JobID with
+a '.', or an empty User) are skipped. A line with the wrong number of fields, a non-numeric number, an
 unreadable time or an unreadable memory/TRES value is skipped and counted;
 one bad line never stops the run.
 
@@ -22,17 +21,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pcsv
 
 from collector.arrow_buffers import to_numpy
 from collector.jobtable import JobTable
-from collector.sacct import FIELDS
+from collector.sacct_text import MISSING_TIMES, TIME_COLUMNS, SacctFormatError, read_lines
 from collector.slurm_formats import (
     HOLDING_STATES,
     PER_CPU,
@@ -42,15 +40,10 @@ from collector.slurm_formats import (
     tres_mem_mib,
 )
 
-MISSING_TIMES = ("Unknown", "None", "")
 _MISSING_TIME = "^(" + "|".join(MISSING_TIMES) + ")$"
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S"
 MAX_LINE_NUMBERS = 10
 
-
-
-class SacctFormatError(ValueError):
-    """The text is not sacct --parsable2 output with the needed fields."""
 
 
 @dataclass(frozen=True)
@@ -69,156 +62,6 @@ class ParseResult:
             where += ", ..."
         why = ", ".join(f"{n} {reason}" for reason, n in sorted(self.bad_reasons.items()))
         return f"skipped {self.bad_lines} bad line(s) (line {where}): {why}"
-
-
-# --- lines --------------------------------------------------------------------
-
-
-def _find_header(data: bytes) -> tuple[list[str], int]:
-    """(field names, number of lines before the header)."""
-    pos = 0
-    skipped = 0
-    while pos < len(data):
-        nl = data.find(b"\n", pos)
-        end = len(data) if nl < 0 else nl
-        line = data[pos:end]
-        if line.strip() and not line.lstrip().startswith(b"#"):
-            return line.decode("utf-8", "replace").strip().split("|"), skipped
-        pos = end + 1
-        skipped += 1
-    raise SacctFormatError("no header line: the sacct output is empty")
-
-
-def _check_header(names: list[str]) -> None:
-    missing = [f for f in FIELDS if f not in names]
-    if missing:
-        raise SacctFormatError(
-            f"the sacct header lacks the field(s) {', '.join(missing)} "
-            f"(header: {'|'.join(names)[:300]!r}; run sacct with --parsable2 "
-            f"--format={','.join(FIELDS)})"
-        )
-
-
-REPEAT_MARK = "~"  # a repeated field's later columns are read as State~2, State~3, ...
-
-
-def _rename_repeats(data: bytes, skip_rows: int, names: list[str]
-                    ) -> tuple[bytes, dict[str, list[str]]]:
-    """sacct prints a field as often as --format names it. The header with the
-    needed fields' repeats renamed (State, State~2, ...), and those names per field."""
-    seen: dict[str, int] = {}
-    renamed, repeats = [], {}
-    for name in names:
-        seen[name] = seen.get(name, 0) + 1
-        if seen[name] > 1 and name in FIELDS:
-            alias = f"{name}{REPEAT_MARK}{seen[name]}"
-            repeats.setdefault(name, []).append(alias)
-            name = alias
-        renamed.append(name)
-    if not repeats:
-        return data, {}
-    start = 0
-    for _ in range(skip_rows):
-        start = data.index(b"\n", start) + 1
-    end = data.find(b"\n", start)
-    end = len(data) if end < 0 else end
-    header = "|".join(renamed).encode("utf-8")
-    if data[start:end].endswith(b"\r"):
-        header += b"\r"
-    return data[:start] + header + data[end:], repeats
-
-
-def _agree(a: pa.ChunkedArray, b: pa.ChunkedArray) -> np.ndarray:
-    """Per row: the two columns hold the same value (both empty counts)."""
-    if pa.types.is_dictionary(a.type):
-        a, b = a.cast(pa.string()), b.cast(pa.string())
-    same = to_numpy(pc.fill_null(pc.equal(a, b), False))
-    return same | (to_numpy(a.is_null()) & to_numpy(b.is_null()))
-
-
-def _check_repeats(table: pa.Table, repeats: dict[str, list[str]],
-                   line_numbers: np.ndarray) -> pa.Table:
-    """The table without the repeated columns, once each agrees with the first;
-    `SacctFormatError` naming the field and the first line where they differ."""
-    for name, aliases in repeats.items():
-        for alias in aliases:
-            differ = np.flatnonzero(~_agree(table[name], table[alias]))
-            if len(differ):
-                i = int(differ[0])
-                where = f"line {int(line_numbers[i])}" if line_numbers[i] > 0 else f"row {i + 1}"
-                raise SacctFormatError(
-                    f"the sacct header names {name} {len(aliases) + 1} times and the columns "
-                    f"differ in {len(differ)} row(s), first on {where}: "
-                    f"{table[name][i].as_py()!r} vs {table[alias][i].as_py()!r}")
-        table = table.drop_columns(aliases)
-    return table
-
-
-def _line_numbers(data: bytes, header_line: int, n_fields: int) -> tuple[np.ndarray, list[int]]:
-    """File line numbers of the well-formed data lines, and of the malformed ones.
-
-    Only needed when the reader skipped a line: otherwise row i is simply on
-    line header_line + 1 + i."""
-    arr = np.frombuffer(data, dtype=np.uint8)
-    ends = np.flatnonzero(arr == ord("\n"))
-    if not data.endswith(b"\n"):
-        ends = np.append(ends, len(data))
-    pipes_before = np.searchsorted(np.flatnonzero(arr == ord("|")), ends)
-    counts = np.diff(pipes_before, prepend=0)
-    starts = np.concatenate(([0], ends[:-1] + 1))
-    numbers = 1 + np.arange(len(ends), dtype=np.int64)
-    after = numbers > header_line
-    blank = (ends - starts) == 0
-    ok = after & (counts == n_fields - 1)
-    return numbers[ok], numbers[after & ~ok & ~blank].tolist()
-
-
-_DICT = pa.dictionary(pa.int32(), pa.string())
-# Columns whose values repeat are dictionary-encoded by the reader itself.
-_DICT_COLUMNS = ("User", "QOS", "State", "NNodes", "NCPUS", "ReqMem", "ReqTRES", "AllocTRES")
-_TIME_COLUMNS = ("Submit", "Start", "End")
-
-
-def _column_types(typed: bool, repeats: dict[str, list[str]]) -> dict[str, pa.DataType]:
-    types = dict.fromkeys(FIELDS, pa.string())
-    types.update(dict.fromkeys(_DICT_COLUMNS, _DICT))
-    if typed:
-        types.update(dict.fromkeys(_TIME_COLUMNS, pa.timestamp("s")))
-        types["ElapsedRaw"] = pa.int64()
-    for name, aliases in repeats.items():
-        types.update(dict.fromkeys(aliases, types[name]))
-    return types
-
-
-def _read_table(data: bytes, skip_rows: int, typed: bool,
-                repeats: dict[str, list[str]]) -> tuple[pa.Table, int]:
-    """The needed columns, and how many non-blank lines had a wrong field count.
-
-    `typed` lets the (multi-threaded) reader parse the times and ElapsedRaw
-    itself, with Unknown/None/empty as null; it raises ArrowInvalid on any
-    other unreadable value, and the caller then reads strings and checks
-    each row."""
-    malformed = 0
-
-    def on_invalid(row: pcsv.InvalidRow) -> str:
-        nonlocal malformed
-        if row.text.strip():
-            malformed += 1
-        return "skip"
-
-    table = pcsv.read_csv(
-        pa.py_buffer(data),
-        read_options=pcsv.ReadOptions(skip_rows=skip_rows),
-        # sacct -P never quotes or escapes; a '"' in a value is just a character.
-        parse_options=pcsv.ParseOptions(delimiter="|", quote_char=False, escape_char=False,
-                                         ignore_empty_lines=False, invalid_row_handler=on_invalid),
-        convert_options=pcsv.ConvertOptions(
-            include_columns=[*FIELDS, *(a for v in repeats.values() for a in v)],
-            column_types=_column_types(typed, repeats),
-            strings_can_be_null=False, quoted_strings_can_be_null=False,
-            null_values=list(MISSING_TIMES), timestamp_parsers=[pcsv.ISO8601]),
-    )
-    return table, malformed
 
 
 # --- values -------------------------------------------------------------------
@@ -304,8 +147,8 @@ def local_to_utc(local: np.ndarray, tz: str) -> np.ndarray:
     quarter = np.floor_divide(local, _QUARTER).astype(np.int64)
     first, last = int(quarter.min()), int(quarter.max())
     offsets = np.array([
-        zone.utcoffset(datetime.fromtimestamp(q * _QUARTER, UTC).replace(tzinfo=None))
-        .total_seconds() for q in range(first, last + 1)
+        (zone.utcoffset(datetime.fromtimestamp(q * _QUARTER, UTC).replace(tzinfo=None))
+         or timedelta(0)).total_seconds() for q in range(first, last + 1)
     ])
     return local - offsets[quarter - first]
 
@@ -355,16 +198,6 @@ def _req_mem_per_node(text: str) -> float:
     return float(parse_req_mem(text)[1] == PER_NODE)
 
 
-def _as_utf8(data: bytes) -> bytes:
-    if data.isascii():
-        return data
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError:
-        return data.decode("utf-8", "replace").encode("utf-8")
-    return data
-
-
 def _ended(start: np.ndarray, end: np.ndarray, elapsed: np.ndarray, state: np.ndarray,
            states: tuple[str, ...]) -> np.ndarray:
     """End, with Start + ElapsedRaw where End is Unknown but the state says the
@@ -381,23 +214,10 @@ def _ended(start: np.ndarray, end: np.ndarray, elapsed: np.ndarray, state: np.nd
 
 def parse_sacct(data: bytes, tz: str = "UTC") -> ParseResult:
     """Parse `sacct --parsable2` output whose times are local times in `tz`."""
-    names, skip_rows = _find_header(data)
-    _check_header(names)
-    data, repeats = _rename_repeats(_as_utf8(data), skip_rows, names)
-    try:
-        table, malformed = _read_table(data, skip_rows, typed=True, repeats=repeats)
-    except pa.ArrowInvalid:  # some value is unreadable: read text, check each row
-        table, malformed = _read_table(data, skip_rows, typed=False, repeats=repeats)
-    header_line = skip_rows + 1
+    text = read_lines(data)
+    table, malformed, line_numbers = text.table, text.malformed, text.line_numbers
+    wrong_count = text.wrong_count
     n = table.num_rows
-    if malformed:
-        line_numbers, wrong_count = _line_numbers(data, header_line, len(names))
-        if len(line_numbers) != n:  # a lone '\r' splits lines for Arrow, not for us
-            line_numbers = np.full(n, -1, dtype=np.int64)
-    else:
-        line_numbers, wrong_count = header_line + 1 + np.arange(n, dtype=np.int64), []
-    if repeats:
-        table = _check_repeats(table, repeats, line_numbers)
     if n == 0:
         return ParseResult(
             jobs=JobTable.empty(), data_lines=malformed, bad_lines=malformed,
@@ -423,7 +243,7 @@ def parse_sacct(data: bytes, tz: str = "UTC") -> ParseResult:
     # Arrow's kernels release the GIL: the three time columns convert in parallel.
     with ThreadPoolExecutor(max_workers=3) as pool:
         (submit, bad_submit), (start, bad_start), (end, bad_end) = pool.map(
-            lambda name: _times(table[name], tz), _TIME_COLUMNS)
+            lambda name: _times(table[name], tz), TIME_COLUMNS)
 
     alloc = _distinct(table["AllocTRES"])
     alloc_gpus, bad_a1 = _apply(alloc, _tres_gpus)
@@ -476,3 +296,6 @@ def parse_sacct(data: bytes, tz: str = "UTC") -> ParseResult:
         bad_line_numbers=tuple(int(x) for x in bad_numbers[bad_numbers > 0][:MAX_LINE_NUMBERS]),
         bad_reasons={k: v for k, v in counts.items() if v},
     )
+
+
+__all__ = ["JobTable", "ParseResult", "SacctFormatError", "local_to_utc", "parse_sacct"]

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import io
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
+from typing import IO
 from zoneinfo import ZoneInfo
 
 import matplotlib
@@ -32,6 +33,10 @@ FORMATS = ("png", "pdf")
 LEGEND_ROWS = 22
 
 
+def _writer(body: bytes) -> Callable[[IO[bytes]], object]:
+    return lambda fh: fh.write(body)
+
+
 def chart(snap: Snapshot, obs: str, colors: Mapping[str, str] | None = None) -> plt.Figure:
     tz = ZoneInfo(snap.timezone)
     starts = snap.bin_starts()
@@ -43,7 +48,8 @@ def chart(snap: Snapshot, obs: str, colors: Mapping[str, str] | None = None) -> 
     if n_users:
         ys = np.column_stack([snap.series[obs], snap.series[obs][:, -1:]])
         colors = colors or assign_colors(snap.users)
-        ax.stackplot(times, ys, labels=snap.users, step="post",
+        # matplotlib converts datetimes itself (its stubs accept only numbers).
+        ax.stackplot(times, ys, labels=snap.users, step="post",  # type: ignore[arg-type]
                      colors=[colors[u] for u in snap.users], linewidth=0)
     else:
         ax.text(0.5, 0.5, "No jobs in this window", transform=ax.transAxes,
@@ -54,12 +60,13 @@ def chart(snap: Snapshot, obs: str, colors: Mapping[str, str] | None = None) -> 
         # The limit in effect over time: a step wherever it changed.
         xs = [datetime.fromtimestamp(int(t), tz) for t, _ in steps] + [times[-1]]
         ys_limit = [v if v else np.nan for _, v in steps]
-        ax.step(xs, [*ys_limit, ys_limit[-1]], where="post", color="#c0392b", linestyle="--",
+        ax.step(xs, [*ys_limit, ys_limit[-1]], where="post",  # type: ignore[arg-type]
+                color="#c0392b", linestyle="--",
                 linewidth=1.4, label=f"QoS limit ({limit:g})" if limit else "QoS limit")
     locator = mdates.AutoDateLocator(tz=tz)
     ax.xaxis.set_major_locator(locator)
     ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator, tz=tz))
-    ax.set_xlim(times[0], times[-1])
+    ax.set_xlim(times[0], times[-1])  # type: ignore[arg-type]
     ax.set_ylim(bottom=0)
     ax.set_ylabel(observable(obs).title)
     where = f" ({snap.cluster})" if snap.cluster else ""
@@ -85,7 +92,7 @@ def write_plots(snap: Snapshot, data_dir: Path, colors: Mapping[str, str] | None
                 fig.savefig(buf, format=fmt, dpi=110)
                 name = f"{file_cluster}_{snap.qos}" if file_cluster else snap.qos
                 path = data_dir / f"{obs}_{name}.{fmt}"
-                write_atomic(path, lambda fh, b=buf: fh.write(b.getvalue()))
+                write_atomic(path, _writer(buf.getvalue()))
                 written.append(path)
         finally:
             plt.close(fig)

@@ -29,6 +29,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+import numpy as np
+
 # The fields binning needs. The same list is required of a saved --sacct-file.
 FIELDS: tuple[str, ...] = (
     "JobIDRaw", "JobID", "User", "QOS", "State", "Submit", "Start", "End",
@@ -41,7 +43,7 @@ def _utc_text(epoch_seconds: int) -> str:
 
 
 def build_sacct_args(sacct: str, qos_names: Sequence[str], start: int, end: int,
-                     cluster: str = "", job_ids: Sequence[int] = ()) -> list[str]:
+                     cluster: str = "", job_ids: Sequence[int] | np.ndarray = ()) -> list[str]:
     """The argument list for one query of the jobs active in [start, end] (epoch s),
     on one cluster ("" = the local one), optionally only the given JobIDRaw."""
     if not qos_names:

@@ -22,7 +22,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 
 from collector.sacct import FIELDS
 
@@ -99,6 +98,8 @@ def _fifo_starts(eligible: np.ndarray, dur: np.ndarray, cpus: np.ndarray, gpus: 
 
 def _local_text(epoch: np.ndarray, tz: str) -> np.ndarray:
     """Epoch seconds -> 'YYYY-MM-DDTHH:MM:SS' local to tz (vectorised)."""
+    import pandas as pd  # the demo and the benchmarks only, never a collect
+
     t = pd.to_datetime(epoch, unit="s", utc=True)
     if tz != "UTC":
         t = t.tz_convert(tz)

@@ -98,8 +98,8 @@ def _from_arrow(table: pa.Table) -> dict[str, JobTable]:
         return {}
     b = batch[0]
     clusters, cluster_codes = names_and_codes(b.column(0))
-    columns = {}
-    names = {}
+    columns: dict[str, Any] = {}
+    names: dict[str, Any] = {}
     for col, attr in CODE_COLUMNS:
         names[attr], columns[col] = names_and_codes(b.column(col))
     columns["job_id"] = to_numpy(b.column("job_id")).astype(np.int64)

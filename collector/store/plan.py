@@ -61,7 +61,7 @@ def plan_sync(state: StoreState | None, fingerprint: str, now: int, keep_from: i
         reason = "the clock is before the store's last cycle"
     elif state.synced_to - overlap_seconds < keep_from:
         reason = f"the last cycle was {(now - state.synced_to) / DAY:.1f} days ago, beyond the window"
-    if reason:
+    if reason or state is None:
         return SyncPlan(True, reason, day_chunks(keep_from, now, chunk_seconds), keep_from)
     start = state.synced_to - overlap_seconds
     return SyncPlan(False, "incremental", day_chunks(start, now, chunk_seconds), keep_from)

@@ -165,7 +165,7 @@ def cold_sums(cold: dict[str, JobTable], fingerprint: str, segment: str, bin_sec
 
 
 def save_cold_sums(folder: Path, part: ColdSums) -> None:
-    arrays: dict[str, np.ndarray] = {}
+    arrays: dict[str, Any] = {}
     meta: dict[str, Any] = {"fingerprint": part.fingerprint, "bin_seconds": part.bin_seconds,
                             "start": part.start, "end": part.end,
                             "segments": list(part.segments), "clusters": list(part.keys),
