@@ -66,6 +66,10 @@ def test_the_wheel_holds_the_assets_and_the_static_page(installed: dict) -> None
                    "app/static_site/site.js", "collector/librarian.example.toml",
                    "collector/snapshot.schema.json"):
         assert needed in names, f"the wheel lacks {needed}"
+    # Every module of the checkout (a new subpackage must be listed in pyproject).
+    modules = {str(p.relative_to(REPO)) for top in ("collector", "app")
+               for p in (REPO / top).rglob("*.py")}
+    assert modules <= names, f"the wheel lacks {sorted(modules - names)}"
 
 
 def test_version_and_a_quiet_build(installed: dict) -> None:
