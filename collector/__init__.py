@@ -1,3 +1,3 @@
 """Librarian's collector: Slurm accounting -> per-QoS usage snapshots."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
