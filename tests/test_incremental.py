@@ -207,6 +207,26 @@ def test_a_gap_longer_than_the_window_backfills(tmp_path: Path) -> None:
     assert_same_snapshots(inc, full_reference(tmp_path, db, T0 + 5 * DAY))
 
 
+def test_a_backfill_leaves_only_the_files_its_state_lists(tmp_path: Path) -> None:
+    """Days of cycles write several cold segments; --full replaces them all."""
+    import json
+
+    records = history(7, T0, T0 + 4 * DAY, 200)
+    db = SlurmDb(records)
+    inc = write_config(tmp_path / "inc", window_days=4)
+    run_cycles(inc, db, T0 + DAY, T0 + 3 * DAY, step=6 * 3600)
+    folder = store_folder(inc.site.data_dir)
+    assert len(list(folder.glob("cold-*.arrow"))) >= 2  # the daily moves wrote segments
+    db.clock = T0 + 3 * DAY + 600
+    report = collect(inc, T0 + 3 * DAY + 600, plots=False, runner=db, full=True)
+    assert report.sync is not None
+    assert report.sync.full
+    listed = set(json.loads((folder / STATE_FILE).read_text())["files"])
+    on_disk = {p.name for p in folder.glob("*.arrow")}
+    assert on_disk == listed, f"unlisted files left behind: {sorted(on_disk - listed)}"
+    assert_same_snapshots(inc, full_reference(tmp_path, db, T0 + 3 * DAY + 600, window_days=4))
+
+
 @pytest.mark.parametrize("damage", ["delete", "truncate", "flip", "garbage_state",
                                     "missing_state"])
 def test_a_deleted_or_damaged_store_is_rebuilt(tmp_path: Path, damage: str) -> None:

@@ -182,7 +182,10 @@ class JobStore:
             up = update(cold.get(cl, empty), hot.get(cl, empty), fresh[cl], cycle.boundary,
                         cycle.keep_from)
             cold[cl], new_hot[cl] = up.cold, up.hot
-        written = save_store(self.folder, Store(cold=cold, hot=new_hot, state=state), True, raw)
+        # The previous state, even for a backfill: its files are removed once the
+        # new state is written (they would otherwise stay on disk, unlisted).
+        written = save_store(self.folder, Store(cold=cold, hot=new_hot, state=state), True,
+                             self.raw)
         (segment,) = cold_segments(written)
         sums = cold_sums(cold, segments_fingerprint(written), segment, self.bin_seconds,
                          cycle.keep_from, cycle.boundary)
