@@ -11,7 +11,7 @@ limit, the function that reads that limit from a TRES string.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from collector.slurm_formats import parse_size_mib, parse_tres, tres_gpus
@@ -80,13 +80,13 @@ class Limits:
                              for k in LIMIT_KEYS)
 
     def get(self, key: str) -> float | None:
-        return dict(self._values)[key]
+        for k, v in self._values:
+            if k == key:
+                return v
+        raise KeyError(f"no limit named {key!r} (known: {', '.join(LIMIT_KEYS)})")
 
     def as_dict(self) -> dict[str, float | None]:
         return dict(self._values)
-
-    def __iter__(self) -> Iterator[tuple[str, float | None]]:
-        return iter(self._values)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Limits) and self._values == other._values
