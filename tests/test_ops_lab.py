@@ -89,8 +89,9 @@ def test_watchdog_frees_only_the_callers_stuck_librarian_jobs(lab: Lab, exe: Pat
     s = lab.submit
     user_held = s("alice", "avery", "sleep 2", extra=("--job-name=librarian-run", "--hold"))
     admin_held = s("alice", "avery", "sleep 2", extra=("--job-name=librarian-watchdog", "--hold"))
-    lab.run("scontrol", "release", admin_held)
-    lab.run("scontrol", "hold", admin_held)  # held by root: an admin hold alice cannot release
+    # Held again by root: an admin hold alice cannot release. Never release it first: a
+    # released job can start (and end) before the hold lands.
+    lab.run("scontrol", "hold", admin_held)
     other_held = s("alice", "avery", "sleep 2", extra=("--job-name=my-analysis", "--hold"))
     healthy = s("alice", "avery-b", "sleep 2", cpus=20, extra=("--job-name=librarian-run",))
     bobs = s("bob", "avery", "sleep 2", extra=("--job-name=librarian-run", "--hold"))
