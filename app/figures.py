@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from collector.observables import KEYS, observable
+from collector.observables import CHART_KEYS, observable
 from collector.palette import assign_colors, user_color
 from collector.snapshot import Snapshot
 
@@ -234,12 +234,12 @@ def current_rows(snap: Snapshot) -> list[dict[str, object]]:
     """What each user's running jobs hold at collection time, busiest first, then a total."""
     rows = []
     for i, user in enumerate(snap.users):
-        cur = {o: float(snap.current[o][i]) for o in KEYS}
+        cur = {o: float(snap.current[o][i]) for o in CHART_KEYS}
         if not any(cur.values()):
             continue
         rows.append(_usage_row(user, cur, snap.thresholds))
     rows.sort(key=lambda r: (-float(r["NCPUS"]), str(r["user"])))  # type: ignore[arg-type]
-    total = {o: float(snap.current[o].sum()) for o in KEYS}
+    total = {o: float(snap.current[o].sum()) for o in CHART_KEYS}
     return [*rows, _usage_row("Total", total, snap.thresholds, is_total=True)]
 
 
@@ -249,12 +249,12 @@ def total_rows(snap: Snapshot, view: View) -> list[dict[str, object]]:
     seconds = overlap_seconds(snap, view)
     hours = view.hours or 1.0
     rows = []
-    total = dict.fromkeys(KEYS, 0.0)   # the sum of the rows as shown (rounded)
+    total = dict.fromkeys(CHART_KEYS, 0.0)   # the sum of the rows as shown (rounded)
     for i, user in enumerate(snap.users):
-        used = {o: float(snap.series[o][i] @ seconds) / 3600 for o in KEYS}
+        used = {o: float(snap.series[o][i] @ seconds) / 3600 for o in CHART_KEYS}
         if any(used.values()):
             rows.append(_usage_row(user, used, snap.thresholds, hours=hours))
-            for o in KEYS:
+            for o in CHART_KEYS:
                 total[o] += round(used[o], 1)
     rows.sort(key=lambda r: (-float(r["NCPUS"]), str(r["user"])))  # type: ignore[arg-type]
     return [*rows, _usage_row("Total", total, snap.thresholds, hours=hours, is_total=True)]
@@ -263,7 +263,7 @@ def total_rows(snap: Snapshot, view: View) -> list[dict[str, object]]:
 def _usage_row(user: str, amounts: dict[str, float], limits: dict[str, float | None],
                hours: float = 1.0, is_total: bool = False) -> dict[str, object]:
     row: dict[str, object] = {"user": user, "is_total": is_total}
-    for o in KEYS:
+    for o in CHART_KEYS:
         row[o] = round(amounts[o], 1)
         row[f"{o}_share"] = _share(amounts[o], limits.get(o), hours)
     return row

@@ -2,7 +2,14 @@
 
 A bin's value is the time average of what was allocated during it: a job
 counts from Start to End (still running: until now), clipped to the window
-and to now; a job that never started counts nothing. Bins are aligned to
+and to now; a job that never started counts nothing.
+
+The queued observables count what waiting jobs ask for, from Eligible
+(Submit where Eligible is Unknown) to Start, or to End for a job cancelled
+while pending, or to now while it still waits; a pending array row counts
+once per task it stands for. A job that never started and whose last reason
+is a hold, a future begin time or a dependency (collector/reasons.py) is not
+waiting for resources and counts nothing (the queue table counts it as held). Bins are aligned to
 multiples of `bin_seconds` since the Unix epoch, so they stay put from run
 to run. The last bin is partial and is averaged over its elapsed part.
 
@@ -19,8 +26,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from collector.observables import KEYS, OBSERVABLES
-from collector.parse import JobTable
+from collector.jobtable import JobTable
+from collector.observables import KEYS, OBSERVABLES, QUEUED, RUNNING
+from collector.reasons import not_eligible
 
 
 @dataclass(frozen=True)
@@ -71,13 +79,35 @@ class Usage:
     jobs_counted: int
 
 
-def _weights(jobs: JobTable, rows: np.ndarray) -> np.ndarray:
+def _weights(jobs: JobTable, rows: np.ndarray, queued: bool = False) -> np.ndarray:
     """(observables x rows) resource amounts of the jobs at index `rows`: each
-    observable's job column, or 1 per job where it has none (a job count)."""
+    running (or queued) observable's job column, or 1 per job where it has
+    none (a job count); what a queued row asks is per task."""
+    if queued:
+        tasks = jobs.tasks[rows]
+        return np.stack([tasks if o.column == "tasks" else getattr(jobs, str(o.column))[rows] * tasks
+                         for o in QUEUED])
     return np.stack([
         np.ones(len(rows)) if o.column is None else getattr(jobs, o.column)[rows]
-        for o in OBSERVABLES
+        for o in RUNNING
     ])
+
+
+def not_waiting(jobs: JobTable) -> np.ndarray:
+    """Per job: it never started and its last reason says it is not waiting for
+    resources (held, a future begin time, a dependency)."""
+    table = np.array([not_eligible(r) for r in jobs.reasons] or [False])
+    return np.isnan(jobs.start) & table[jobs.reason]
+
+
+def wait_span(jobs: JobTable, now: float) -> tuple[np.ndarray, np.ndarray]:
+    """[from, to) of each job's wait: Eligible (Submit where Unknown) to Start,
+    End (cancelled while pending) or now; NaN where it did not wait for resources."""
+    since = np.where(np.isnan(jobs.eligible), jobs.submit, jobs.eligible)
+    until = np.where(~np.isnan(jobs.start), jobs.start, np.where(np.isnan(jobs.end), now, jobs.end))
+    until = np.minimum(until, now)
+    since = np.where(not_waiting(jobs), np.nan, since)
+    return since, until
 
 
 def _binned_seconds(user: np.ndarray, s: np.ndarray, e: np.ndarray, weights: np.ndarray,
@@ -110,6 +140,13 @@ def _binned_seconds(user: np.ndarray, s: np.ndarray, e: np.ndarray, weights: np.
     return out
 
 
+def spread_seconds(s: np.ndarray, e: np.ndarray, window: Window) -> np.ndarray:
+    """Per bin, the seconds of the intervals [s, e) inside it (all inside the window)."""
+    n = len(s)
+    return _binned_seconds(np.zeros(n, dtype=np.int64), s.astype(np.int64), e.astype(np.int64),
+                           np.ones((1, n)), 1, window)[0, 0]
+
+
 @dataclass(frozen=True)
 class Binned:
     """Raw sums of one QoS before averaging: what can be added up across parts
@@ -128,27 +165,39 @@ def bin_seconds(jobs: JobTable, window: Window, qos: str | None = None) -> Binne
     bin (cheaper than taking the QoS's rows first, which copies every column)."""
     start, end = jobs.start, jobs.end
     now = float(window.now)
-    started = ~np.isnan(start)
+    mine = np.ones(len(jobs), dtype=bool)
     if qos is not None:
-        started &= (jobs.qos == jobs.qos_names.index(qos)) if qos in jobs.qos_names else False
+        mine = (jobs.qos == jobs.qos_names.index(qos)) if qos in jobs.qos_names else \
+            np.zeros(len(jobs), dtype=bool)
+    started = ~np.isnan(start) & mine
     stop = np.where(np.isnan(end), now, np.minimum(end, now))
     s = np.maximum(start, window.start)
     active = np.flatnonzero(started & (stop > s))
     running = np.flatnonzero(started & (start <= now) & (np.isnan(end) | (end > now)))
+    since, until = wait_span(jobs, now)
+    qs = np.maximum(since, window.start)
+    waited = np.flatnonzero(mine & (until > qs))          # NaN `since` compares False
+    waiting = np.flatnonzero(mine & np.isnan(start) & (since <= now)
+                             & (np.isnan(end) | (end > now)))
     # Only the users with a job here get a row: the arrays grow with this
     # QoS's own users, never with every user of the table (of the site).
-    present = np.unique(np.concatenate([jobs.user[active], jobs.user[running]]))
+    present = np.unique(np.concatenate([jobs.user[active], jobs.user[running],
+                                        jobs.user[waited], jobs.user[waiting]]))
     codes = np.searchsorted(present, jobs.user)
     n_users = len(present)
-    seconds = _binned_seconds(codes[active], s[active].astype(np.int64),
-                              stop[active].astype(np.int64), _weights(jobs, active), n_users,
-                              window)
+    held = _binned_seconds(codes[active], s[active].astype(np.int64),
+                           stop[active].astype(np.int64), _weights(jobs, active), n_users,
+                           window)
+    asked = _binned_seconds(codes[waited], qs[waited].astype(np.int64),
+                            until[waited].astype(np.int64), _weights(jobs, waited, True),
+                            n_users, window)
     current = np.stack([
-        np.bincount(codes[running], weights=w, minlength=n_users)
-        for w in _weights(jobs, running)
+        np.bincount(codes[rows], weights=w, minlength=n_users)
+        for rows, queued in ((running, False), (waiting, True))
+        for w in _weights(jobs, rows, queued)
     ])
-    return Binned(users=tuple(jobs.users[i] for i in present.tolist()), seconds=seconds,
-                  current=current, counted=len(active))
+    return Binned(users=tuple(jobs.users[i] for i in present.tolist()),
+                  seconds=np.concatenate([held, asked]), current=current, counted=len(active))
 
 
 def add_binned(a: Binned, b: Binned) -> Binned:

@@ -6,8 +6,13 @@ a full backfill in day-sized queries the first time, or after a gap, a
 configuration change, a damaged store or --full; else one query for the jobs
 active since the last cycle less a safety overlap, plus a query by id for
 jobs that were open at the last cycle and fell outside it), or read a saved
-file; read the limits; then per (cluster, QoS) panel: bin, write the
+file; read the queue (one squeue call per cluster: the reasons now, kept in
+the store too) and the limits; then per (cluster, QoS) panel: bin, weigh
+the limit pressure and the waits from the exact job intervals, write the
 snapshot, draw the plots; last, record the cycle in the status file.
+
+A failing or hanging squeue never stops the cycle: the snapshot says the
+queue is unknown since its last good read, and the status file records it.
 
 Nothing is written until every query has been answered and parsed, so a
 failed sacct, a time-out or unreadable output leaves the store and every
@@ -32,16 +37,20 @@ from collector.config import Config, Panel
 from collector.jobtable import JobTable, concat
 from collector.limits import LimitsReport, configured_limits, current_limits
 from collector.lock import DataLock
+from collector.observables import LIMITED
 from collector.palette import assign_colors
 from collector.parse import ParseResult, SacctFormatError, parse_sacct
+from collector.pressure import Analysis, analyse, at_limit_now
 from collector.sacct import build_sacct_args
 from collector.slurm import SLURM_TIME_ZONE, Runner, SlurmError, run_slurm, slurm_tool
-from collector.snapshot import Snapshot, snapshot_path, write_snapshot
+from collector.snapshot import QueueState, Snapshot, snapshot_path, write_snapshot
+from collector.squeue import Queue, build_squeue_args, parse_squeue, queue_rows, seen_reasons
 from collector.status import read_status, record_step, record_sync, write_status
 from collector.store import (
     DAY,
     Cycle,
     JobStore,
+    Seen,
     StoreCorrupt,
     Synced,
     SyncPlan,
@@ -75,6 +84,21 @@ class CollectReport:
     outcomes: tuple[QosOutcome, ...] = field(default_factory=tuple)
     sync: SyncReport | None = None
     limits: LimitsReport | None = None
+    queue: QueueRead | None = None
+
+
+@dataclass(frozen=True)
+class QueueRead:
+    """What squeue said this cycle, per cluster, or why it could not say."""
+
+    at: int
+    queues: dict[str, Queue]
+    error: str = ""
+    seconds: float = 0.0
+
+    def of(self, cluster: str, qos: str) -> Queue:
+        queue = self.queues.get(cluster, Queue())
+        return Queue(queue.of(qos), queue.lines, queue.bad_lines, queue.bad_line_numbers)
 
 
 def collect(config: Config, now: float, qos_names: Sequence[str] | None = None,
@@ -90,25 +114,33 @@ def collect(config: Config, now: float, qos_names: Sequence[str] | None = None,
     window = make_window(now, config.collect.bin_seconds, config.collect.n_bins)
     data_dir = config.site.data_dir
     with DataLock(data_dir):
+        queue: QueueRead | None = None
         if sacct_file is not None:
             parsed = _read_file(config, sacct_file)
             limits, sync = configured_limits(config), None
-            usages = _usages_of_file(parsed.jobs, panels, window)
+            by_qos = parsed.jobs.by_qos()
+            usages = {p: bin_usage(by_qos.get(p.qos, JobTable.empty()), window) for p in panels}
+            records = {p: by_qos.get(p.qos, JobTable.empty()) for p in panels}
             source = f"file:{sacct_file}"
         else:
-            synced, sync, parsed = sync_store(config, window, runner, environ, full)
+            queue = read_queue(config, window.now, runner, environ)
+            synced, sync, parsed = sync_store(config, window, runner, environ, full,
+                                              seen=_seen(queue))
             limits = current_limits(config, window, runner, environ)
             usages = {p: usage_of(synced.binned(p.cluster, p.qos, window), window)
                       for p in panels}
+            records = {p: synced.jobs(p.cluster, p.qos) for p in panels}
             source = "sacct"
         # One colour per user across this run's QoS, so the charts of all QoS agree.
         colors = assign_colors(u for usage in usages.values() for u in usage.users)
-        outcomes = [_write_panel(config, p, usages[p], parsed, source, plots, colors, limits)
+        last_read = _last_queue_read(data_dir) if queue is not None and queue.error else None
+        outcomes = [_write_panel(config, p, usages[p], records[p], parsed, source, plots, colors,
+                                 limits, _queue_state(queue, p, last_read))
                     for p in panels]
         if sync is not None:
-            _record(data_dir, window.now, sync, limits)
+            _record(data_dir, window.now, sync, limits, queue)
     return CollectReport(window=window, parse=parsed, outcomes=tuple(outcomes), sync=sync,
-                         limits=limits)
+                         limits=limits, queue=queue)
 
 
 def _read_file(config: Config, sacct_file: Path) -> ParseResult:
@@ -125,21 +157,68 @@ def _read_file(config: Config, sacct_file: Path) -> ParseResult:
     return parsed
 
 
-def _usages_of_file(jobs: JobTable, panels: Sequence[Panel], window: Window
-                    ) -> dict[Panel, Usage]:
-    """A saved file holds one cluster's answer: every panel bins its QoS's rows."""
-    by_qos = jobs.by_qos()
-    return {p: bin_usage(by_qos.get(p.qos, JobTable.empty()), window) for p in panels}
-
-
-def _record(data_dir: Path, now: int, sync: SyncReport, limits: LimitsReport) -> None:
-    """The cycle's sacct work, and whether sacctmgr's limits could be read, in
-    the status file (the page shows a failed limits read like a failed step)."""
+def _record(data_dir: Path, now: int, sync: SyncReport, limits: LimitsReport,
+            queue: QueueRead | None) -> None:
+    """The cycle's sacct work, and whether sacctmgr's limits and squeue's queue
+    could be read, in the status file (the page shows a failed read like a
+    failed step)."""
     status = record_sync(read_status(data_dir), now, sync)
     if limits.asked_slurm:
         status = record_step(status, "limits", not limits.warning, now, 0.0,
                              limits.warning or None, "read from sacctmgr")
+    if queue is not None:
+        jobs = sum(len(q.jobs) for q in queue.queues.values())
+        status = record_step(status, "queue", not queue.error, now, queue.seconds,
+                             queue.error or None, f"{jobs} pending job(s) read from squeue")
     write_status(data_dir, status)
+
+
+# --- the queue ---------------------------------------------------------------------
+
+
+def read_queue(config: Config, now: int, runner: Runner = subprocess.run,
+               environ: Mapping[str, str] | None = None) -> QueueRead:
+    """The pending jobs of every configured QoS, one squeue call per cluster.
+    Never raises: a failure, a time-out or unreadable output is the answer's
+    `error`, and unreadable lines are counted and skipped."""
+    qos = [q.name for q in config.qos]
+    queues: dict[str, Queue] = {}
+    t = time.perf_counter()
+    for cluster in config.clusters:
+        args = build_squeue_args(slurm_tool(config.site.slurm_bin, "squeue"), qos, cluster)
+        try:
+            data = run_slurm(args, config.ops.command_timeout_seconds, runner=runner,
+                             environ=environ)
+        except SlurmError as err:
+            log.warning("queue unknown: %s", err)
+            return QueueRead(now, {}, str(err), time.perf_counter() - t)
+        queue = parse_squeue(data)
+        if queue.bad_lines:
+            log.warning("squeue%s: skipped %d unreadable line(s) (line %s)",
+                        f" -M {cluster}" if cluster else "", queue.bad_lines,
+                        ", ".join(map(str, queue.bad_line_numbers)))
+        queues[cluster] = queue
+    return QueueRead(now, queues, "", time.perf_counter() - t)
+
+
+def _seen(queue: QueueRead) -> dict[str, Seen]:
+    return {cl: Seen(*seen_reasons(q.jobs)) for cl, q in queue.queues.items()}
+
+
+def _last_queue_read(data_dir: Path) -> int | None:
+    last = read_status(data_dir).get("steps", {}).get("queue", {}).get("last_success")
+    return int(last) if isinstance(last, (int, float)) else None
+
+
+def _queue_state(queue: QueueRead | None, panel: Panel, last_read: int | None
+                 ) -> QueueState | None:
+    if queue is None:
+        return None
+    if queue.error:
+        return QueueState(read_at=last_read, error=queue.error)
+    mine = queue.of(panel.cluster, panel.qos)
+    return QueueState(read_at=queue.at, rows=tuple(queue_rows(mine.jobs, queue.at)),
+                      skipped_lines=mine.bad_lines)
 
 
 # --- the job store ---------------------------------------------------------------
@@ -198,8 +277,8 @@ class _Asker:
 
 
 def sync_store(config: Config, window: Window, runner: Runner = subprocess.run,
-               environ: Mapping[str, str] | None = None, full: bool = False
-               ) -> tuple[Synced, SyncReport, ParseResult]:
+               environ: Mapping[str, str] | None = None, full: bool = False,
+               seen: dict[str, Seen] | None = None) -> tuple[Synced, SyncReport, ParseResult]:
     """Bring the job store up to `window.now` and write it; raise CollectError
     (nothing written) if any query fails."""
     c = config.collect
@@ -220,7 +299,7 @@ def sync_store(config: Config, window: Window, runner: Runner = subprocess.run,
     asker = _Asker(config, runner, environ)
     answers = asker.answers(store, cycle, plan)
     try:
-        synced = store.advance(cycle, plan, answers)
+        synced = store.advance(cycle, plan, answers, seen)
     except OSError as err:
         raise CollectError(f"cannot write the job store in {store.folder}: "
                            f"{err.strerror or err}") from err
@@ -251,19 +330,29 @@ def _combine(results: Sequence[ParseResult]) -> ParseResult:
 # --- one panel's files -------------------------------------------------------------
 
 
-def _write_panel(config: Config, panel: Panel, usage: Usage, parsed: ParseResult,
-                 source: str, plots: bool, colors: dict[str, str],
-                 limits: LimitsReport) -> QosOutcome:
+def _analysis(jobs: JobTable, window: Window, thresholds: dict[str, float | None],
+              steps: dict[str, tuple[tuple[int, float | None], ...]]) -> Analysis:
+    return analyse(jobs, window, {o.key: steps.get(o.key) or ((window.start, thresholds[o.key]),)
+                                  for o in LIMITED})
+
+
+def _write_panel(config: Config, panel: Panel, usage: Usage, jobs: JobTable,
+                 parsed: ParseResult, source: str, plots: bool, colors: dict[str, str],
+                 limits: LimitsReport, queue: QueueState | None) -> QosOutcome:
     window = usage.window
+    thresholds = limits.limits[panel.qos].thresholds()
+    steps = limits.steps.get(panel.qos, {})
+    analysis = _analysis(jobs, window, thresholds, steps)
     snap = Snapshot(
         qos=panel.qos, site=config.site.name, timezone=config.site.timezone,
         now=window.now, bin_seconds=window.bin_seconds, window_start=window.start,
         n_bins=window.n_bins, users=usage.users, series=usage.series, current=usage.current,
-        thresholds=limits.limits[panel.qos].thresholds(),
+        thresholds=thresholds,
         jobs_counted=usage.jobs_counted, skipped_lines=parsed.bad_lines,
         skipped_line_numbers=parsed.bad_line_numbers, source=source,
         generator=f"librarian {__version__}", cluster=panel.cluster,
-        threshold_steps=limits.steps.get(panel.qos, {}),
+        threshold_steps=steps, queue=queue, pressure=analysis.pressure,
+        limit_now=tuple(at_limit_now(jobs, window.now, thresholds)), waits=analysis.waits,
     )
     path = snapshot_path(config.site.data_dir, panel.qos, panel.file_cluster)
     write_snapshot(path, snap)

@@ -13,9 +13,12 @@ from typing import Any
 
 import numpy as np
 
-FLOAT_COLUMNS = ("submit", "start", "end", "elapsed", "nnodes", "cpus", "gpus", "mem_gib")
-CODE_COLUMNS = (("user", "users"), ("qos", "qos_names"), ("state", "states"))
-COLUMNS = ("job_id", "user", "qos", "state", *FLOAT_COLUMNS)
+FLOAT_COLUMNS = ("submit", "start", "end", "elapsed", "nnodes", "cpus", "gpus", "mem_gib",
+                 "eligible", "timelimit", "req_cpus", "req_gpus", "req_mem_gib", "tasks",
+                 "reasons_seen")
+CODE_COLUMNS = (("user", "users"), ("qos", "qos_names"), ("state", "states"),
+                ("reason", "reasons"))
+COLUMNS = ("job_id", "user", "qos", "state", "reason", *FLOAT_COLUMNS)
 
 
 @dataclass(frozen=True)
@@ -23,7 +26,15 @@ class JobTable:
     """Job allocations as columns. `user`, `qos` and `state` are int codes into
     `users`, `qos_names` and `states`; times are epoch seconds, NaN for
     Unknown/None; `job_id` is JobIDRaw; `mem_gib` is GiB; states drop the
-    'by UID' of 'CANCELLED by 123'."""
+    'by UID' of 'CANCELLED by 123'.
+
+    What a waiting job asks for: `req_cpus` (ReqCPUS), `req_gpus` and
+    `req_mem_gib` (ReqTRES), per task; `tasks` is the number of array tasks
+    a pending array row stands for (1 otherwise). `eligible` is Eligible
+    (NaN: Unknown), `timelimit` TimelimitRaw in seconds (NaN: none).
+    `reason` is the last pending reason seen (sacct's Reason, or squeue's
+    at a cycle), `reasons_seen` the bits (collector/reasons.py) of every
+    reason seen while it waited."""
 
     job_id: np.ndarray
     user: np.ndarray
@@ -37,9 +48,18 @@ class JobTable:
     cpus: np.ndarray
     gpus: np.ndarray
     mem_gib: np.ndarray
+    eligible: np.ndarray
+    timelimit: np.ndarray
+    req_cpus: np.ndarray
+    req_gpus: np.ndarray
+    req_mem_gib: np.ndarray
+    tasks: np.ndarray
+    reasons_seen: np.ndarray
+    reason: np.ndarray
     users: tuple[str, ...] = ()
     qos_names: tuple[str, ...] = ()
     states: tuple[str, ...] = ()
+    reasons: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return len(self.job_id)
@@ -49,12 +69,28 @@ class JobTable:
         ints = np.zeros(0, dtype=np.int64)
         floats = np.zeros(0, dtype=np.float64)
         columns: dict[str, Any] = dict.fromkeys(FLOAT_COLUMNS, floats)
-        return cls(job_id=ints, user=ints, qos=ints, state=ints, **columns)
+        return cls(job_id=ints, user=ints, qos=ints, state=ints, reason=ints, **columns)
+
+    @classmethod
+    def build(cls, **given: Any) -> JobTable:
+        """A table from the allocation columns, the queue's filled in as a saved
+        file without them reads (eligible at Submit, asking what was allocated,
+        one task, no reason, no time limit): for tests and synthetic data."""
+        n = len(given["job_id"])
+        defaults: dict[str, Any] = {
+            "eligible": np.full(n, np.nan), "timelimit": np.full(n, np.nan),
+            "req_cpus": given.get("cpus"), "req_gpus": given.get("gpus"),
+            "req_mem_gib": given.get("mem_gib"), "tasks": np.ones(n),
+            "reasons_seen": np.zeros(n), "reason": np.zeros(n, dtype=np.int64),
+            "reasons": ("",),
+        }
+        return cls(**{**defaults, **given})
 
     def take(self, rows: np.ndarray) -> JobTable:
         """The rows selected by a boolean mask or an index array (codes keep their names)."""
         columns = {name: getattr(self, name)[rows] for name in COLUMNS}
-        return JobTable(**columns, users=self.users, qos_names=self.qos_names, states=self.states)
+        return JobTable(**columns, users=self.users, qos_names=self.qos_names, states=self.states,
+                        reasons=self.reasons)
 
     def by_qos(self) -> dict[str, JobTable]:
         """The rows of each QoS, in one pass (a stable sort by QoS code): what
@@ -78,6 +114,7 @@ class JobTable:
         frame = pd.DataFrame({
             "job_id": self.job_id, "user": names(self.user, self.users),
             "qos": names(self.qos, self.qos_names), "state": names(self.state, self.states),
+            "reason": names(self.reason, self.reasons),
         })
         for name in FLOAT_COLUMNS:
             frame[name] = getattr(self, name)

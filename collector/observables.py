@@ -7,6 +7,10 @@ snapshot (its keys, as the seed named them), the charts and the PNG plots
 export ships these rows in its manifest). A new observable is one row here
 plus its computation: the job-table column it sums, and where it has a QoS
 limit, the function that reads that limit from a TRES string.
+
+Two kinds of rows: what running jobs hold (counted from Start to End: the
+four charts) and what waiting jobs ask for (`queued_of` names the running
+row it is drawn with: counted from Eligible to Start, collector/binning.py).
 """
 
 from __future__ import annotations
@@ -38,12 +42,13 @@ class Observable:
     total_label: str         # header of the total-usage table (resource-hours)
     limit_key: str | None = None   # the [[qos]] limits key; None: never limited
     limit_from_tres: Callable[[str], float | None] | None = None  # from sacctmgr GrpTRES
+    queued_of: str | None = None   # a queued row: the key of the running row it belongs to
 
     def as_dict(self) -> dict[str, object]:
         """What the static page needs of the row (no functions)."""
         return {"key": self.key, "title": self.title, "unit": self.unit,
                 "current_label": self.current_label, "total_label": self.total_label,
-                "limited": self.limit_key is not None}
+                "limited": self.limit_key is not None, "queued_of": self.queued_of}
 
 
 OBSERVABLES: tuple[Observable, ...] = (
@@ -52,11 +57,29 @@ OBSERVABLES: tuple[Observable, ...] = (
     Observable("MEMORY", "mem_gib", "Memory (GB)", "GB", "Mem GB", "Mem GB-h", "memory_gb",
                _tres_mem_gib),
     Observable("NJOBS", None, "# of Jobs", "jobs", "Jobs", "Job-h"),
+    # What waiting jobs ask for (ReqCPUS, ReqTRES), per array task still pending.
+    Observable("QUEUED_NCPUS", "req_cpus", "# of CPUs queued", "CPUs", "Queued CPUs",
+               "Queued CPU-h", queued_of="NCPUS"),
+    Observable("QUEUED_NGPUS", "req_gpus", "# of GPUs queued", "GPUs", "Queued GPUs",
+               "Queued GPU-h", queued_of="NGPUS"),
+    Observable("QUEUED_MEMORY", "req_mem_gib", "Memory queued (GB)", "GB", "Queued Mem GB",
+               "Queued Mem GB-h", queued_of="MEMORY"),
+    Observable("QUEUED_NJOBS", "tasks", "# of Jobs queued", "jobs", "Queued jobs",
+               "Queued job-h", queued_of="NJOBS"),
 )
 KEYS: tuple[str, ...] = tuple(o.key for o in OBSERVABLES)
+RUNNING: tuple[Observable, ...] = tuple(o for o in OBSERVABLES if o.queued_of is None)
+QUEUED: tuple[Observable, ...] = tuple(o for o in OBSERVABLES if o.queued_of is not None)
+CHART_KEYS: tuple[str, ...] = tuple(o.key for o in RUNNING)   # one chart each
 LIMITED: tuple[Observable, ...] = tuple(o for o in OBSERVABLES if o.limit_key)
 LIMIT_KEYS: tuple[str, ...] = tuple(o.limit_key for o in LIMITED if o.limit_key)
 _BY_KEY = {o.key: o for o in OBSERVABLES}
+_QUEUED_OF = {o.queued_of: o.key for o in QUEUED}
+
+
+def queued_key(key: str) -> str | None:
+    """The queued row drawn with a running row (None: it has none)."""
+    return _QUEUED_OF.get(key)
 
 
 def observable(key: str) -> Observable:
@@ -99,5 +122,9 @@ class Limits:
         return f"Limits({set_})"
 
     def thresholds(self) -> dict[str, float | None]:
-        """Per observable key, the limit line of a chart (None: no line)."""
-        return {o.key: self.get(o.limit_key) if o.limit_key else None for o in OBSERVABLES}
+        """Per charted observable key, the limit line of a chart (None: no line)."""
+        return {o.key: self.get(o.limit_key) if o.limit_key else None for o in RUNNING}
+
+
+# Binning stacks the running rows' sums, then the queued rows': keep that order.
+assert OBSERVABLES == RUNNING + QUEUED, "running observables come before queued ones"

@@ -18,6 +18,7 @@ not imported here: it adds a third of a second to every collection.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -28,8 +29,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from collector.arrow_buffers import to_numpy
+from collector.arrow_buffers import from_numpy, to_numpy
 from collector.jobtable import JobTable
+from collector.reasons import bits as reason_bits
 from collector.sacct_text import MISSING_TIMES, TIME_COLUMNS, SacctFormatError, read_lines
 from collector.slurm_formats import (
     HOLDING_STATES,
@@ -107,6 +109,12 @@ def _compact(codes: np.ndarray, names: tuple[str, ...]) -> tuple[np.ndarray, tup
 
 def _state_name(state: str) -> str:
     return state.split(" ", 1)[0]
+
+
+def _reason_name(reason: str) -> str:
+    """'None' and '' are no reason; squeue's parentheses are not part of it."""
+    reason = reason.strip().strip("()")
+    return "" if reason == "None" else reason
 
 
 def _integers(col: pa.ChunkedArray) -> np.ndarray:
@@ -198,6 +206,49 @@ def _req_mem_per_node(text: str) -> float:
     return float(parse_req_mem(text)[1] == PER_NODE)
 
 
+def _timelimit_seconds(text: str) -> float:
+    """TimelimitRaw (minutes) in seconds; NaN for none (UNLIMITED, Partition_Limit, empty)."""
+    text = text.strip()
+    if text.isdigit():
+        return float(text) * 60.0
+    if text in ("", "UNLIMITED", "Partition_Limit", "INVALID", "NOT_SET"):
+        return np.nan
+    raise ValueError(text)
+
+
+_ARRAY_RE = re.compile(r"_\[([0-9,\-%:]+)\]$")
+
+
+def array_tasks(job_id: str) -> float:
+    """How many array tasks a row stands for: a pending array's row is one line
+    for all its tasks not yet started ('175_[1-4,9%2]': 5); any other row is 1."""
+    m = _ARRAY_RE.search(job_id)
+    if not m:
+        return 1.0
+    n = 0
+    for part in m.group(1).split("%")[0].split(","):
+        first, _, rest = part.partition("-")
+        last, _, step = rest.partition(":")
+        if not first.isdigit() or (last and not last.isdigit()) or (step and not step.isdigit()):
+            raise ValueError(job_id)
+        hi = int(last) if last else int(first)
+        n += max(0, (hi - int(first)) // (int(step) if step else 1) + 1)
+    return float(max(n, 1))
+
+
+def _tasks(job_ids: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+    """(tasks per row, unreadable): only pending array rows ('_[') are looked at."""
+    n = len(job_ids)
+    tasks, bad = np.ones(n), np.zeros(n, dtype=bool)
+    rows = np.flatnonzero(to_numpy(pc.match_substring(job_ids.cast(pa.string()), "_[")))
+    for i, text in zip(rows.tolist(), job_ids.take(from_numpy(rows.astype(np.int64), pa.int64())).to_pylist(), strict=True):
+        try:
+            tasks[i] = array_tasks(str(text))
+        except ValueError:
+            bad[i] = True
+    return tasks, bad
+
+
 def _ended(start: np.ndarray, end: np.ndarray, elapsed: np.ndarray, state: np.ndarray,
            states: tuple[str, ...]) -> np.ndarray:
     """End, with Start + ElapsedRaw where End is Unknown but the state says the
@@ -240,10 +291,15 @@ def parse_sacct(data: bytes, tz: str = "UTC") -> ParseResult:
     cpus, bad_cpus = _apply(_distinct(table["NCPUS"]), _count)
     nnodes, bad_nodes = _apply(_distinct(table["NNodes"]), _count)
     elapsed = _integers(table["ElapsedRaw"])
-    # Arrow's kernels release the GIL: the three time columns convert in parallel.
-    with ThreadPoolExecutor(max_workers=3) as pool:
-        (submit, bad_submit), (start, bad_start), (end, bad_end) = pool.map(
-            lambda name: _times(table[name], tz), TIME_COLUMNS)
+    # Arrow's kernels release the GIL: the time columns convert in parallel.
+    names = table.column_names
+    times = [c for c in TIME_COLUMNS if c in names]
+    with ThreadPoolExecutor(max_workers=len(times)) as pool:
+        converted = dict(zip(times, pool.map(lambda name: _times(table[name], tz), times),
+                             strict=True))
+    no_time = (np.full(n, np.nan), np.zeros(n, dtype=bool))
+    (submit, bad_submit), (start, bad_start), (end, bad_end), (eligible, bad_eligible) = (
+        converted.get(c, no_time) for c in TIME_COLUMNS)
 
     alloc = _distinct(table["AllocTRES"])
     alloc_gpus, bad_a1 = _apply(alloc, _tres_gpus)
@@ -261,11 +317,25 @@ def parse_sacct(data: bytes, tz: str = "UTC") -> ParseResult:
     req_total = req_mib * np.where(per_cpu == 1, cpus, np.where(per_node == 1, nnodes, 1.0))
     mem_mib = np.where(np.isnan(alloc_mem), req_total, alloc_mem)
 
+    # What a waiting job asks for, per task: ReqCPUS (NCPUS where the field is
+    # absent), GPUs and memory from ReqTRES (memory from ReqMem where it has none).
+    no_value = (np.zeros(n), np.zeros(n, dtype=bool))
+    req_cpus, bad_rc = _apply(_distinct(table["ReqCPUS"]), _count) if "ReqCPUS" in names \
+        else (cpus, no_value[1])
+    req_tres = _distinct(table["ReqTRES"])
+    req_tres_mem, _ = _apply(req_tres, _tres_mem)
+    req_mem_gib = np.where(np.isnan(req_tres_mem), req_total, req_tres_mem) / 1024.0
+    req_gpus = np.nan_to_num(req_gpus, nan=0.0)
+    timelimit, bad_tl = _apply(_distinct(table["TimelimitRaw"]), _timelimit_seconds) \
+        if "TimelimitRaw" in names else (np.full(n, np.nan), no_value[1])
+    tasks, bad_tasks = _tasks(table["JobID"])
+
     reasons = {
-        "non-numeric JobIDRaw/NCPUS/NNodes/ElapsedRaw":
-            np.isnan(job_id) | bad_cpus | bad_nodes | np.isnan(elapsed),
-        "unreadable time": bad_submit | bad_start | bad_end,
+        "non-numeric JobIDRaw/NCPUS/NNodes/ElapsedRaw/ReqCPUS/TimelimitRaw":
+            np.isnan(job_id) | bad_cpus | bad_nodes | np.isnan(elapsed) | bad_rc | bad_tl,
+        "unreadable time": bad_submit | bad_start | bad_end | bad_eligible,
         "unreadable TRES or ReqMem": bad_a1 | bad_a2 | bad_r | (bad_m & np.isnan(alloc_mem)),
+        "unreadable array JobID": bad_tasks,
     }
     bad = np.zeros(n, dtype=bool)
     for mask in reasons.values():
@@ -280,15 +350,25 @@ def parse_sacct(data: bytes, tz: str = "UTC") -> ParseResult:
     user, users = _codes(user_values, user_idx)
     qos, qos_names = _codes(*_distinct(table["QOS"]))
     state, states = _codes(*_distinct(table["State"]), normalise=_state_name)
+    if "Reason" in names:
+        reason, reason_names = _codes(*_distinct(table["Reason"]), normalise=_reason_name)
+    else:
+        reason, reason_names = np.zeros(n, dtype=np.int64), ("",)
     user, users = _compact(user[keep], users)
     qos, qos_names = _compact(qos[keep], qos_names)
     state, states = _compact(state[keep], states)
+    reason, reason_names = _compact(reason[keep], reason_names)
+    seen_bits = np.array([float(reason_bits(r)) for r in reason_names] or [0.0])[reason]
     end = _ended(start[keep], end[keep], elapsed[keep], state, states)
     jobs = JobTable(
         job_id=job_id[keep].astype(np.int64), user=user, qos=qos, state=state,
         submit=submit[keep], start=start[keep], end=end, elapsed=elapsed[keep],
         nnodes=nnodes[keep], cpus=cpus[keep], gpus=gpus[keep], mem_gib=mem_mib[keep] / 1024.0,
-        users=users, qos_names=qos_names, states=states,
+        eligible=eligible[keep], timelimit=timelimit[keep], req_cpus=req_cpus[keep],
+        req_gpus=req_gpus[keep], req_mem_gib=req_mem_gib[keep], tasks=tasks[keep],
+        # Only a wait is a reason's to tell: a job that started waits no more.
+        reasons_seen=np.where(np.isnan(start[keep]), seen_bits, 0.0), reason=reason,
+        users=users, qos_names=qos_names, states=states, reasons=reason_names,
     )
     return ParseResult(
         jobs=jobs, data_lines=n + n_steps + malformed, step_lines=n_steps,

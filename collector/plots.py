@@ -25,7 +25,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from collector.atomic import write_atomic
-from collector.observables import KEYS, observable
+from collector.observables import CHART_KEYS, observable
 from collector.palette import assign_colors
 from collector.snapshot import Snapshot
 
@@ -84,7 +84,7 @@ def write_plots(snap: Snapshot, data_dir: Path, colors: Mapping[str, str] | None
     """Write every observable's chart as PNG and PDF; return the paths. `colors`
     (from `assign_colors` over the site's users) keeps colours equal across QoS."""
     written: list[Path] = []
-    for obs in KEYS:
+    for obs in CHART_KEYS:
         fig = chart(snap, obs, colors)
         try:
             for fmt in FORMATS:

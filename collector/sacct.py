@@ -31,11 +31,18 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-# The fields binning needs. The same list is required of a saved --sacct-file.
-FIELDS: tuple[str, ...] = (
+# The fields binning needs: a saved --sacct-file must have these.
+REQUIRED_FIELDS: tuple[str, ...] = (
     "JobIDRaw", "JobID", "User", "QOS", "State", "Submit", "Start", "End",
     "ElapsedRaw", "NNodes", "NCPUS", "ReqMem", "ReqTRES", "AllocTRES",
 )
+# What the queue needs as well (a wait counts from Eligible; ReqCPUS is what
+# a job asks; Reason why it waits; TimelimitRaw when a running job's
+# resources return at the latest). Asked of sacct always; a saved file
+# without them (the seed's captures) reads as: eligible at Submit, asking
+# what it was allocated, no reason, no time limit.
+QUEUE_FIELDS: tuple[str, ...] = ("Eligible", "ReqCPUS", "Reason", "TimelimitRaw")
+FIELDS: tuple[str, ...] = (*REQUIRED_FIELDS, *QUEUE_FIELDS)
 
 
 def _utc_text(epoch_seconds: int) -> str:

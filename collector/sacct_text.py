@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
 from collector.arrow_buffers import to_numpy
-from collector.sacct import FIELDS
+from collector.sacct import FIELDS, REQUIRED_FIELDS
 
 MISSING_TIMES = ("Unknown", "None", "")
 
@@ -45,9 +45,10 @@ def read_lines(data: bytes) -> Lines:
     _check_header(names)
     data, repeats = _rename_repeats(_as_utf8(data), skip_rows, names)
     try:
-        table, malformed = _read_table(data, skip_rows, typed=True, repeats=repeats)
+        table, malformed = _read_table(data, skip_rows, typed=True, repeats=repeats, names=names)
     except pa.ArrowInvalid:  # some value is unreadable: read text, check each row
-        table, malformed = _read_table(data, skip_rows, typed=False, repeats=repeats)
+        table, malformed = _read_table(data, skip_rows, typed=False, repeats=repeats,
+                                       names=names)
     header_line = skip_rows + 1
     n = table.num_rows
     if malformed:
@@ -77,7 +78,7 @@ def _find_header(data: bytes) -> tuple[list[str], int]:
 
 
 def _check_header(names: list[str]) -> None:
-    missing = [f for f in FIELDS if f not in names]
+    missing = [f for f in REQUIRED_FIELDS if f not in names]
     if missing:
         raise SacctFormatError(
             f"the sacct header lacks the field(s) {', '.join(missing)} "
@@ -163,8 +164,9 @@ def _line_numbers(data: bytes, header_line: int, n_fields: int) -> tuple[np.ndar
 
 _DICT = pa.dictionary(pa.int32(), pa.string())
 # Columns whose values repeat are dictionary-encoded by the reader itself.
-_DICT_COLUMNS = ("User", "QOS", "State", "NNodes", "NCPUS", "ReqMem", "ReqTRES", "AllocTRES")
-TIME_COLUMNS = ("Submit", "Start", "End")
+_DICT_COLUMNS = ("User", "QOS", "State", "NNodes", "NCPUS", "ReqMem", "ReqTRES", "AllocTRES",
+                 "ReqCPUS", "Reason", "TimelimitRaw")
+TIME_COLUMNS = ("Submit", "Start", "End", "Eligible")
 
 
 def _column_types(typed: bool, repeats: dict[str, list[str]]) -> dict[str, pa.DataType]:
@@ -178,8 +180,8 @@ def _column_types(typed: bool, repeats: dict[str, list[str]]) -> dict[str, pa.Da
     return types
 
 
-def _read_table(data: bytes, skip_rows: int, typed: bool,
-                repeats: dict[str, list[str]]) -> tuple[pa.Table, int]:
+def _read_table(data: bytes, skip_rows: int, typed: bool, repeats: dict[str, list[str]],
+                names: list[str]) -> tuple[pa.Table, int]:
     """The needed columns, and how many non-blank lines had a wrong field count.
 
     `typed` lets the (multi-threaded) reader parse the times and ElapsedRaw
@@ -194,6 +196,7 @@ def _read_table(data: bytes, skip_rows: int, typed: bool,
             malformed += 1
         return "skip"
 
+    present = set(names)
     table = pcsv.read_csv(
         pa.py_buffer(data),
         read_options=pcsv.ReadOptions(skip_rows=skip_rows),
@@ -201,7 +204,8 @@ def _read_table(data: bytes, skip_rows: int, typed: bool,
         parse_options=pcsv.ParseOptions(delimiter="|", quote_char=False, escape_char=False,
                                          ignore_empty_lines=False, invalid_row_handler=on_invalid),
         convert_options=pcsv.ConvertOptions(
-            include_columns=[*FIELDS, *(a for v in repeats.values() for a in v)],
+            include_columns=[*(f for f in FIELDS if f in present),
+                             *(a for v in repeats.values() for a in v)],
             column_types=_column_types(typed, repeats),
             strings_can_be_null=False, quoted_strings_can_be_null=False,
             null_values=list(MISSING_TIMES), timestamp_parsers=[pcsv.ISO8601]),

@@ -2,8 +2,12 @@
 
 `data_<qos>.json` is a drop-in for the seed's file (metadata, time_idxs, users,
 observables, thresholds, nice_names) plus what it lacked: `schema_version`,
-the window, the skipped-line count and each user's current usage. The JSON
-Schema is `snapshot.schema.json` beside this file.
+the window, the skipped-line count and each user's current usage. Version 2
+adds the queue: the queued observables beside the seed's four (same shape),
+the queue now as squeue read it, the limit pressure per bin, the resources
+at their limit now, and the waits of the jobs that started in the window.
+Version 1 files still read (no queue). The JSON Schema is
+`snapshot.schema.json` beside this file.
 
 `to_dict`/`from_dict` are pure; `write_snapshot` is atomic (collector/atomic.py),
 so a reader never sees half a file.
@@ -24,15 +28,37 @@ import numpy as np
 import orjson
 
 from collector.atomic import write_atomic
-from collector.observables import KEYS, OBSERVABLES
+from collector.observables import KEYS, OBSERVABLES, QUEUED
+from collector.pressure import AtLimitNow, Pressure, Waits
+from collector.squeue import QueueRow
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, 2)   # 1: before the queue (its queued series read as zeros)
 SCHEMA_PATH = Path(__file__).with_name("snapshot.schema.json")
 DECIMALS = 4
 
 
 class SnapshotError(ValueError):
     """A snapshot file or dict that is not a valid snapshot."""
+
+
+@dataclass(frozen=True)
+class QueueState:
+    """The queue as squeue showed it at collection (`read_at`), or since when
+    it is unknown (`error` says why; `read_at` is then the last good read)."""
+
+    read_at: int | None
+    error: str = ""
+    rows: tuple[QueueRow, ...] = ()
+    skipped_lines: int = 0
+
+    @property
+    def known(self) -> bool:
+        return not self.error
+
+
+NO_WAITS = Waits((), np.zeros(0, np.int64), np.zeros(0), np.zeros(0), np.zeros(0),
+                 np.zeros(0, bool))
 
 
 @dataclass(frozen=True)
@@ -58,6 +84,10 @@ class Snapshot:
     # the first at window_start. Empty: `thresholds` held all along.
     threshold_steps: dict[str, tuple[tuple[int, float | None], ...]] = \
         dataclasses.field(default_factory=dict)
+    queue: QueueState | None = None   # None: not read (a saved file, or a version 1 snapshot)
+    pressure: dict[str, Pressure] = dataclasses.field(default_factory=dict)
+    limit_now: tuple[AtLimitNow, ...] = ()
+    waits: Waits = NO_WAITS
 
     def limit_steps(self, obs: str) -> tuple[tuple[int, float | None], ...]:
         """The limit's steps for one observable (one step when it never changed)."""
@@ -136,7 +166,34 @@ def to_dict(snap: Snapshot, arrays: bool = False) -> dict[str, Any]:
             for obs, steps in snap.threshold_steps.items()
         },
         "nice_names": {o.key: o.title for o in OBSERVABLES},
+        "queue": _queue_doc(snap.queue, tz),
+        "pressure": {k: {"at_limit_seconds": _values(p.at_limit, arrays),
+                         "waiting_at_limit_seconds": _values(p.waiting_at_limit, arrays),
+                         "peak": _values(p.peak, arrays)} for k, p in snap.pressure.items()},
+        "limit_now": [{"key": a.key, "used": a.used, "limit": a.limit,
+                       "holders": [[u, round(x, DECIMALS)] for u, x in a.holders],
+                       "waiting_jobs": a.waiting_jobs,
+                       "frees_by": None if a.frees_by is None else _iso(int(a.frees_by), tz)}
+                      for a in snap.limit_now],
+        "waits": {"users": list(snap.waits.users),
+                  "user": snap.waits.user.astype(np.int64).tolist(),
+                  "start_epoch": snap.waits.start.astype(np.int64).tolist(),
+                  "wait_seconds": np.round(snap.waits.wait).astype(np.int64).tolist(),
+                  "at_limit_seconds": np.round(snap.waits.at_limit).astype(np.int64).tolist(),
+                  "seen_limit": snap.waits.seen_limit.astype(bool).tolist()},
     }
+
+
+def _queue_doc(queue: QueueState | None, tz: ZoneInfo) -> dict[str, Any] | None:
+    if queue is None:
+        return None
+    return {"read_at": None if queue.read_at is None else _iso(queue.read_at, tz),
+            "error": queue.error, "skipped_lines": queue.skipped_lines,
+            "rows": [{"user": r.user, "jobs": r.jobs, "cpus": r.cpus, "gpus": r.gpus,
+                      "mem_gib": round(r.mem_gib, DECIMALS),
+                      "longest_wait_seconds": round(r.longest_wait), "reason": r.reason,
+                      "reason_words": r.reason_words, "held": r.held, "reasons": r.reasons}
+                     for r in queue.rows]}
 
 
 def _steps(d: Mapping[str, Any]) -> dict[str, tuple[tuple[int, float | None], ...]]:
@@ -170,8 +227,9 @@ def from_dict(d: Any) -> Snapshot:
     if not isinstance(d, dict):
         raise SnapshotError("a snapshot must be a JSON object")
     version = _need(d, "schema_version", int, "")
-    if version != SCHEMA_VERSION:
-        raise SnapshotError(f"schema_version {version!r} is not supported (expected {SCHEMA_VERSION})")
+    if version not in READABLE_VERSIONS:
+        raise SnapshotError(f"schema_version {version!r} is not supported (expected "
+                            f"{' or '.join(map(str, READABLE_VERSIONS))})")
     meta = _need(d, "metadata", dict, "")
     time_idxs = _need(d, "time_idxs", list, "")
     users = _need(d, "users", list, "")
@@ -184,7 +242,11 @@ def from_dict(d: Any) -> Snapshot:
         raise SnapshotError(f"metadata.n_bins says {meta['n_bins']!r} but time_idxs has {n_bins}")
     series: dict[str, np.ndarray] = {}
     cur: dict[str, np.ndarray] = {}
+    queued = {o.key for o in QUEUED}
     for obs in KEYS:
+        if version == 1 and obs in queued:   # before the queue: nothing was queued
+            series[obs], cur[obs] = np.zeros((len(users), n_bins)), np.zeros(len(users))
+            continue
         per_user = _need(observables, obs, dict, "observables.")
         rows = []
         for u in users:
@@ -221,7 +283,56 @@ def from_dict(d: Any) -> Snapshot:
         generator=str(meta.get("generator", "")),
         cluster=str(meta.get("cluster", "")),
         threshold_steps=_steps(d),
+        **_queue_parts(d, n_bins),
     )
+
+
+def _queue_parts(d: Mapping[str, Any], n_bins: int) -> dict[str, Any]:
+    """The queue, pressure, limit_now and waits of a version 2 document."""
+    out: dict[str, Any] = {}
+    try:
+        q = d.get("queue")
+        if q is not None:
+            out["queue"] = QueueState(
+                read_at=None if q.get("read_at") is None else _epoch(q["read_at"], "queue.read_at"),
+                error=str(q.get("error", "")), skipped_lines=int(q.get("skipped_lines", 0)),
+                rows=tuple(QueueRow(user=str(r["user"]), jobs=int(r["jobs"]),
+                                    cpus=float(r["cpus"]), gpus=float(r["gpus"]),
+                                    mem_gib=float(r["mem_gib"]),
+                                    longest_wait=float(r["longest_wait_seconds"]),
+                                    reason=str(r["reason"]), reason_words=str(r["reason_words"]),
+                                    held=int(r["held"]), reasons=dict(r.get("reasons", {})))
+                           for r in q.get("rows", [])))
+        pressure = {}
+        for key, p in d.get("pressure", {}).items():
+            arrays = [np.asarray(p[f], dtype=np.float64) for f in
+                      ("at_limit_seconds", "waiting_at_limit_seconds", "peak")]
+            if any(a.shape != (n_bins,) for a in arrays):
+                raise SnapshotError(f"pressure.{key} must hold {n_bins} numbers per series")
+            pressure[key] = Pressure(*arrays)
+        out["pressure"] = pressure
+        out["limit_now"] = tuple(
+            AtLimitNow(key=str(a["key"]), used=float(a["used"]), limit=float(a["limit"]),
+                       holders=tuple((str(u), float(x)) for u, x in a["holders"]),
+                       waiting_jobs=int(a["waiting_jobs"]),
+                       frees_by=None if a.get("frees_by") is None
+                       else float(_epoch(a["frees_by"], "limit_now.frees_by")))
+            for a in d.get("limit_now", []))
+        w = d.get("waits")
+        if w:
+            user = np.asarray(w["user"], dtype=np.int64)
+            arrays = [np.asarray(w[f], dtype=np.float64) for f in
+                      ("start_epoch", "wait_seconds", "at_limit_seconds")]
+            seen = np.asarray(w["seen_limit"], dtype=bool)
+            if any(len(a) != len(user) for a in (*arrays, seen)) or \
+                    (len(user) and (user.min() < 0 or user.max() >= len(w["users"]))):
+                raise SnapshotError("waits: its lists differ in length or a user is unknown")
+            out["waits"] = Waits(tuple(map(str, w["users"])), user, *arrays, seen)
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        if isinstance(err, SnapshotError):
+            raise
+        raise SnapshotError(f"the queue part is malformed ({type(err).__name__}: {err})") from None
+    return out
 
 
 def snapshot_path(data_dir: Path, qos: str, cluster: str = "") -> Path:

@@ -1,6 +1,6 @@
 """The status file: each step's last outcome, so pages can say why data is stale.
 
-`data_dir/status.json` holds, per step (collect, limits, export, deploy), the
+`data_dir/status.json` holds, per step (collect, limits, queue, export, deploy), the
 last run's start, duration, outcome and error, and the last success. `librarian
 run` writes it after every step, and every live collect records its sacct work
 and whether the QoS limits could be read; the dashboard and the static site
@@ -17,10 +17,11 @@ from typing import Any
 from collector.atomic import write_atomic
 
 STATUS_NAME = "status.json"
-STEPS = ("collect", "limits", "export", "deploy")
+STEPS = ("collect", "limits", "queue", "export", "deploy")
 # How a page names a step that failed ("The last ... failed at ..."); "limits" is
 # recorded by collect when sacctmgr's answer cannot be used (last known kept).
-STEP_TITLES = {"limits": "read of the QoS limits from sacctmgr (the last known are drawn)"}
+STEP_TITLES = {"limits": "read of the QoS limits from sacctmgr (the last known are drawn)",
+               "queue": "read of the queue from squeue (the queue now is unknown)"}
 
 
 def status_path(data_dir: Path) -> Path:

@@ -200,12 +200,25 @@ def synth_sacct(now: int, days: int, n_jobs: int, *, n_users: int = 50,
     job_id[in_array] = [f"{b}_{i}" for b, i in zip(base[in_array].tolist(),
                                                    rng.integers(0, 100, size=int(in_array.sum())).tolist(), strict=True)]
 
+    # The queue's fields (drawn last, so the allocation columns stay as they were).
+    limited = np.array([q.cpu_limit is not None or q.gpu_limit is not None for q in qos])[qos_idx]
+    held = pending & (rng.random(n) < 0.1)
+    reason = np.full(n, "None", dtype=object)
+    reason[pending] = np.where(limited[pending], "QOSGrpCpuLimit", "Priority")
+    reason[held] = "JobHeldUser"
+    reason[never_started] = "Priority"
+    eligible_t = submit_t.copy()
+    eligible_t[held] = "Unknown"
+    minutes = np.ceil(dur * rng.uniform(1.0, 3.0, size=n) / 60).astype(np.int64)
+
     order = np.argsort(submit, kind="stable")
     cols = {
         "JobIDRaw": job_raw.astype(str), "JobID": job_id, "User": users[user_idx],
         "QOS": qos_names[qos_idx], "State": state, "Submit": submit_t, "Start": start_t,
         "End": end_t, "ElapsedRaw": elapsed.astype(str), "NNodes": nnodes.astype(str),
         "NCPUS": cpus.astype(str), "ReqMem": req_mem, "ReqTRES": tres, "AllocTRES": alloc,
+        "Eligible": eligible_t, "ReqCPUS": cpus.astype(str), "Reason": reason,
+        "TimelimitRaw": minutes.astype(str),
     }
     rows = zip(*(np.asarray(cols[f])[order].tolist() for f in FIELDS), strict=True)
     lines = ["|".join(FIELDS)]

@@ -31,6 +31,27 @@ def install(folder: Path, *, prints: Path | None = None, exit_code: int = 0,
     lines.append(f"exit {exit_code}")
     script.write_text("\n".join(lines) + "\n")
     script.chmod(0o755)
+    if not (folder / "squeue").exists():
+        install_squeue(folder)   # a site with sacct has squeue: an empty queue unless told
+    return script
+
+
+def install_squeue(folder: Path, *, prints: str = "", exit_code: int = 0, stderr: str = "",
+                   sleep: float = 0) -> Path:
+    """A fake `squeue` that records its arguments in `<dir>/squeue.args` and
+    prints `prints` (the text itself), fails or hangs."""
+    folder.mkdir(parents=True, exist_ok=True)
+    script = folder / "squeue"
+    (folder / "squeue.out").write_text(prints)
+    lines = ["#!/bin/sh", f'printf "%s\\n" "$@" > {shlex.quote(str(folder / "squeue.args"))}']
+    if sleep:
+        lines.append(f"sleep {sleep}")
+    if stderr:
+        lines.append(f"echo {shlex.quote(stderr)} >&2")
+    lines.append(f"cat {shlex.quote(str(folder / 'squeue.out'))}")
+    lines.append(f"exit {exit_code}")
+    script.write_text("\n".join(lines) + "\n")
+    script.chmod(0o755)
     return script
 
 

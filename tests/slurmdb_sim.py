@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 import numpy as np
 
 from collector.sacct import FIELDS
+from collector.squeue import SEP
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,11 @@ class Record:
     mem_mib: int = 1024
     cluster: str = ""
     lands: int = 0             # seconds between the end and slurmdbd knowing it
+    held: bool = False         # held while pending (Eligible Unknown, JobHeldUser)
+    timelimit_min: int = 0     # 0: no time limit (Partition_Limit)
+
+    def reason(self, started: bool) -> str:
+        return "None" if started else ("JobHeldUser" if self.held else "Priority")
 
 
 def _t(epoch: int | None) -> str:
@@ -107,15 +113,36 @@ class SlurmDb:
                 "NCPUS": str(r.cpus), "ReqMem": f"{r.mem_mib}M",
                 "ReqTRES": f"billing={r.cpus},cpu={r.cpus},mem={r.mem_mib}M,node=1",
                 "AllocTRES": alloc if s is not None else "",
+                "Eligible": "Unknown" if r.held and s is None else _t(r.submit),
+                "ReqCPUS": str(r.cpus), "Reason": r.reason(s is not None),
+                "TimelimitRaw": str(r.timelimit_min) if r.timelimit_min else "Partition_Limit",
             }
             lines.append("|".join(values[f] for f in FIELDS))
         self.rows_printed += len(lines) - 1
         return ("\n".join(lines) + "\n").encode()
 
+    def queue(self, args: list[str]) -> bytes:
+        """squeue's answer (collector/squeue.py's format): the pending records now."""
+        qos = set((_value(args, "--qos") or "").split(","))
+        cluster = _value(args, "--clusters") or ""
+        lines = []
+        for r in self.records:
+            view = self.known(r, self.clock)
+            if r.qos not in qos or r.cluster != cluster or view is None or view[2] != "PENDING":
+                continue
+            tres = f"cpu={r.cpus},mem={r.mem_mib}M,node=1" + (f",gres/gpu={r.gpus}" if r.gpus else "")
+            cells = [str(r.job_id), r.user, r.qos, "PENDING", r.reason(False), tres, _t(r.submit)]
+            lines.append("".join(c + SEP for c in cells))
+        return "".join(line + "\n" for line in lines).encode()
+
     def __call__(self, args: list[str], **_: object) -> subprocess.CompletedProcess[bytes]:
         self.calls.append(list(args))
         if self.fail:
             return subprocess.CompletedProcess(args, 1, b"", b"sacct: error: slurmdbd: Connection refused\n")
+        if args[0].endswith("squeue"):
+            return subprocess.CompletedProcess(args, 0, self.queue(list(args)), b"")
+        if not args[0].endswith("sacct"):
+            return subprocess.CompletedProcess(args, 1, b"", f"{args[0]}: not simulated\n".encode())
         return subprocess.CompletedProcess(args, 0, self.answer(list(args)), b"")
 
 
@@ -142,8 +169,9 @@ def history(seed: int, t0: int, t1: int, n_jobs: int, *, users: int = 6,
         kind = rng.random()
         common = dict(user=user, qos=q, cpus=cpus, gpus=gpus, mem_mib=mem, cluster=cluster,
                       lands=lag)
-        if kind < 0.05:      # never starts (pending to the end)
-            out.append(Record(job_id, submit, start=None, end=None, state="PENDING", **common))
+        if kind < 0.05:      # never starts (pending to the end); every third one held
+            out.append(Record(job_id, submit, start=None, end=None, state="PENDING",
+                              held=job_id % 3 == 0, **common))
         elif kind < 0.10:    # cancelled while pending
             out.append(Record(job_id, submit, start=None, end=submit + wait + 60,
                               state="CANCELLED", **common))

@@ -23,33 +23,48 @@ def windows(draw: st.DrawFn) -> Window:
 @st.composite
 def job_tables(draw: st.DrawFn, window: Window, max_jobs: int = 40) -> JobTable:
     """Jobs that start and end anywhere around the window: before it, across
-    it, after `now`, still running (End NaN) or never started (Start NaN)."""
+    it, after `now`, still running (End NaN) or never started (Start NaN:
+    pending, cancelled while pending, or held), having waited since Submit or
+    since an Eligible after it; a pending one may be an array of tasks."""
     n = draw(st.integers(0, max_jobs))
     span = window.end - window.start
     lo, hi = window.start - span, window.end + span
-    starts, ends = [], []
+    starts, ends, submits, eligibles, tasks, reasons = [], [], [], [], [], []
     for _ in range(n):
-        kind = draw(st.sampled_from(["done", "done", "done", "running", "pending"]))
+        kind = draw(st.sampled_from(["done", "done", "done", "running", "pending", "cancelled",
+                                     "held"]))
         s = draw(st.integers(lo, hi))
-        if kind == "pending":
+        wait = draw(st.integers(0, span))
+        submit = s - wait
+        eligible = draw(st.sampled_from([np.nan, float(submit + wait // 2)]))
+        tasks.append(1.0)
+        reasons.append(1 if kind == "held" else 0)
+        if kind in ("pending", "held"):
             starts.append(np.nan)
             ends.append(np.nan)
+            tasks[-1] = float(draw(st.integers(1, 3)))
+        elif kind == "cancelled":
+            starts.append(np.nan)
+            ends.append(float(s))
         elif kind == "running":
             starts.append(float(s))
             ends.append(np.nan)
         else:
             starts.append(float(s))
             ends.append(float(s + draw(st.integers(0, 2 * span))))
+        submits.append(float(submit))
+        eligibles.append(np.nan if kind == "held" else eligible)
     users = draw(st.lists(st.sampled_from(["ann", "bo", "cy", "di"]), min_size=n, max_size=n))
     names = tuple(sorted(set(users)))
     cpus = draw(st.lists(st.integers(1, 64), min_size=n, max_size=n))
     gpus = draw(st.lists(st.integers(0, 8), min_size=n, max_size=n))
     mem = draw(st.lists(st.floats(0, 512, allow_nan=False), min_size=n, max_size=n))
     f = lambda xs: np.asarray(xs, dtype=np.float64)  # noqa: E731
-    return JobTable(
+    return JobTable.build(
         job_id=np.arange(n, dtype=np.int64), user=np.array([names.index(u) for u in users], dtype=np.int64),
         qos=np.zeros(n, dtype=np.int64), state=np.zeros(n, dtype=np.int64),
-        submit=f(starts), start=f(starts), end=f(ends), elapsed=np.zeros(n),
+        submit=f(submits), start=f(starts), end=f(ends), elapsed=np.zeros(n),
         nnodes=np.ones(n), cpus=f(cpus), gpus=f(gpus), mem_gib=f(mem),
-        users=names, qos_names=("q",), states=("COMPLETED",),
+        eligible=f(eligibles), tasks=f(tasks), reason=np.asarray(reasons, dtype=np.int64),
+        reasons=("", "JobHeldUser"), users=names, qos_names=("q",), states=("COMPLETED",),
     )

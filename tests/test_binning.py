@@ -25,7 +25,7 @@ def jobs(*rows: tuple[str, float, float, float, float, float]) -> JobTable:
     users = tuple(sorted({r[0] for r in rows}))
     n = len(rows)
     col = lambda i: np.array([r[i] for r in rows], dtype=np.float64)  # noqa: E731
-    return JobTable(
+    return JobTable.build(
         job_id=np.arange(n), user=np.array([users.index(r[0]) for r in rows]),
         qos=np.zeros(n, dtype=np.int64), state=np.zeros(n, dtype=np.int64),
         submit=col(1), start=col(1), end=col(2), elapsed=np.zeros(n), nnodes=np.ones(n),
@@ -164,6 +164,23 @@ class TestRealCapture:
         assert cpu_seconds == pytest.approx(14 + 5 + 2 * 4 + 5)
 
 
+def _waited_seconds(j: JobTable, w) -> np.ndarray:
+    """Seconds each job waited inside the window, worked out row by row."""
+    out = np.zeros(len(j))
+    for i in range(len(j)):
+        if np.isnan(j.start[i]) and j.reasons[j.reason[i]] == "JobHeldUser":
+            continue  # held: not waiting for resources
+        since = j.submit[i] if np.isnan(j.eligible[i]) else j.eligible[i]
+        if not np.isnan(j.start[i]):
+            until = j.start[i]
+        elif not np.isnan(j.end[i]):
+            until = j.end[i]   # cancelled while pending
+        else:
+            until = w.now
+        out[i] = max(0.0, min(until, w.now) - max(since, w.start))
+    return out
+
+
 def _overlap_seconds(j: JobTable, w) -> np.ndarray:
     start = np.maximum(j.start, w.start)
     stop = np.where(np.isnan(j.end), w.now, np.minimum(j.end, w.now))
@@ -177,9 +194,17 @@ class TestProperties:
         j = data.draw(job_tables(w))
         u = bin_usage(j, w)
         overlap = _overlap_seconds(j, w)
-        for obs, col in zip(OBSERVABLES, (j.cpus, j.gpus, j.mem_gib, np.ones(len(j))), strict=True):
+        waited = _waited_seconds(j, w)
+        expected = {"NCPUS": j.cpus * overlap, "NGPUS": j.gpus * overlap,
+                    "MEMORY": j.mem_gib * overlap, "NJOBS": overlap,
+                    "QUEUED_NCPUS": j.req_cpus * j.tasks * waited,
+                    "QUEUED_NGPUS": j.req_gpus * j.tasks * waited,
+                    "QUEUED_MEMORY": j.req_mem_gib * j.tasks * waited,
+                    "QUEUED_NJOBS": j.tasks * waited}
+        assert set(expected) == set(OBSERVABLES)
+        for obs, per_job in expected.items():
             got = (u.series[obs] * w.bin_lengths()).sum()
-            assert got == pytest.approx((col * overlap).sum(), rel=1e-9, abs=1e-6), obs
+            assert got == pytest.approx(per_job.sum(), rel=1e-9, abs=1e-6), obs
 
     @given(data=st.data(), w=windows())
     @settings(max_examples=100, deadline=None)

@@ -40,6 +40,11 @@ def snap(users: tuple[str, ...] = ("ann", "bo"), n_bins: int = 48, tz: str = "UT
     if len(users) > 1:
         cpus[1, -10:] = 2
     series = {"NCPUS": cpus, "NGPUS": gpus, "MEMORY": cpus * 2, "NJOBS": (cpus > 0) * 1.0}
+    queued = np.zeros((len(users), n_bins))
+    if len(users) > 1:
+        queued[1, -3:] = 8     # bo's 8 CPUs waited in the last three bins
+    series.update({"QUEUED_NCPUS": queued, "QUEUED_NGPUS": queued * 0,
+                   "QUEUED_MEMORY": queued * 2, "QUEUED_NJOBS": (queued > 0) * 1.0})
     current = {o: series[o][:, -1].copy() for o in OBSERVABLES}
     return Snapshot(qos="avery", site="Test", timezone=tz, now=NOW, bin_seconds=HOUR,
                     window_start=NOW - NOW % HOUR - (n_bins - 1) * HOUR, n_bins=n_bins,

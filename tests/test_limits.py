@@ -14,6 +14,7 @@ from app.figures import resolve_view, usage_figure
 from collector.binning import make_window
 from collector.collect import current_limits
 from collector.config import Limits, QosConfig, load_config
+from collector.observables import KEYS
 from collector.limits import (
     LimitsError,
     effective_limits,
@@ -85,8 +86,8 @@ def snapshot_with_steps() -> Snapshot:
     return Snapshot(
         qos="avery", site="T", timezone="America/New_York", now=NOW, bin_seconds=3600,
         window_start=window.start, n_bins=n, users=("alice",),
-        series={o: np.ones((1, n)) for o in ("NCPUS", "NGPUS", "MEMORY", "NJOBS")},
-        current={o: np.ones(1) for o in ("NCPUS", "NGPUS", "MEMORY", "NJOBS")},
+        series={o: np.ones((1, n)) for o in KEYS},
+        current={o: np.ones(1) for o in KEYS},
         thresholds=Limits(cpus=500, gpus=39, memory_gb=None).thresholds(),
         threshold_steps={"NCPUS": ((window.start, 430.0), (NOW - 10 * 3600, 500.0)),
                          "NGPUS": ((window.start, 39.0),)},

@@ -22,11 +22,16 @@ def line(jobid: str = "1", user: str = "alice", qos: str = "avery", state: str =
          submit: str = "2026-11-25T10:00:00", start: str = "2026-11-25T10:00:00",
          end: str = "2026-11-25T11:00:00", elapsed: str = "3600", nnodes: str = "1",
          ncpus: str = "4", reqmem: str = "8G", reqtres: str = "cpu=4,mem=8G,node=1",
-         alloctres: str = "cpu=4,mem=8G,node=1", jobid_raw: str | None = None) -> str:
+         alloctres: str = "cpu=4,mem=8G,node=1", jobid_raw: str | None = None,
+         eligible: str | None = None, reqcpus: str | None = None, reason: str = "None",
+         timelimit: str = "120") -> str:
     values = {"JobIDRaw": jobid_raw or jobid, "JobID": jobid, "User": user, "QOS": qos,
               "State": state, "Submit": submit, "Start": start, "End": end,
               "ElapsedRaw": elapsed, "NNodes": nnodes, "NCPUS": ncpus, "ReqMem": reqmem,
-              "ReqTRES": reqtres, "AllocTRES": alloctres}
+              "ReqTRES": reqtres, "AllocTRES": alloctres,
+              "Eligible": submit if eligible is None else eligible,
+              "ReqCPUS": ncpus if reqcpus is None else reqcpus, "Reason": reason,
+              "TimelimitRaw": timelimit}
     return "|".join(values[f] for f in FIELDS)
 
 
@@ -208,7 +213,7 @@ class TestBadLines:
         assert r.bad_lines == 6
         assert r.bad_line_numbers == (3, 4, 5, 6, 7, 8)
         assert r.bad_reasons == {
-            "wrong number of fields": 2, "non-numeric JobIDRaw/NCPUS/NNodes/ElapsedRaw": 2,
+            "wrong number of fields": 2, "non-numeric JobIDRaw/NCPUS/NNodes/ElapsedRaw/ReqCPUS/TimelimitRaw": 2,
             "unreadable time": 1, "unreadable TRES or ReqMem": 1,
         }
         assert "skipped 6 bad line(s) (line 3, 4, 5, 6, 7, 8)" in r.bad_summary()

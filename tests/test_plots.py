@@ -7,6 +7,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
+from collector.observables import CHART_KEYS
 from collector.observables import KEYS as OBSERVABLES
 from collector.observables import Limits
 from collector.palette import OTHERS, OTHERS_COLOR, PALETTE, assign_colors, user_color
@@ -31,7 +32,7 @@ class TestFiles:
     def test_png_and_pdf_per_observable(self, tmp_path: Path) -> None:
         paths = write_plots(snap(3), tmp_path)
         assert sorted(p.name for p in paths) == sorted(
-            f"{o}_avery.{f}" for o in OBSERVABLES for f in ("png", "pdf"))
+            f"{o}_avery.{f}" for o in CHART_KEYS for f in ("png", "pdf"))
         assert all(p.stat().st_size > 1000 for p in paths)
 
     def test_empty_snapshot_still_draws(self, tmp_path: Path) -> None:

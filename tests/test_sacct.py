@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from collector.sacct import FIELDS, build_sacct_args
+from collector.sacct import FIELDS, QUEUE_FIELDS, REQUIRED_FIELDS, build_sacct_args
 from collector.slurm import slurm_tool
 
 
@@ -18,7 +19,7 @@ class TestArguments:
             "--starttime=2025-11-24T16:00:00", "--endtime=2025-11-24T17:00:00",
             "--qos=avery,avery-b",
             "--format=JobIDRaw,JobID,User,QOS,State,Submit,Start,End,ElapsedRaw,NNodes,NCPUS,"
-            "ReqMem,ReqTRES,AllocTRES",
+            "ReqMem,ReqTRES,AllocTRES,Eligible,ReqCPUS,Reason,TimelimitRaw",
         ]
 
     def test_never_truncates(self) -> None:
@@ -32,6 +33,18 @@ class TestArguments:
         with pytest.raises(ValueError, match="before its start"):
             build_sacct_args("sacct", ["q"], 10, 1)
 
+    def test_the_queue_fields_may_be_missing_from_a_saved_file(self) -> None:
+        from collector.parse import parse_sacct
+
+        header = "|".join(REQUIRED_FIELDS)
+        row = ("7|7|ann|q|PENDING|2026-11-25T10:00:00|Unknown|Unknown|0|1|4|8G|"
+               "cpu=4,mem=8G,node=1|")
+        jobs = parse_sacct(f"{header}\n{row}\n".encode()).jobs
+        assert set(QUEUE_FIELDS).isdisjoint(REQUIRED_FIELDS)
+        assert len(jobs) == 1 and jobs.req_cpus[0] == 4 and jobs.tasks[0] == 1
+        assert np.isnan(jobs.eligible[0]) and np.isnan(jobs.timelimit[0])
+        assert jobs.reasons[jobs.reason[0]] == ""
+
     def test_executable_in_slurm_bin(self) -> None:
         assert slurm_tool(Path("/opt/slurm/bin"), "sacct") == "/opt/slurm/bin/sacct"
         assert slurm_tool(None, "sacct") == "sacct"
@@ -41,11 +54,12 @@ class TestArguments:
         (fmt,) = [a for a in args if a.startswith("--format=")]
         assert fmt.removeprefix("--format=").split(",") == [
             "JobIDRaw", "JobID", "User", "QOS", "State", "Submit", "Start", "End",
-            "ElapsedRaw", "NNodes", "NCPUS", "ReqMem", "ReqTRES", "AllocTRES"]
-        # Each one is needed: a header without it is refused, naming it.
+            "ElapsedRaw", "NNodes", "NCPUS", "ReqMem", "ReqTRES", "AllocTRES",
+            "Eligible", "ReqCPUS", "Reason", "TimelimitRaw"]
+        # Each allocation field is needed: a header without it is refused, naming it.
         from collector.parse import SacctFormatError, parse_sacct
 
-        for field in FIELDS:
+        for field in REQUIRED_FIELDS:
             header = "|".join(f for f in FIELDS if f != field)
             with pytest.raises(SacctFormatError, match=rf"lacks the field\(s\) {field} "):
                 parse_sacct(f"{header}\n".encode())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import stat
@@ -58,9 +59,50 @@ class TestShape:
         doc = to_dict(make())
         assert doc["metadata"]["qos"] == "avery"
         assert doc["metadata"]["time_resolution_seconds"] == 3600
-        assert set(doc["observables"]) == {"NCPUS", "NGPUS", "MEMORY", "NJOBS"}
+        seed = {"NCPUS", "NGPUS", "MEMORY", "NJOBS"}
+        assert set(doc["observables"]) == seed | {f"QUEUED_{k}" for k in seed}
         assert doc["nice_names"]["MEMORY"] == "Memory (GB)"
         assert doc["thresholds"] == {"NCPUS": 430, "NGPUS": 39, "MEMORY": None, "NJOBS": None}
+
+    def test_a_version_1_file_reads_with_nothing_queued(self) -> None:
+        doc = to_dict(make())
+        doc["schema_version"] = 1
+        for key in list(doc["observables"]):
+            if key.startswith("QUEUED_"):
+                del doc["observables"][key]
+        for part in ("queue", "pressure", "limit_now", "waits"):
+            del doc[part]
+        snap = from_dict(doc)
+        assert snap.queue is None and not snap.pressure and not snap.limit_now
+        assert snap.series["QUEUED_NCPUS"].shape == snap.series["NCPUS"].shape
+        assert not snap.series["QUEUED_NCPUS"].any()
+
+    def test_the_queue_parts_round_trip(self) -> None:
+        from collector.pressure import AtLimitNow, Pressure, Waits
+        from collector.snapshot import QueueState
+        from collector.squeue import QueueRow
+        base = make()
+        n = base.n_bins
+        snap = dataclasses.replace(
+            base,
+            queue=QueueState(read_at=base.now, rows=(QueueRow("bob", 2, 8, 1, 16.0, 600, "QOSGrpCpuLimit",
+                                                              "the group is at its QoS CPU limit", 1,
+                                                              {"QOSGrpCpuLimit": 2}),)),
+            pressure={"NCPUS": Pressure(np.arange(n, dtype=float), np.zeros(n), np.full(n, 4.0))},
+            limit_now=(AtLimitNow("NCPUS", 430, 430, (("ana", 400.0), ("ben", 30.0)), 6,
+                                  float(base.now + 3600)),),
+            waits=Waits(("ana",), np.array([0]), np.array([float(base.now - 60)]),
+                        np.array([30.0]), np.array([10.0]), np.array([True])))
+        doc = to_dict(snap)
+        validate(doc)
+        back = from_dict(json.loads(json.dumps(doc)))
+        assert back.queue == snap.queue
+        np.testing.assert_array_equal(back.pressure["NCPUS"].at_limit, np.arange(n))
+        assert back.limit_now == snap.limit_now
+        assert back.waits.users == ("ana",) and back.waits.at_limit.tolist() == [10.0]
+        doc["pressure"]["NCPUS"]["peak"] = [1.0]
+        with pytest.raises(SnapshotError, match="pressure.NCPUS"):
+            from_dict(doc)
 
     def test_times_carry_the_site_offset(self) -> None:
         doc = to_dict(make())

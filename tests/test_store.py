@@ -35,7 +35,7 @@ def table(rows: list[tuple], users: tuple[str, ...] = ("alice", "bob")) -> JobTa
     """rows: (job_id, user, submit, start, end, cpus)."""
     n = len(rows)
     col = lambda i: np.array([r[i] for r in rows], dtype=float)  # noqa: E731
-    return JobTable(
+    return JobTable.build(
         job_id=np.array([r[0] for r in rows], dtype=np.int64),
         user=np.array([users.index(r[1]) for r in rows], dtype=np.int64),
         qos=np.zeros(n, dtype=np.int64), state=np.zeros(n, dtype=np.int64),

@@ -21,6 +21,7 @@ from Arrow IPC, and pyarrow is already the collector's CSV reader.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -67,6 +68,7 @@ from collector.store.records import (
     dedupe_last,
     frozen_boundary,
     merge,
+    observe_reasons,
     open_job_ids,
     prune,
     record_keys,
@@ -93,6 +95,14 @@ class Cycle:
 
 
 @dataclass(frozen=True)
+class Seen:
+    """The pending reasons squeue gave one cluster this cycle, by JobIDRaw."""
+
+    job_ids: np.ndarray
+    reasons: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Synced:
     """The job store after a cycle: the hot records and the cold part's sums."""
 
@@ -100,10 +110,22 @@ class Synced:
     cold: ColdSums
     records: int
     cold_rewritten: bool
+    read_cold: Callable[[], dict[str, JobTable]] = dict   # the cold records, read on demand
 
     @cached_property
     def _hot_by_qos(self) -> dict[str, dict[str, JobTable]]:
         return {cluster: jobs.by_qos() for cluster, jobs in self.hot.items()}
+
+    @cached_property
+    def _all_by_qos(self) -> dict[str, dict[str, JobTable]]:
+        cold = self.read_cold()
+        return {cl: concat([cold.get(cl, JobTable.empty()), self.hot.get(cl, JobTable.empty())]
+                           ).by_qos() for cl in set(cold) | set(self.hot)}
+
+    def jobs(self, cluster: str, qos: str) -> JobTable:
+        """Every record of one QoS (cold and hot): what the exact intervals of
+        the limit pressure need. The cold segments are read once per cycle."""
+        return self._all_by_qos.get(cluster, {}).get(qos, JobTable.empty())
 
     def binned(self, cluster: str, qos: str, window: Window) -> Binned:
         hot = self._hot_by_qos.get(cluster, {}).get(qos, JobTable.empty())
@@ -119,6 +141,7 @@ class JobStore:
         self.folder, self.bin_seconds = folder, bin_seconds_
         self.raw, self.hot, self.sums = raw, hot, sums
         self.damaged, self.set_aside_as = damaged, set_aside_as
+        self._seen: dict[str, Seen] = {}
 
     @classmethod
     def open(cls, data_dir: Path, bin_seconds_: int) -> JobStore:
@@ -156,9 +179,12 @@ class JobStore:
             return np.zeros(0, dtype=np.int64)
         return open_job_ids(self.hot.get(cluster, JobTable.empty()))
 
-    def advance(self, cycle: Cycle, plan: SyncPlan, answers: dict[str, JobTable]) -> Synced:
+    def advance(self, cycle: Cycle, plan: SyncPlan, answers: dict[str, JobTable],
+                seen: dict[str, Seen] | None = None) -> Synced:
         """Merge the cycle's answers (cluster -> jobs, later rows winning) and
-        write the store; OSError or StoreCorrupt if that fails."""
+        the pending reasons squeue gave (`seen`), and write the store; OSError
+        or StoreCorrupt if that fails."""
+        self._seen = seen or {}
         fresh = {cl: dedupe_last(answers.get(cl, JobTable.empty())) for cl in cycle.clusters}
         previous = self.state
         state = StoreState(fingerprint=cycle.fingerprint, synced_to=cycle.now,
@@ -168,6 +194,10 @@ class JobStore:
         if plan.full or self.sums is None:
             return self._rebuild(cycle, state, fresh, keep_cold=not plan.full)
         return self._advance(cycle, state, fresh)
+
+    def _observed(self, cluster: str, jobs: JobTable) -> JobTable:
+        seen = self._seen.get(cluster)
+        return observe_reasons(jobs, seen.job_ids, seen.reasons) if seen else jobs
 
     def _rebuild(self, cycle: Cycle, state: StoreState, fresh: dict[str, JobTable],
                  keep_cold: bool) -> Synced:
@@ -181,7 +211,7 @@ class JobStore:
         for cl in cycle.clusters:
             up = update(cold.get(cl, empty), hot.get(cl, empty), fresh[cl], cycle.boundary,
                         cycle.keep_from)
-            cold[cl], new_hot[cl] = up.cold, up.hot
+            cold[cl], new_hot[cl] = up.cold, self._observed(cl, up.hot)
         # The previous state, even for a backfill: its files are removed once the
         # new state is written (they would otherwise stay on disk, unlisted).
         written = save_store(self.folder, Store(cold=cold, hot=new_hot, state=state), True,
@@ -191,7 +221,7 @@ class JobStore:
                          cycle.keep_from, cycle.boundary)
         save_cold_sums(self.folder, sums)
         self.raw, self.hot, self.sums = written, new_hot, sums
-        return Synced(new_hot, sums, int(written["records"]), True)
+        return Synced(new_hot, sums, int(written["records"]), True, lambda: cold)
 
     def _advance(self, cycle: Cycle, state: StoreState, fresh: dict[str, JobTable]) -> Synced:
         """The usual cycle: fresh answers merged into the hot part; what ended
@@ -212,7 +242,7 @@ class JobStore:
             files[name] = write_segment(self.folder, name, kept)
         new_hot, moved = {}, {}
         for cl in cycle.clusters:
-            merged = merge(self.hot.get(cl, empty), fresh[cl])
+            merged = self._observed(cl, merge(self.hot.get(cl, empty), fresh[cl]))
             ended = ~np.isnan(merged.end) & (merged.end < cycle.boundary)
             moved[cl] = merged.take(ended)
             new_hot[cl] = prune(merged.take(~ended), cycle.keep_from)
@@ -238,7 +268,9 @@ class JobStore:
                                 removed)
             save_cold_sums(self.folder, sums)
         self.raw, self.hot, self.sums = written, new_hot, sums
-        return Synced(new_hot, sums, int(written["records"]), changed)
+        folder = self.folder
+        return Synced(new_hot, sums, int(written["records"]), changed,
+                      lambda: read_cold(folder, written))
 
 
 @dataclass(frozen=True)
@@ -280,7 +312,7 @@ class SyncReport:
 
 __all__ = [
     "COLD_FILE", "COLD_PREFIX", "DAY", "HOT_FILE", "STATE_FILE", "STORE_VERSION", "ColdSums",
-    "Cycle", "Health", "JobStore", "Store", "StoreCorrupt", "StoreState", "SyncPlan",
+    "Cycle", "Health", "JobStore", "Seen", "Store", "StoreCorrupt", "StoreState", "SyncPlan",
     "SyncReport", "Synced", "Update", "cold_segments", "cold_sums", "concat", "day_chunks",
     "dedupe_last", "fingerprint", "frozen_boundary", "load_store", "merge", "open_job_ids",
     "plan_sync", "prune", "read_state", "record_keys", "replaced_by", "save_cold_sums",

@@ -75,7 +75,7 @@ def store_folder(data_dir: Path) -> Path:
 _DICT = pa.dictionary(pa.int32(), pa.string())
 _SCHEMA = pa.schema([
     ("cluster", _DICT), ("job_id", pa.int64()), ("user", _DICT), ("qos", _DICT),
-    ("state", _DICT), *((c, pa.float64()) for c in FLOAT_COLUMNS),
+    ("state", _DICT), ("reason", _DICT), *((c, pa.float64()) for c in FLOAT_COLUMNS),
 ])
 
 
@@ -107,7 +107,8 @@ def _from_arrow(table: pa.Table) -> dict[str, JobTable]:
         columns[c] = to_numpy(b.column(c), fill=np.nan)
     for codes, n in ((columns["user"], len(names["users"])),
                      (columns["qos"], len(names["qos_names"])),
-                     (columns["state"], len(names["states"])), (cluster_codes, len(clusters))):
+                     (columns["state"], len(names["states"])),
+                     (columns["reason"], len(names["reasons"])), (cluster_codes, len(clusters))):
         if len(codes) and (codes.min() < 0 or codes.max() >= n):
             raise StoreCorrupt("a dictionary code points outside its dictionary")
     everything = JobTable(**columns, **names)

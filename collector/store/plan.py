@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from collector.store.records import DAY
 
-STORE_VERSION = 3
+STORE_VERSION = 4   # 4: what waiting jobs ask for, Eligible, time limits, reasons
 
 
 @dataclass(frozen=True)

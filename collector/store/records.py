@@ -8,11 +8,13 @@ records are a `JobTable`; the cluster is the key of the dict that holds it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from collector.jobtable import JobTable, concat
+from collector.reasons import bits as reason_bits
 
 DAY = 86400
 
@@ -46,12 +48,56 @@ def replaced_by(old: JobTable, new: JobTable) -> np.ndarray:
 
 
 def merge(old: JobTable, new: JobTable) -> JobTable:
-    """`old` with every record that `new` has replaced by `new`'s version."""
+    """`old` with every record that `new` has replaced by `new`'s version
+    (which keeps every reason the old one was seen waiting on)."""
     new = dedupe_last(new)
     if not len(old):
         return new
     replaced = replaced_by(old, new)
-    return concat([old.take(~replaced), new]) if replaced.any() else concat([old, new])
+    if not replaced.any():
+        return concat([old, new])
+    return concat([old.take(~replaced), carry_seen(old.take(replaced), new)])
+
+
+def carry_seen(old: JobTable, new: JobTable) -> JobTable:
+    """`new` with the `reasons_seen` bits of the `old` version of each record ORed in."""
+    if not len(old) or not len(new):
+        return new
+    order = np.argsort(record_keys(old))
+    old_keys = record_keys(old)[order]
+    new_keys = record_keys(new)
+    at = np.minimum(np.searchsorted(old_keys, new_keys), len(old_keys) - 1)
+    hit = old_keys[at] == new_keys
+    if not hit.any():
+        return new
+    seen = new.reasons_seen.astype(np.int64)
+    seen[hit] |= old.reasons_seen[order][at[hit]].astype(np.int64)
+    return replace(new, reasons_seen=seen.astype(np.float64))
+
+
+def observe_reasons(jobs: JobTable, job_ids: np.ndarray, reasons: Sequence[str]) -> JobTable:
+    """The records with the reasons squeue gave this cycle for pending jobs
+    (JobIDRaw -> reason): each becomes the record's last reason, and its bits
+    are added to the ones seen. Records that started are left alone."""
+    if not len(jobs) or not len(job_ids):
+        return jobs
+    order = np.argsort(job_ids, kind="stable")
+    ids = np.asarray(job_ids, dtype=np.int64)[order]
+    words = [reasons[i] for i in order.tolist()]
+    at = np.minimum(np.searchsorted(ids, jobs.job_id), len(ids) - 1)
+    hit = (ids[at] == jobs.job_id) & np.isnan(jobs.start)
+    if not hit.any():
+        return jobs
+    names = tuple(sorted(set(jobs.reasons) | set(words)))
+    position = {n: i for i, n in enumerate(names)}
+    remap = np.array([position[n] for n in jobs.reasons] or [0], dtype=np.int64)
+    code = remap[jobs.reason] if len(jobs.reasons) else np.zeros(len(jobs), dtype=np.int64)
+    given = np.array([position[w] for w in words], dtype=np.int64)
+    given_bits = np.array([reason_bits(w) for w in words], dtype=np.int64)
+    code = np.where(hit, given[at], code)
+    seen = jobs.reasons_seen.astype(np.int64)
+    seen[hit] |= given_bits[at[hit]]
+    return replace(jobs, reason=code, reasons=names, reasons_seen=seen.astype(np.float64))
 
 
 def frozen_boundary(synced_to: int, overlap_seconds: int) -> int:
