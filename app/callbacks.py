@@ -32,13 +32,22 @@ from app.figures import (
     total_title,
     usage_figure,
 )
+from app.queue_view import (
+    limit_sentences,
+    pressure_figure,
+    pressure_rows,
+    queue_note,
+    queue_table,
+    wait_figure,
+    wait_rows,
+)
 from app.urlstate import UrlState, parse_search
 from collector.config import Config
-from collector.observables import KEYS
+from collector.observables import CHART_KEYS
 from collector.palette import user_color
 from collector.status import failures, read_status
 
-GRAPHS = [ids.graph(o) for o in KEYS]
+GRAPHS = [ids.graph(o) for o in CHART_KEYS]
 
 
 def _legend(users: tuple[str, ...], hidden: set[str], colors: dict[str, str]
@@ -56,35 +65,38 @@ def register_callbacks(app: Dash, config: Config, store: SnapshotStore) -> None:
 
     @app.callback(
         Output(ids.URL, "search"), Output(ids.TABS, "active_tab"), Output(ids.RANGE, "value"),
-        Output(ids.FROM, "value"), Output(ids.TO, "value"),
+        Output(ids.FROM, "value"), Output(ids.TO, "value"), Output(ids.SHOW, "value"),
         Input(ids.URL, "search"), Input(ids.TABS, "active_tab"), Input(ids.RANGE, "value"),
-        Input(ids.APPLY, "n_clicks"), Input(ids.RESET, "n_clicks"),
+        Input(ids.APPLY, "n_clicks"), Input(ids.RESET, "n_clicks"), Input(ids.SHOW, "value"),
         State(ids.FROM, "value"), State(ids.TO, "value"),
     )
-    def sync_url(search, tab, preset, _apply, _reset, start, end):
+    def sync_url(search, tab, preset, _apply, _reset, show, start, end):
         """The URL is the view's one source of truth: controls write it, and
         opening a link or going back/forward sets the controls from it."""
         trigger = ctx.triggered_id
+        nothing = (no_update,) * 6
         if trigger in (None, ids.URL):
             state = parse_search(search, qos_names)
             custom = state.range == CUSTOM
             return (no_update, state.qos, None if custom else state.range,
-                    state.start if custom else None, state.end if custom else None)
+                    state.start if custom else None, state.end if custom else None, state.show)
         current = parse_search(search, qos_names)
         if trigger == ids.TABS:
-            state = UrlState(tab, current.range, current.start, current.end)
+            state = UrlState(tab, current.range, current.start, current.end, current.show)
         elif trigger == ids.RANGE and preset:
-            state = UrlState(current.qos, preset)
+            state = UrlState(current.qos, preset, show=current.show)
         elif trigger == ids.APPLY and start and end:
-            state = UrlState(current.qos, CUSTOM, start, end)
+            state = UrlState(current.qos, CUSTOM, start, end, current.show)
+        elif trigger == ids.SHOW and show:
+            state = UrlState(current.qos, current.range, current.start, current.end, show)
         elif trigger == ids.RESET:
-            state = UrlState(current.qos, DEFAULT_RANGE)
-            return state.search(), no_update, DEFAULT_RANGE, None, None
+            state = UrlState(current.qos, DEFAULT_RANGE, show=current.show)
+            return state.search(), no_update, DEFAULT_RANGE, None, None, no_update
         else:
-            return (no_update,) * 5
+            return nothing
         if state.search() == (search or ""):
-            return (no_update,) * 5
-        return state.search(), no_update, no_update, no_update, no_update
+            return nothing
+        return state.search(), no_update, no_update, no_update, no_update, no_update
 
     @app.callback(
         *[Output(g, "figure") for g in GRAPHS],
@@ -93,6 +105,10 @@ def register_callbacks(app: Dash, config: Config, store: SnapshotStore) -> None:
         Output(ids.LEGEND, "children"),
         Output(ids.MESSAGE, "children"), Output(ids.MESSAGE, "is_open"), Output(ids.MESSAGE, "color"),
         Output(ids.RANGE_ERROR, "children"), Output(ids.RENDERED, "data"),
+        Output(ids.LIMIT_ALERT, "children"), Output(ids.LIMIT_ALERT, "is_open"),
+        Output(ids.QUEUE_TABLE, "data"), Output(ids.QUEUE_NOTE, "children"),
+        Output(ids.PRESSURE_TABLE, "data"), Output(ids.PRESSURE_GRAPH, "figure"),
+        Output(ids.WAIT_TABLE, "data"), Output(ids.WAIT_GRAPH, "figure"),
         Input(ids.URL, "search"), Input(ids.CHANGED, "data"),
         State(ids.HIDDEN, "data"), State(ids.THEME_SWITCH, "value"),
         State(ids.CURRENT_TABLE, "sort_by"), State(ids.TOTAL_TABLE, "sort_by"),
@@ -105,7 +121,8 @@ def register_callbacks(app: Dash, config: Config, store: SnapshotStore) -> None:
         if loaded.snapshot is None:
             empty = empty_figure("No data", theme)
             return (*[empty] * 4, [], [], "Total usage over the visible range", [],
-                    loaded.error, True, "danger", "", rendered)
+                    loaded.error, True, "danger", "", rendered, "", False, [], "", [], empty, [],
+                    empty)
         snap = loaded.snapshot
         range_error = ""
         try:
@@ -115,7 +132,8 @@ def register_callbacks(app: Dash, config: Config, store: SnapshotStore) -> None:
             view = resolve_view(snap, DEFAULT_RANGE)
         hidden_set = set(hidden or []) & set(snap.users)
         colors = store.colors()
-        figures = [usage_figure(snap, o, view, theme, hidden_set, colors) for o in KEYS]
+        figures = [usage_figure(snap, o, view, theme, hidden_set, colors, state.show)
+                   for o in CHART_KEYS]
         current = sort_rows(current_rows(snap), *_sort(current_sort))
         totals = sort_rows(total_rows(snap, view), *_sort(total_sort))
         title = total_title(snap, view)
@@ -123,8 +141,12 @@ def register_callbacks(app: Dash, config: Config, store: SnapshotStore) -> None:
             message, show, color = "", False, "info"
         else:
             message, show, color = empty_qos_message(snap), True, "info"
+        sentences = limit_sentences(snap)
         return (*figures, current, totals, title, _legend(snap.users, hidden_set, colors),
-                message, show, color, range_error, rendered)
+                message, show, color, range_error, rendered,
+                [html.Div(t) for t in sentences], bool(sentences), queue_table(snap),
+                queue_note(snap), pressure_rows(snap, view), pressure_figure(snap, view, theme),
+                wait_rows(snap, view), wait_figure(snap, view, theme))
 
     for table in (ids.CURRENT_TABLE, ids.TOTAL_TABLE):
         @app.callback(Output(table, "data", allow_duplicate=True), Input(table, "sort_by"),
@@ -163,7 +185,7 @@ def register_callbacks(app: Dash, config: Config, store: SnapshotStore) -> None:
         ClientsideFunction(namespace="librarian", function_name="applyTheme"),
         Output(ids.THEME, "data"),
         Input(ids.THEME_SWITCH, "value"), State(ids.THEME_COLORS, "data"),
-        *[State(g, "id") for g in GRAPHS],
+        *[State(g, "id") for g in (*GRAPHS, ids.PRESSURE_GRAPH, ids.WAIT_GRAPH)],
     )
 
 

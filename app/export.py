@@ -24,6 +24,8 @@ import plotly
 from app import ASSETS
 from app.figures import (
     DEFAULT_RANGE,
+    DEFAULT_SHOW,
+    SHOW_MODES,
     RANGE_EMPTY,
     RANGES,
     STALE_TEXT,
@@ -42,8 +44,21 @@ from app.figures import (
     usage_figure,
 )
 from app.privacy import anonymize, top_users
+from app.queue_view import (
+    PRESSURE_COLUMNS,
+    QUEUE_COLUMNS,
+    WAIT_COLUMNS,
+    WAIT_INFERENCE,
+    limit_sentences,
+    pressure_figure,
+    pressure_rows,
+    queue_note,
+    queue_table,
+    wait_figure,
+    wait_rows,
+)
 from collector.config import Config
-from collector.observables import KEYS, OBSERVABLES
+from collector.observables import CHART_KEYS, OBSERVABLES
 from collector.palette import assign_colors
 from collector.snapshot import Snapshot, SnapshotError, read_snapshot, snapshot_path
 from collector.status import failures, read_status
@@ -73,8 +88,13 @@ def qos_data(snap: Snapshot, colors: dict[str, str], wall_now: float, interval_m
         views[key] = {
             "start": local_text(view.start, snap.timezone), "end": local_text(view.end, snap.timezone),
             "hours": view.hours,
-            "figures": [usage_figure(snap, o, view, "light", colors=colors) for o in KEYS],
+            # Running and queued traces both (each trace's `meta` says which): the
+            # page's running / queued / both switch shows or hides them in place.
+            "figures": [usage_figure(snap, o, view, "light", colors=colors, show="both")
+                        for o in CHART_KEYS],
             "totals": total_rows(snap, view), "title": total_title(snap, view),
+            "pressure": pressure_rows(snap, view), "pressure_figure": pressure_figure(snap, view),
+            "waits": wait_rows(snap, view), "wait_figure": wait_figure(snap, view),
         }
     f = freshness(snap, wall_now, interval_minutes)
     return {
@@ -82,13 +102,15 @@ def qos_data(snap: Snapshot, colors: dict[str, str], wall_now: float, interval_m
         "updated": f.updated, "window_start": local_text(snap.window_start, snap.timezone),
         "window_end": local_text(snap.now, snap.timezone), "bin_seconds": snap.bin_seconds,
         "users": list(snap.users), "colors": {u: colors[u] for u in snap.users},
-        "limits": {o: snap.thresholds.get(o) for o in KEYS}, "cluster": snap.cluster,
+        "limits": {o: snap.thresholds.get(o) for o in CHART_KEYS}, "cluster": snap.cluster,
         # The page's texts for this QoS, made by the Dash page's own functions;
         # the page fills in only what it knows at viewing time ({age}; a custom span).
         "empty_message": empty_qos_message(snap) if not snap.users else "",
         "stale_text": STALE_TEXT.format(qos=snap.qos, updated=f.updated, age="{age}",
                                         interval=interval_minutes),
         "current": current_rows(snap), "views": views,
+        "limit_sentences": limit_sentences(snap), "queue": queue_table(snap),
+        "queue_note": queue_note(snap),
     }
 
 
@@ -145,8 +167,13 @@ def export_site(config: Config, out: Path, privacy: Privacy = Privacy(),
         # The observables (collector/observables.py): charts, columns and headers.
         "observables": [o.as_dict() for o in OBSERVABLES],
         "presets": list(RANGES), "default_range": DEFAULT_RANGE,
+        "show_modes": list(SHOW_MODES), "default_show": DEFAULT_SHOW,
+        "columns": {"queue": QUEUE_COLUMNS, "pressure": PRESSURE_COLUMNS, "waits": WAIT_COLUMNS},
         "texts": {"total_title": TOTAL_TITLE, "range_fallback": range_fallback(RANGE_EMPTY),
-                  "unreadable": {p.key: unreadable_message(p.label) for p in config.panels}},
+                  "unreadable": {p.key: unreadable_message(p.label) for p in config.panels},
+                  "wait_inference": WAIT_INFERENCE,
+                  "custom_queue_parts": "Limit pressure and waits: the last 30 days (a custom "
+                                        "range is drawn in the charts and the total table)."},
         # Which QoS have no data, never why: a reason can quote a user name.
         "errors": dict.fromkeys(report.errors, "unreadable"),
         # Steps of the last run that failed (collector/status.py); errors only in private copies.

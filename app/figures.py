@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from collector.observables import CHART_KEYS, observable
+from collector.observables import CHART_KEYS, observable, queued_key
 from collector.palette import assign_colors, user_color
 from collector.snapshot import Snapshot
 
@@ -25,6 +25,10 @@ RANGES: dict[str, int] = {
 }
 DEFAULT_RANGE = "7d"
 CUSTOM = "custom"
+# What the charts draw: the running jobs' allocation, the waiting jobs' requests, or both
+# (the queue stacked above the running usage, hatched and lighter).
+SHOW_MODES = ("running", "queued", "both")
+DEFAULT_SHOW = "running"
 LOCAL_FORMAT = "%Y-%m-%dT%H:%M"   # what an <input type="datetime-local"> holds
 
 THEMES = {
@@ -34,6 +38,9 @@ THEMES = {
              "limit": "#ff6b6b"},
 }
 
+
+EMPTY_TEXT = {"running": "No usage in this range", "queued": "Nothing queued in this range",
+              "both": "No usage or queue in this range"}
 
 RANGE_EMPTY = "the custom range is empty: 'from' must be before 'to', inside the window"
 
@@ -126,32 +133,71 @@ def x_segments(snap: Snapshot, first: int, last: int) -> list[tuple[int, int, st
     return runs
 
 
-def usage_figure(snap: Snapshot, obs: str, view: View, theme: str = "light",
-                 hidden: frozenset[str] | set[str] = frozenset(),
-                 colors: dict[str, str] | None = None) -> dict:
-    """A stacked area chart of one observable, one colour per user (`colors`,
-    from `assign_colors` over the site's users), with the QoS limit as a
-    labelled dashed line where there is one."""
-    colors = colors or assign_colors(snap.users)
-    theme_colors = THEMES.get(theme, THEMES["light"])
-    first, last = bin_span(snap, view)
-    segments = x_segments(snap, first, last)
-    values = snap.series[obs][:, first:last]
+def _translucent(color: str, alpha: float = 0.35) -> str:
+    """A '#rrggbb' colour as rgba with `alpha` (the queue's lighter fill)."""
+    if len(color) == 7 and color.startswith("#"):
+        r, g, b = (int(color[i:i + 2], 16) for i in (1, 3, 5))
+        return f"rgba({r},{g},{b},{alpha})"
+    return color
+
+
+def _user_traces(snap: Snapshot, key: str, segments: list[tuple[int, int, str]],
+                 first: int, last: int, hidden: frozenset[str] | set[str],
+                 colors: dict[str, str], queued: bool) -> list[dict]:
+    """The stacked traces of one series, one per user (and per run of bins of
+    one UTC offset); queued traces are hatched, lighter, and say 'queued'."""
+    values = snap.series[key][:, first:last]
     traces = []
     for i, user in enumerate(snap.users):
         if not values[i].any():
             continue  # nothing in view: no trace (the legend lists every user anyway)
         color = colors.get(user) or user_color(user)
         for a, b, x0 in segments:
-            row = snap.series[obs][i, a:b]
+            row = snap.series[key][i, a:b]
             if not row.any() and len(segments) > 1:
                 continue  # stacking treats a missing stretch as zero
-            traces.append({
+            trace = {
                 "type": "scatter", "mode": "lines", "name": user, "legendgroup": user,
                 "stackgroup": "usage", "line": {"width": 0.5, "color": color, "shape": "hv"},
                 "fillcolor": color, "y": _typed(row), "x0": x0, "dx": snap.bin_seconds * 1000,
                 "hovertemplate": "%{y:.1f}", "visible": "legendonly" if user in hidden else True,
-            })
+                "meta": "running",
+            }
+            if queued:
+                trace.update({
+                    "fillcolor": _translucent(color), "meta": "queued",
+                    "line": {"width": 1, "color": color, "shape": "hv", "dash": "dot"},
+                    "fillpattern": {"shape": "/", "fgcolor": color, "fgopacity": 0.6,
+                                    "size": 8, "solidity": 0.25},
+                    "hovertemplate": "%{y:.1f} queued"})
+            traces.append(trace)
+    return traces
+
+
+def usage_figure(snap: Snapshot, obs: str, view: View, theme: str = "light",
+                 hidden: frozenset[str] | set[str] = frozenset(),
+                 colors: dict[str, str] | None = None, show: str = DEFAULT_SHOW) -> dict:
+    """A stacked area chart of one observable, one colour per user (`colors`,
+    from `assign_colors` over the site's users), with the QoS limit as a
+    labelled dashed line where there is one. `show` (SHOW_MODES) draws the
+    running usage, the queued demand, or the queue stacked above the running
+    usage; every trace's `meta` says which it is, and the layout's `meta`
+    holds the y-axis top of each mode (the static page switches in place)."""
+    colors = colors or assign_colors(snap.users)
+    theme_colors = THEMES.get(theme, THEMES["light"])
+    first, last = bin_span(snap, view)
+    segments = x_segments(snap, first, last)
+    queue_key = queued_key(obs)
+    show = show if show in SHOW_MODES and queue_key else DEFAULT_SHOW
+    running = _user_traces(snap, obs, segments, first, last, hidden, colors, False)
+    waiting = _user_traces(snap, queue_key, segments, first, last, hidden, colors, True) \
+        if queue_key else []
+    traces = {"running": running, "queued": waiting, "both": running + waiting}[show]
+    run_sum = snap.series[obs][:, first:last].sum(axis=0)
+    queue_sum = snap.series[queue_key][:, first:last].sum(axis=0) if queue_key else \
+        np.zeros_like(run_sum)
+    peaks = {"running": float(run_sum.max(initial=0)), "queued": float(queue_sum.max(initial=0)),
+             "both": float((run_sum + queue_sum).max(initial=0))}
     limit = snap.thresholds.get(obs)
     shapes = limit_shapes(snap, obs, view, theme_colors["limit"])
     annotations = []
@@ -162,16 +208,21 @@ def usage_figure(snap: Snapshot, obs: str, view: View, theme: str = "light",
     if not traces:
         annotations.append({"xref": "paper", "yref": "paper", "x": 0.5, "y": 0.5,
                             "showarrow": False, "font": {"size": 14},
-                            "text": "No usage in this range"})
+                            "text": EMPTY_TEXT[show]})
     tz = ZoneInfo(snap.timezone)
     x_range = [datetime.fromtimestamp(t, tz).strftime("%Y-%m-%d %H:%M:%S")
                for t in (view.start, view.end)]
     highest_limit = max((max(s["y0"], s["y1"]) for s in shapes), default=0)
-    y_top = max(float(values.sum(axis=0).max(initial=0)), highest_limit) * 1.08 or 1
+    # The limit line is always in view, whatever is drawn.
+    tops = {m: max(p, highest_limit) * 1.08 or 1 for m, p in peaks.items()}
+    y_top = tops[show]
+    title = observable(obs).title + {"running": "", "queued": " (queued)",
+                                     "both": " (running + queued)"}[show]
     return {
         "data": traces,
         "layout": {
-            "title": {"text": observable(obs).title, "x": 0.01, "xanchor": "left", "font": {"size": 15}},
+            "title": {"text": title, "x": 0.01, "xanchor": "left", "font": {"size": 15}},
+            "meta": {"y_top": tops, "title": observable(obs).title},
             "showlegend": False, "hovermode": "x unified",
             "margin": {"l": 55, "r": 15, "t": 40, "b": 35}, "height": 330,
             "paper_bgcolor": theme_colors["paper"], "plot_bgcolor": theme_colors["plot"],

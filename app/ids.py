@@ -27,3 +27,12 @@ TOTAL_TITLE = "total-title"
 
 def graph(obs: str) -> str:
     return f"graph-{obs.lower()}"
+
+SHOW = "show-mode"               # running / queued / both
+LIMIT_ALERT = "limit-alert"      # "avery holds 39 of 39 GPUs ..."
+QUEUE_TABLE = "queue-table"
+QUEUE_NOTE = "queue-note"
+PRESSURE_TABLE = "pressure-table"
+PRESSURE_GRAPH = "pressure-graph"
+WAIT_TABLE = "wait-table"
+WAIT_GRAPH = "wait-graph"

@@ -6,9 +6,10 @@ import dash_bootstrap_components as dbc
 from dash import dash_table, dcc, html
 
 from app import ids
-from app.figures import DEFAULT_RANGE, RANGES, THEMES
+from app.figures import DEFAULT_RANGE, DEFAULT_SHOW, RANGES, SHOW_MODES, THEMES
+from app.queue_view import PRESSURE_COLUMNS, QUEUE_COLUMNS, WAIT_COLUMNS, WAIT_INFERENCE
 from collector.config import Config
-from collector.observables import OBSERVABLES
+from collector.observables import RUNNING
 
 # Before the first paint: apply the remembered colour mode, so a dark page
 # never flashes white on reload. Kept tiny and free of dependencies.
@@ -69,8 +70,16 @@ def _range_controls() -> dbc.Row:
         dbc.Button("Apply", id=ids.APPLY, color="primary", size="sm", n_clicks=0),
         dbc.Button("Reset", id=ids.RESET, color="secondary", outline=True, size="sm", n_clicks=0),
     ], size="sm", class_name="flex-nowrap")
+    show = dbc.RadioItems(
+        id=ids.SHOW, options=[{"label": m.capitalize(), "value": m} for m in SHOW_MODES],
+        value=DEFAULT_SHOW, class_name="btn-group", input_class_name="btn-check",
+        label_class_name="btn btn-outline-secondary btn-sm", label_checked_class_name="active",
+    )
     return dbc.Row([
         dbc.Col(presets, width="auto", class_name="mb-2"),
+        dbc.Col(html.Div(show, title="Draw what running jobs hold, what waiting jobs ask "
+                                      "for, or the queue stacked above the running usage"),
+                width="auto", class_name="mb-2"),
         dbc.Col([custom, html.Div(id=ids.RANGE_ERROR, className="small text-danger mt-1")],
                 width="auto", class_name="mb-2"),
     ], class_name="align-items-start g-3")
@@ -83,35 +92,44 @@ def _graph(obs: str) -> dbc.Col:
     ), body=True, class_name="p-1"), md=6, class_name="mb-3")
 
 
-def _table(table_id: str, columns: list[dict], title: str | html.Span, title_id: str | None = None
-           ) -> dbc.Col:
+def _table(table_id: str, columns: list[dict], title: str | html.Span, title_id: str | None = None,
+           sortable: bool = True, note_id: str | None = None, lg: int = 6) -> dbc.Col:
     heading = html.H6(title, id=title_id, className="card-title") if title_id else \
         html.H6(title, className="card-title")
+    note = [html.P(id=note_id, className="small text-body-secondary mb-1")] if note_id else []
     return dbc.Col(dbc.Card(dbc.CardBody([
-        heading,
+        heading, *note,
         dash_table.DataTable(
-            id=table_id, columns=columns, data=[], sort_action="custom", sort_mode="single",
+            id=table_id, columns=columns, data=[], sort_action="custom" if sortable else "none",
+            sort_mode="single",
             sort_by=[], style_as_list_view=True, page_action="none",
             style_table={"overflowX": "auto", "maxHeight": "420px", "overflowY": "auto"},
             style_cell={"fontSize": "0.85rem", "padding": "4px 8px", "textAlign": "right",
                         "backgroundColor": "transparent", "color": "inherit"},
             style_header={"fontWeight": "600", "backgroundColor": "transparent", "color": "inherit"},
-            style_cell_conditional=[{"if": {"column_id": "user"}, "textAlign": "left"}],
+            style_cell_conditional=[{"if": {"column_id": c["id"]}, "textAlign": "left",
+                                     "whiteSpace": "normal"}
+                                    for c in columns if c.get("type") != "numeric"],
             style_data_conditional=[{"if": {"filter_query": "{is_total} eq true"},
                                      "fontWeight": "700", "borderTop": "2px solid"}],
         ),
-    ])), lg=6, class_name="mb-3")
+    ])), lg=lg, class_name="mb-3")
 
 
 def _columns(label: str) -> list[dict]:
     """A column per observable (headed by its `label` attribute: current_label or
     total_label) and, where a QoS limit can exist, the share of it."""
     cols: list[dict] = [{"name": "User", "id": "user"}]
-    for o in OBSERVABLES:
+    for o in RUNNING:
         cols.append({"name": getattr(o, label), "id": o.key, "type": "numeric"})
         if o.limit_key:
             cols.append({"name": "% limit", "id": f"{o.key}_share", "type": "numeric"})
     return cols
+
+
+def _plain(columns: tuple[tuple[str, str], ...], text: tuple[str, ...]) -> list[dict]:
+    return [{"name": name, "id": cid, **({} if cid in text else {"type": "numeric"})}
+            for cid, name in columns]
 
 
 def build_layout(config: Config) -> html.Div:
@@ -134,7 +152,8 @@ def build_layout(config: Config) -> html.Div:
             # Filled by the render callback; clicks are handled in assets/librarian.js.
             html.Div(id=ids.LEGEND, className="legend mb-2", role="group",
                      title="Click a user to hide or show them in every chart"),
-            dbc.Row([_graph(o.key) for o in OBSERVABLES], class_name="g-3"),
+            dbc.Alert(id=ids.LIMIT_ALERT, color="warning", is_open=False, class_name="py-2"),
+            dbc.Row([_graph(o.key) for o in RUNNING], class_name="g-3"),
             dbc.Row([
                 _table(ids.CURRENT_TABLE, _columns("current_label"),
                        "Current usage (jobs running at collection time)"),
@@ -145,6 +164,38 @@ def build_layout(config: Config) -> html.Div:
                    "Hours are resource-hours (a job holding 4 CPUs for 2 h is 8 CPU-h); "
                    "'% limit' is the share of what the QoS limit allows (at collection time, "
                    "or over the range). Memory GB are GiB, as Slurm counts them.",
+                   className="small text-body-secondary"),
+            html.H5("The queue and the limit", className="mt-2"),
+            dbc.Row([
+                _table(ids.QUEUE_TABLE, _plain(QUEUE_COLUMNS, text=("user", "longest_wait", "reason")),
+                       "Queue now", sortable=False, note_id=ids.QUEUE_NOTE),
+                dbc.Col(dbc.Card(dbc.CardBody([
+                    html.H6("Limit pressure over the visible range", className="card-title"),
+                    dash_table.DataTable(
+                        id=ids.PRESSURE_TABLE, data=[], style_as_list_view=True,
+                        columns=_plain(PRESSURE_COLUMNS, text=("resource", "limit")),
+                        style_cell={"fontSize": "0.85rem", "padding": "4px 8px",
+                                    "textAlign": "right", "backgroundColor": "transparent",
+                                    "color": "inherit", "whiteSpace": "normal"},
+                        style_header={"fontWeight": "600", "backgroundColor": "transparent",
+                                      "color": "inherit"},
+                        style_cell_conditional=[{"if": {"column_id": "resource"},
+                                                 "textAlign": "left"}]),
+                    dcc.Graph(id=ids.PRESSURE_GRAPH, figure={"data": [], "layout": {"height": 260}},
+                              config={"displaylogo": False, "responsive": True}),
+                ])), lg=6, class_name="mb-3"),
+            ], class_name="g-3"),
+            dbc.Row([
+                dbc.Col(dbc.Card(dcc.Graph(
+                    id=ids.WAIT_GRAPH, figure={"data": [], "layout": {"height": 260}},
+                    config={"displaylogo": False, "responsive": True}), body=True,
+                    class_name="p-1"), lg=6, class_name="mb-3"),
+                _table(ids.WAIT_TABLE, _plain(WAIT_COLUMNS, text=("user", "median", "p90")),
+                       "Wait history over the visible range", sortable=False),
+            ], class_name="g-3"),
+            html.P("Queued demand is what waiting jobs ask for, from Eligible to Start "
+                   "(held jobs, a future begin time and dependencies are not counted; the "
+                   "queue table counts them as held). " + WAIT_INFERENCE,
                    className="small text-body-secondary"),
         ], fluid=True),
     ])

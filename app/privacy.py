@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Callable
 from dataclasses import replace
 
 import numpy as np
@@ -26,12 +27,24 @@ def pseudonym(name: str, key: bytes) -> str:
     return "user-" + hmac.new(key, name.encode("utf-8"), hashlib.sha256).hexdigest()[:10]
 
 
+def _renamed(snap: Snapshot, rename: Callable[[str], str]) -> Snapshot:
+    """Every user name of the snapshot through `rename`: the charts' users and
+    those of the queue, the holders of a limit and the waits."""
+    queue = snap.queue
+    if queue is not None:
+        queue = replace(queue, rows=tuple(replace(r, user=rename(r.user)) for r in queue.rows))
+    limit_now = tuple(replace(a, holders=tuple((rename(u), x) for u, x in a.holders))
+                      for a in snap.limit_now)
+    waits = replace(snap.waits, users=tuple(rename(u) for u in snap.waits.users))
+    return replace(snap, users=tuple(rename(u) for u in snap.users), queue=queue,
+                   limit_now=limit_now, waits=waits)
+
+
 def anonymize(snap: Snapshot, key: bytes) -> Snapshot:
     """The same snapshot with every user name replaced by its pseudonym."""
     if len(key) < 16:
         raise PrivacyError("the anonymization key must be at least 16 bytes")
-    names = tuple(OTHERS if u == OTHERS else pseudonym(u, key) for u in snap.users)
-    return replace(snap, users=names)
+    return _renamed(snap, lambda u: OTHERS if u == OTHERS else pseudonym(u, key))
 
 
 def top_users(snap: Snapshot, n: int) -> Snapshot:
@@ -46,4 +59,7 @@ def top_users(snap: Snapshot, n: int) -> Snapshot:
               for o in KEYS}
     current = {o: np.append(snap.current[o][keep], snap.current[o][rest].sum())
                for o in KEYS}
-    return replace(snap, users=users, series=series, current=current)
+    kept = set(users)
+    # The queue, the holders and the waits name no one beyond the users kept.
+    folded = _renamed(snap, lambda u: u if u in kept else OTHERS)
+    return replace(folded, users=users, series=series, current=current)

@@ -1,11 +1,12 @@
-"""The view in the URL: ?qos=avery&range=7d (or range=custom&from=...&to=...). Pure."""
+"""The view in the URL: ?qos=avery&range=7d (or range=custom&from=...&to=...),
+and &show=queued or &show=both when the charts draw the queue. Pure."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlencode
 
-from app.figures import CUSTOM, DEFAULT_RANGE, RANGES
+from app.figures import CUSTOM, DEFAULT_RANGE, DEFAULT_SHOW, RANGES, SHOW_MODES
 
 
 @dataclass(frozen=True)
@@ -14,11 +15,14 @@ class UrlState:
     range: str = DEFAULT_RANGE
     start: str | None = None  # custom range, site wall-clock 'YYYY-MM-DDTHH:MM'
     end: str | None = None
+    show: str = DEFAULT_SHOW
 
     def search(self) -> str:
         params = {"qos": self.qos, "range": self.range}
         if self.range == CUSTOM:
             params |= {"from": self.start or "", "to": self.end or ""}
+        if self.show != DEFAULT_SHOW:
+            params["show"] = self.show
         return "?" + urlencode(params)
 
 
@@ -33,6 +37,8 @@ def parse_search(search: str | None, qos_names: tuple[str, ...]) -> UrlState:
     qos = one("qos")
     qos = qos if qos in qos_names else qos_names[0]
     rng = one("range")
+    show = one("show")
+    show = show if show in SHOW_MODES else DEFAULT_SHOW
     if rng == CUSTOM and one("from") and one("to"):
-        return UrlState(qos, CUSTOM, one("from"), one("to"))
-    return UrlState(qos, rng if rng in RANGES else DEFAULT_RANGE)
+        return UrlState(qos, CUSTOM, one("from"), one("to"), show)
+    return UrlState(qos, rng if rng in RANGES else DEFAULT_RANGE, show=show)

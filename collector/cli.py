@@ -90,6 +90,9 @@ def _parser(plugins: bool = True) -> tuple[argparse.ArgumentParser, dict[str, Ca
     c.add_argument("--sacct-file", metavar="F", type=Path,
                    help="read saved `sacct --parsable2` output instead of running sacct; "
                         "its times are in site.timezone")
+    c.add_argument("--squeue-file", metavar="F", type=Path,
+                   help="with --sacct-file: saved output of the squeue call Librarian makes "
+                        "(see `collector/squeue.py`; times in UTC) for the queue table")
     c.add_argument("--now", metavar="TIME",
                    help="collection time, ISO 8601 or epoch seconds (default: the clock)")
     c.add_argument("--no-plots", action="store_true", help="skip the PNG/PDF charts")
@@ -146,9 +149,15 @@ def _cmd_collect(args: argparse.Namespace) -> int:
     if args.sacct_file is not None and not args.sacct_file.is_file():
         log.error("--sacct-file: no such file: %s", args.sacct_file)
         return EXIT_USAGE
+    if args.squeue_file is not None and (args.sacct_file is None
+                                         or not args.squeue_file.is_file()):
+        log.error("--squeue-file: %s", "needs --sacct-file" if args.sacct_file is None
+                  else f"no such file: {args.squeue_file}")
+        return EXIT_USAGE
     try:
         report = collect(config, now, qos_names=args.qos, sacct_file=args.sacct_file,
-                         plots=not args.no_plots, full=args.full)
+                         plots=not args.no_plots, full=args.full,
+                         squeue_file=args.squeue_file)
     except LockBusy as err:
         log.error("%s", err)
         return EXIT_LOCKED

@@ -104,11 +104,14 @@ class QueueRead:
 def collect(config: Config, now: float, qos_names: Sequence[str] | None = None,
             sacct_file: Path | None = None, plots: bool = True,
             runner: Runner = subprocess.run,
-            environ: Mapping[str, str] | None = None, full: bool = False) -> CollectReport:
+            environ: Mapping[str, str] | None = None, full: bool = False,
+            squeue_file: Path | None = None) -> CollectReport:
     """Collect every requested QoS at time `now` (epoch seconds) and write its files.
 
     Live collection keeps the job store of every configured QoS up to date
-    (one sacct query covers them all), whichever QoS are written."""
+    (one sacct query covers them all), whichever QoS are written. With a
+    saved `sacct_file`, a saved `squeue_file` (what squeue printed, in
+    collector/squeue.py's format) may stand for the queue."""
     selected = {q.name for q in config.qos_named(list(qos_names) if qos_names else None)}
     panels = [p for p in config.panels if p.qos in selected]
     window = make_window(now, config.collect.bin_seconds, config.collect.n_bins)
@@ -122,6 +125,8 @@ def collect(config: Config, now: float, qos_names: Sequence[str] | None = None,
             usages = {p: bin_usage(by_qos.get(p.qos, JobTable.empty()), window) for p in panels}
             records = {p: by_qos.get(p.qos, JobTable.empty()) for p in panels}
             source = f"file:{sacct_file}"
+            if squeue_file is not None:
+                queue = _queue_of_file(squeue_file, window.now)
         else:
             queue = read_queue(config, window.now, runner, environ)
             synced, sync, parsed = sync_store(config, window, runner, environ, full,
@@ -199,6 +204,18 @@ def read_queue(config: Config, now: int, runner: Runner = subprocess.run,
                         ", ".join(map(str, queue.bad_line_numbers)))
         queues[cluster] = queue
     return QueueRead(now, queues, "", time.perf_counter() - t)
+
+
+def _queue_of_file(path: Path, now: int) -> QueueRead:
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise CollectError(f"cannot read {path}: {err.strerror}") from err
+    queue = parse_squeue(data)
+    if queue.bad_lines:
+        log.warning("%s: skipped %d unreadable line(s) (line %s)", path, queue.bad_lines,
+                    ", ".join(map(str, queue.bad_line_numbers)))
+    return QueueRead(now, {"": queue})
 
 
 def _seen(queue: QueueRead) -> dict[str, Seen]:

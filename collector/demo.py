@@ -14,7 +14,7 @@ from pathlib import Path
 
 from collector.collect import CollectReport, collect
 from collector.config import EXAMPLE_PATH, load_config
-from collector.synth import SynthQos, mean_job_cpu_seconds, synth_sacct
+from collector.synth import SynthQos, mean_job_cpu_seconds, synth_sacct, synth_squeue
 
 # avery is kept busy near its 430-CPU limit; avery-b (burst) sees less.
 DEMO_QOS = (
@@ -46,6 +46,9 @@ def run_demo(folder: Path, seed: int = 7, plots: bool = True, now: float | None 
                           tz=config.site.timezone, seed=seed, steps=0.1)
     history_path = folder / "sacct-history.txt"
     history_path.write_bytes(history)
-    report = collect(config, now_s, sacct_file=history_path, plots=plots)
+    queue_path = folder / "squeue-now.txt"
+    queue_path.write_bytes(synth_squeue(history, config.site.timezone))
+    report = collect(config, now_s, sacct_file=history_path, squeue_file=queue_path,
+                     plots=plots)
     return DemoResult(folder=folder.resolve(), config_path=config_path, history_path=history_path,
                       job_lines=n_jobs, report=report)

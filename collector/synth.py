@@ -242,3 +242,23 @@ def _step_line(row: tuple[str, ...], step: str) -> str:
     cells[3] = ""
     cells[11] = ""
     return "|".join(cells)
+
+
+def synth_squeue(history: bytes, tz: str = "UTC") -> bytes:
+    """What squeue would print (collector/squeue.py's format, times in UTC) for
+    the jobs still pending at the end of a synthetic history: one line per job."""
+    from collector.parse import parse_sacct
+    from collector.squeue import SEP
+
+    jobs = parse_sacct(history, tz).jobs
+    rows = np.flatnonzero(np.isnan(jobs.start) & np.isnan(jobs.end))
+    stamp = _local_text(jobs.submit[rows].astype(np.int64), "UTC")
+    lines = []
+    for i, submit in zip(rows.tolist(), stamp.tolist(), strict=True):
+        tres = f"cpu={jobs.req_cpus[i]:g},mem={jobs.req_mem_gib[i] * 1024:.0f}M,node=1"
+        if jobs.req_gpus[i]:
+            tres += f",gres/gpu={jobs.req_gpus[i]:g}"
+        cells = [str(jobs.job_id[i]), jobs.users[jobs.user[i]], jobs.qos_names[jobs.qos[i]],
+                 "PENDING", jobs.reasons[jobs.reason[i]] or "Priority", tres, submit]
+        lines.append("".join(c + SEP for c in cells))
+    return "".join(line + "\n" for line in lines).encode()

@@ -6,15 +6,18 @@
    chart values over the chosen span) and the sorting of table rows. */
 (function () {
     "use strict";
-    var OBS, GRAPHS, PRESETS, DEFAULT, COLUMNS;   // from the manifest (vocabulary())
+    var OBS, GRAPHS, PRESETS, DEFAULT, COLUMNS, SHOWS, DEFAULT_SHOW;   // from the manifest
 
     function vocabulary(m) {
-        OBS = m.observables.map(function (o) { return o.key; });
+        var charted = m.observables.filter(function (o) { return !o.queued_of; });
+        OBS = charted.map(function (o) { return o.key; });
+        SHOWS = m.show_modes;
+        DEFAULT_SHOW = m.default_show;
         GRAPHS = OBS.map(function (k) { return "graph-" + k.toLowerCase(); });
         PRESETS = m.presets;
         DEFAULT = m.default_range;
         COLUMNS = [["user", "User", "User"]];
-        m.observables.forEach(function (o) {
+        charted.forEach(function (o) {
             COLUMNS.push([o.key, o.current_label, o.total_label]);
             if (o.limited) { COLUMNS.push([o.key + "_share", "% limit", "% limit"]); }
         });
@@ -39,16 +42,24 @@
         var qos = p.get("qos");
         if (!manifest || manifest.qos.indexOf(qos) < 0) { qos = manifest ? manifest.qos[0] : null; }
         var range = p.get("range");
+        var show = SHOWS.indexOf(p.get("show")) >= 0 ? p.get("show") : DEFAULT_SHOW;
         if (range === "custom" && p.get("from") && p.get("to")) {
-            return {qos: qos, range: "custom", from: p.get("from"), to: p.get("to")};
+            return {qos: qos, range: "custom", from: p.get("from"), to: p.get("to"), show: show};
         }
-        return {qos: qos, range: PRESETS.indexOf(range) >= 0 ? range : DEFAULT};
+        return {qos: qos, range: PRESETS.indexOf(range) >= 0 ? range : DEFAULT, show: show};
     }
 
     function search(s) {
         var p = new URLSearchParams({qos: s.qos, range: s.range});
         if (s.range === "custom") { p.set("from", s.from); p.set("to", s.to); }
+        if (s.show && s.show !== DEFAULT_SHOW) { p.set("show", s.show); }
         return "?" + p.toString();
+    }
+
+    /* A trace is drawn when its user is not hidden and the switch shows its kind. */
+    function visibility(t, show) {
+        if (show !== "both" && t.meta && t.meta !== show) { return false; }
+        return hidden.has(t.name) ? "legendonly" : true;
     }
 
     function go(s) {
@@ -86,6 +97,7 @@
         var per = {};
         OBS.forEach(function (obs, i) {
             figs[i].data.forEach(function (t) {
+                if (t.meta === "queued") { return; }   // the totals are of running jobs
                 var y = decode(t.y), x0 = wallMs(t.x0), sum = 0;
                 for (var k = 0; k < y.length; k++) {
                     var a = x0 + k * t.dx, b = Math.min(a + t.dx, end);
@@ -185,13 +197,19 @@
                 return i === 0 ? Object.assign({}, a, {font: {color: c.limit}}) : a;
             });
         }
+        var meta = fig.layout.meta || {};
+        if (meta.y_top) { layout.yaxis.range = [0, meta.y_top[s.show]]; }
+        if (meta.title) {
+            layout.title = Object.assign({}, fig.layout.title, {text: meta.title +
+                ({running: "", queued: " (queued)", both: " (running + queued)"})[s.show]});
+        }
         if (s.range === "custom") {
             layout.xaxis.range = [view.start.replace("T", " "), view.end.replace("T", " ")];
             layout.yaxis = Object.assign({}, layout.yaxis, {range: undefined, autorange: true});
             layout.uirevision = "custom|" + view.start + "|" + view.end;
         }
         var traces = fig.data.map(function (t) {
-            return Object.assign({}, t, {visible: hidden.has(t.name) ? "legendonly" : true});
+            return Object.assign({}, t, {visible: visibility(t, s.show)});
         });
         return {data: traces, layout: layout};
     }
@@ -212,10 +230,11 @@
                 if (hidden.has(u)) { hidden.delete(u); } else { hidden.add(u); }
                 b.classList.toggle("off", hidden.has(u));
                 b.setAttribute("aria-pressed", hidden.has(u) ? "false" : "true");
+                var show = readState().show;
                 GRAPHS.forEach(function (g) {
                     var gd = $(g);
                     if (gd.data) {
-                        Plotly.restyle(gd, {visible: gd.data.map(function (t) { return hidden.has(t.name) ? "legendonly" : true; })});
+                        Plotly.restyle(gd, {visible: gd.data.map(function (t) { return visibility(t, show); })});
                     }
                 });
             });
@@ -254,6 +273,9 @@
         Array.prototype.forEach.call($("range-preset").querySelectorAll("button"), function (b) {
             b.classList.toggle("active", b.getAttribute("data-range") === s.range);
         });
+        Array.prototype.forEach.call($("show-mode").querySelectorAll("button"), function (b) {
+            b.classList.toggle("active", b.getAttribute("data-show") === s.show);
+        });
         $("range-from").value = s.range === "custom" ? s.from : "";
         $("range-to").value = s.range === "custom" ? s.to : "";
     }
@@ -288,8 +310,63 @@
         legend(d);
         table("current-table", d.current, 1);
         table("total-table", rows, 2);
+        queueParts(d, s.range === "custom" ? d.views["30d"] : view, s.range === "custom");
         message(d.empty_message, "info");
         header(d);
+    }
+
+    /* A table of text cells from rows and [id, header] columns (never HTML). */
+    function plainTable(id, columns, rows) {
+        var head = document.createElement("thead"), tr = document.createElement("tr");
+        columns.forEach(function (c) {
+            var th = document.createElement("th");
+            th.textContent = c[1];
+            th.className = typeof (rows[0] || {})[c[0]] === "number" ? "text-end" : "";
+            tr.appendChild(th);
+        });
+        head.appendChild(tr);
+        var body = document.createElement("tbody");
+        rows.forEach(function (r) {
+            var line = document.createElement("tr");
+            if (r.is_total) { line.className = "fw-bold border-top border-2"; }
+            columns.forEach(function (c) {
+                var td = document.createElement("td"), v = r[c[0]];
+                td.textContent = v === null || v === undefined ? "" : String(v);
+                td.setAttribute("data-column", c[0]);
+                if (typeof v === "number") { td.className = "text-end"; }
+                line.appendChild(td);
+            });
+            body.appendChild(line);
+        });
+        $(id).replaceChildren(head, body);
+    }
+
+    function themed(fig) {
+        var c = manifest.themes[theme()];
+        var layout = Object.assign({}, fig.layout, {paper_bgcolor: c.paper, plot_bgcolor: c.plot,
+            font: Object.assign({}, fig.layout.font, {color: c.font})});
+        layout.xaxis = Object.assign({}, fig.layout.xaxis, {gridcolor: c.grid});
+        layout.yaxis = Object.assign({}, fig.layout.yaxis, {gridcolor: c.grid, zerolinecolor: c.grid});
+        return {data: fig.data, layout: layout};
+    }
+
+    /* The queue now, the limit sentence, the limit pressure and the waits
+       (pre-computed per preset; a custom range shows the 30-day ones, and says so). */
+    function queueParts(d, view, custom) {
+        var alert = $("limit-alert");
+        alert.replaceChildren.apply(alert, d.limit_sentences.map(function (t) {
+            var div = document.createElement("div");
+            div.textContent = t;
+            return div;
+        }));
+        alert.classList.toggle("d-none", d.limit_sentences.length === 0);
+        $("queue-note").textContent = d.queue_note;
+        plainTable("queue-table", manifest.columns.queue, d.queue);
+        $("pressure-note").textContent = custom ? manifest.texts.custom_queue_parts : "";
+        plainTable("pressure-table", manifest.columns.pressure, view.pressure);
+        plainTable("wait-table", manifest.columns.waits, view.waits);
+        Plotly.react($("pressure-graph"), themed(view.pressure_figure), {displaylogo: false, responsive: true});
+        Plotly.react($("wait-graph"), themed(view.wait_figure), {displaylogo: false, responsive: true});
     }
 
     function render() {
@@ -365,15 +442,31 @@
             b.className = "btn btn-outline-primary btn-sm";
             b.setAttribute("data-range", p);
             b.textContent = p;
-            b.addEventListener("click", function () { go({qos: readState().qos, range: p}); });
+            b.addEventListener("click", function () { go({qos: readState().qos, range: p, show: readState().show}); });
             $("range-preset").appendChild(b);
+        });
+        SHOWS.forEach(function (m) {
+            var b = document.createElement("button");
+            b.type = "button";
+            b.className = "btn btn-outline-secondary btn-sm";
+            b.setAttribute("data-show", m);
+            b.textContent = m.charAt(0).toUpperCase() + m.slice(1);
+            b.addEventListener("click", function () {
+                var s = readState();
+                s.show = m;
+                go(s);
+            });
+            $("show-mode").appendChild(b);
         });
         $("range-apply").addEventListener("click", function () {
             if ($("range-from").value && $("range-to").value) {
-                go({qos: readState().qos, range: "custom", from: $("range-from").value, to: $("range-to").value});
+                go({qos: readState().qos, range: "custom", from: $("range-from").value, to: $("range-to").value,
+                    show: readState().show});
             }
         });
-        $("range-reset").addEventListener("click", function () { go({qos: readState().qos, range: DEFAULT}); });
+        $("range-reset").addEventListener("click", function () {
+            go({qos: readState().qos, range: DEFAULT, show: readState().show});
+        });
         window.addEventListener("popstate", render);
         window.setInterval(refresh, manifest.refresh_seconds * 1000);
         return render();

@@ -1,0 +1,262 @@
+"""The queue, the limit pressure and the waits of one snapshot, for a view (pure).
+
+Shared by the Dash callbacks and the static export, like app/figures.py:
+the sentence on the tab when the group is at a limit, the queue table (as
+squeue showed it at collection), the limit-pressure card and its daily
+chart, and the wait history (a daily chart and a table per user).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pandas as pd
+
+from app.figures import THEMES, View, overlap_seconds
+from collector.observables import observable
+from collector.snapshot import Snapshot
+
+# How a resource is named in a sentence: (plural, one unit).
+UNIT_WORDS = {"NCPUS": ("CPUs", "CPU"), "NGPUS": ("GPUs", "GPU"),
+              "MEMORY": ("GB of memory", "GB of memory")}
+MAX_HOLDERS = 5
+WAIT_INFERENCE = ("Waiting at the limit is inferred from the job intervals: the part of "
+                  "each wait during which the group held its QoS limit of a resource the "
+                  "job asked for.")
+
+
+def _clock(epoch: float, snap: Snapshot) -> str:
+    """'14:20' on the day of the snapshot, else 'Wed 2 Dec 14:20' (site time)."""
+    tz = ZoneInfo(snap.timezone)
+    t, now = datetime.fromtimestamp(epoch, tz), datetime.fromtimestamp(snap.now, tz)
+    return t.strftime("%H:%M") if t.date() == now.date() else \
+        t.strftime("%a ") + str(t.day) + t.strftime(" %b %H:%M")
+
+
+def duration_text(seconds: float) -> str:
+    """'45 s', '12 min', '3 h 5 min', '2 d 4 h'."""
+    s = int(round(seconds))
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min"
+    if s < 86400:
+        h, m = divmod(s // 60, 60)
+        return f"{h} h {m} min" if m else f"{h} h"
+    d, h = divmod(s // 3600, 24)
+    return f"{d} d {h} h" if h else f"{d} d"
+
+
+def _amount(x: float) -> str:
+    return f"{x:,.0f}" if abs(x - round(x)) < 0.05 else f"{x:,.1f}"
+
+
+def limit_sentences(snap: Snapshot) -> list[str]:
+    """One sentence per limited resource the group is at now: who holds it,
+    what waits, and when it frees up at the latest."""
+    out = []
+    for a in snap.limit_now:
+        plural, one = UNIT_WORDS.get(a.key, (a.key, a.key))
+        shown = a.holders[:MAX_HOLDERS]
+        holders = ", ".join(f"{u} {_amount(x)}" for u, x in shown)
+        if len(a.holders) > MAX_HOLDERS:
+            holders += f" and {len(a.holders) - MAX_HOLDERS} more"
+        text = f"{snap.qos} holds {_amount(a.used)} of {_amount(a.limit)} {plural} ({holders})"
+        if a.waiting_jobs:
+            text += f"; {a.waiting_jobs} job{'s' if a.waiting_jobs != 1 else ''} wait" \
+                    f"{'s' if a.waiting_jobs == 1 else ''} for {plural}"
+        else:
+            text += f"; no job waits for {plural}"
+        if a.frees_by is not None:
+            text += (f"; running jobs' time limits return the first {one} by "
+                     f"{_clock(a.frees_by, snap)} at the latest")
+        out.append(text + ".")
+    return out
+
+
+QUEUE_COLUMNS = (("user", "User"), ("jobs", "Pending jobs"), ("cpus", "CPUs"),
+                 ("gpus", "GPUs"), ("mem_gib", "Mem GB"), ("longest_wait", "Longest wait"),
+                 ("reason", "Main reason"), ("held", "Held"))
+
+
+def queue_note(snap: Snapshot) -> str:
+    """When the queue was read, or since when it is unknown and why."""
+    q = snap.queue
+    if q is None:
+        return "The queue was not read for this snapshot (it was collected from a saved file)."
+    if q.error:
+        since = f"since {_clock(q.read_at, snap)}" if q.read_at else "(never read yet)"
+        return f"The queue is unknown {since}: squeue failed ({q.error})."
+    skipped = f"; {q.skipped_lines} unreadable line(s) skipped" if q.skipped_lines else ""
+    return f"Pending jobs as squeue showed them at {_clock(q.read_at or snap.now, snap)}{skipped}."
+
+
+def queue_table(snap: Snapshot) -> list[dict[str, object]]:
+    """Per user: pending jobs waiting for resources, what they ask, the longest
+    wait, the main reason in words (Slurm's word when unknown), and held jobs."""
+    if snap.queue is None or snap.queue.error:
+        return []
+    rows: list[dict[str, object]] = []
+    for r in snap.queue.rows:
+        rows.append({"user": r.user, "jobs": r.jobs, "cpus": round(r.cpus, 1),
+                     "gpus": round(r.gpus, 1), "mem_gib": round(r.mem_gib, 1),
+                     "longest_wait": duration_text(r.longest_wait) if r.jobs else "",
+                     "reason": r.reason_words or r.reason, "held": r.held, "is_total": False})
+    if rows:
+        rows.append({"user": "Total", "jobs": sum(r.jobs for r in snap.queue.rows),
+                     "cpus": round(sum(r.cpus for r in snap.queue.rows), 1),
+                     "gpus": round(sum(r.gpus for r in snap.queue.rows), 1),
+                     "mem_gib": round(sum(r.mem_gib for r in snap.queue.rows), 1),
+                     "longest_wait": duration_text(max(r.longest_wait for r in snap.queue.rows)),
+                     "reason": "", "held": sum(r.held for r in snap.queue.rows),
+                     "is_total": True})
+    return rows
+
+
+def _limit_per_bin(snap: Snapshot, key: str) -> np.ndarray:
+    """The limit in force at each bin's start (NaN: none)."""
+    starts = snap.bin_starts()
+    out = np.full(snap.n_bins, np.nan)
+    for t, v in snap.limit_steps(key):
+        out[starts >= t] = np.nan if v is None else v
+    return out
+
+
+PRESSURE_COLUMNS = (("resource", "Resource"), ("limit", "Limit"),
+                    ("at_limit_h", "Hours at the limit"),
+                    ("waiting_h", "Hours with jobs waiting at it"),
+                    ("mean_share", "Mean % in use"), ("peak_share", "Peak % in use"),
+                    ("unused", "Unused (resource-h)"))
+
+
+def pressure_rows(snap: Snapshot, view: View) -> list[dict[str, object]]:
+    """Per limited resource over the view: hours at the limit, hours at it with
+    jobs waiting for it, mean and peak share of the limit in use, and the
+    unused capacity (limit x hours - used resource-hours)."""
+    seconds = overlap_seconds(snap, view)
+    lengths = np.minimum(snap.bin_starts() + snap.bin_seconds, snap.now) - snap.bin_starts()
+    part = np.divide(seconds, lengths, out=np.zeros(len(seconds)), where=lengths > 0)
+    rows = []
+    for key, p in snap.pressure.items():
+        limit = _limit_per_bin(snap, key)
+        has = ~np.isnan(limit) & (limit > 0) & (seconds > 0)
+        if not has.any():
+            continue
+        used = snap.series[key].sum(axis=0)
+        capacity = float((limit[has] * seconds[has]).sum())
+        used_s = float((used[has] * seconds[has]).sum())
+        o = observable(key)
+        rows.append({
+            "resource": f"{o.current_label}", "key": key,
+            "limit": _amount(float(limit[has][-1])),
+            "at_limit_h": round(float((p.at_limit * part).sum()) / 3600, 1),
+            "waiting_h": round(float((p.waiting_at_limit * part).sum()) / 3600, 1),
+            "mean_share": round(100 * used_s / capacity, 1) if capacity else None,
+            "peak_share": round(100 * float((p.peak[has] / limit[has]).max()), 1),
+            "unused": round(max(capacity - used_s, 0.0) / 3600, 1),
+        })
+    return rows
+
+
+def _days(epochs: np.ndarray, tz: str) -> pd.Series:
+    return pd.to_datetime(epochs, unit="s", utc=True).tz_convert(tz).strftime("%Y-%m-%d")
+
+
+def _theme_layout(theme: str, title: str, y_title: str) -> dict:
+    c = THEMES.get(theme, THEMES["light"])
+    return {"title": {"text": title, "x": 0.01, "xanchor": "left", "font": {"size": 14}},
+            "height": 260, "margin": {"l": 55, "r": 15, "t": 36, "b": 40},
+            "paper_bgcolor": c["paper"], "plot_bgcolor": c["plot"],
+            "font": {"color": c["font"], "size": 12}, "barmode": "group",
+            "legend": {"orientation": "h", "y": -0.25},
+            "xaxis": {"type": "category", "gridcolor": c["grid"]},
+            "yaxis": {"title": {"text": y_title}, "rangemode": "tozero", "gridcolor": c["grid"],
+                      "zerolinecolor": c["grid"]}}
+
+
+def pressure_figure(snap: Snapshot, view: View, theme: str = "light") -> dict:
+    """Hours at the limit per day of the view, one bar per limited resource."""
+    seconds = overlap_seconds(snap, view)
+    lengths = np.minimum(snap.bin_starts() + snap.bin_seconds, snap.now) - snap.bin_starts()
+    part = np.divide(seconds, lengths, out=np.zeros(len(seconds)), where=lengths > 0)
+    inside = seconds > 0
+    days = _days(snap.bin_starts()[inside], snap.timezone)
+    traces = []
+    for key, p in snap.pressure.items():
+        per_day = pd.Series((p.at_limit * part)[inside] / 3600).groupby(days.values).sum()
+        traces.append({"type": "bar", "name": observable(key).current_label,
+                       "x": list(per_day.index), "y": [round(v, 2) for v in per_day.values],
+                       "hovertemplate": "%{y:.1f} h at the limit"})
+    layout = _theme_layout(theme, "Hours at the QoS limit per day", "hours")
+    if not traces:
+        layout["annotations"] = [{"text": "No QoS limit to be at", "showarrow": False,
+                                  "xref": "paper", "yref": "paper", "x": 0.5, "y": 0.5}]
+    return {"data": traces, "layout": layout}
+
+
+WAIT_COLUMNS = (("user", "User"), ("jobs", "Jobs started"), ("median", "Median wait"),
+                ("p90", "90th pct wait"), ("at_limit_share", "% of waiting at the limit"),
+                ("seen_limit", "Seen waiting on a group limit"))
+
+
+def _in_view(snap: Snapshot, view: View) -> np.ndarray:
+    w = snap.waits
+    return (w.start >= view.start) & (w.start <= view.end)
+
+
+def wait_rows(snap: Snapshot, view: View) -> list[dict[str, object]]:
+    """Per user, the waits of the jobs that started in the view; the QoS as a whole last."""
+    w = snap.waits
+    inside = _in_view(snap, view)
+    rows: list[dict[str, object]] = []
+
+    def row(name: str, mask: np.ndarray, is_total: bool) -> dict[str, object]:
+        waits, at = w.wait[mask], w.at_limit[mask]
+        return {"user": name, "jobs": int(mask.sum()),
+                "median": duration_text(float(np.median(waits))),
+                "p90": duration_text(float(np.percentile(waits, 90))),
+                "median_s": float(np.median(waits)),
+                "at_limit_share": round(100 * float(at.sum()) / float(waits.sum()), 1)
+                if waits.sum() else 0.0,
+                "seen_limit": int(w.seen_limit[mask].sum()), "is_total": is_total}
+
+    for code, user in enumerate(w.users):
+        mask = inside & (w.user == code)
+        if mask.any():
+            rows.append(row(user, mask, False))
+    rows.sort(key=lambda r: (-float(r["median_s"]), str(r["user"])))  # type: ignore[arg-type]
+    if inside.any():
+        rows.append(row(f"All of {snap.qos}", inside, True))
+    return rows
+
+
+def wait_figure(snap: Snapshot, view: View, theme: str = "light") -> dict:
+    """Per day of the view, the median and 90th percentile wait of the jobs
+    that started that day, and how much of the waiting was at the limit."""
+    w = snap.waits
+    inside = _in_view(snap, view)
+    layout = _theme_layout(theme, "Wait of the jobs that started each day", "hours")
+    if not inside.any():
+        layout["annotations"] = [{"text": "No job started in this range", "showarrow": False,
+                                  "xref": "paper", "yref": "paper", "x": 0.5, "y": 0.5}]
+        return {"data": [], "layout": layout}
+    frame = pd.DataFrame({"day": _days(w.start[inside], snap.timezone),
+                          "wait": w.wait[inside] / 3600, "at": w.at_limit[inside] / 3600})
+    g = frame.groupby("day")
+    median, p90 = g["wait"].median(), g["wait"].quantile(0.9)
+    at = g["at"].sum() / g["wait"].sum().replace(0, np.nan) * 100
+    days = list(median.index)
+    layout["yaxis2"] = {"title": {"text": "% at the limit"}, "overlaying": "y", "side": "right",
+                        "range": [0, 100], "showgrid": False}
+    layout["margin"]["r"] = 55
+    return {"data": [
+        {"type": "bar", "name": "% of waiting at the limit", "x": days,
+         "y": [None if np.isnan(v) else round(v, 1) for v in at.values], "yaxis": "y2",
+         "opacity": 0.35, "hovertemplate": "%{y:.0f}% at the limit"},
+        {"type": "scatter", "mode": "lines+markers", "name": "median", "x": days,
+         "y": [round(v, 3) for v in median.values], "hovertemplate": "median %{y:.2f} h"},
+        {"type": "scatter", "mode": "lines+markers", "name": "90th percentile", "x": days,
+         "y": [round(v, 3) for v in p90.values], "hovertemplate": "p90 %{y:.2f} h"},
+    ], "layout": layout}
