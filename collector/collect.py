@@ -193,7 +193,7 @@ def read_queue(config: Config, now: int, runner: Runner = subprocess.run,
         args = build_squeue_args(slurm_tool(config.site.slurm_bin, "squeue"), qos, cluster)
         try:
             data = run_slurm(args, config.ops.command_timeout_seconds, runner=runner,
-                             environ=environ)
+                             environ=environ, timeout_key="ops.command_timeout_seconds")
         except SlurmError as err:
             log.warning("queue unknown: %s", err)
             return QueueRead(now, {}, str(err), time.perf_counter() - t)

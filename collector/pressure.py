@@ -181,7 +181,8 @@ def at_limit_now(jobs: JobTable, now: int, limits: Mapping[str, float | None]
     out = []
     running = ~np.isnan(jobs.start) & (jobs.start <= now) & (np.isnan(jobs.end) | (jobs.end > now))
     since, _ = wait_span(jobs, float(now))
-    pending = np.isnan(jobs.start) & np.isnan(jobs.end) & ~np.isnan(since) & (since <= now)
+    not_yet = np.isnan(jobs.start) | (jobs.start > now)
+    pending = not_yet & (np.isnan(jobs.end) | (jobs.end > now)) & ~np.isnan(since) & (since <= now)
     for o in LIMITED:
         limit = limits.get(o.key)
         if not limit or o.column is None:

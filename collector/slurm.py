@@ -67,10 +67,12 @@ def slurm_environment(base: Mapping[str, str]) -> dict[str, str]:
 
 
 def run_slurm(args: Sequence[str], timeout: float, runner: Runner = subprocess.run,
-              environ: Mapping[str, str] | None = None, needs_output: bool = False) -> bytes:
+              environ: Mapping[str, str] | None = None, needs_output: bool = False,
+              timeout_key: str = "collect.sacct_timeout_seconds") -> bytes:
     """Run one Slurm command and return its standard output; `SlurmError` on any
     failure. `needs_output`: empty output is a failure too (sacct and sacctmgr
-    always print their header line)."""
+    always print their header line). `timeout_key` is the setting a time-out
+    message names."""
     env = slurm_environment(os.environ if environ is None else environ)
     tool = tool_name(args)
     try:
@@ -87,7 +89,7 @@ def run_slurm(args: Sequence[str], timeout: float, runner: Runner = subprocess.r
         stderr = (err.stderr or b"").decode("utf-8", "replace")
         raise SlurmError(
             f"{tool} did not answer within {timeout:g} s "
-            f"(raise collect.sacct_timeout_seconds, or ask why {_daemon(tool)} is slow)",
+            f"(raise {timeout_key}, or ask why {_daemon(tool)} is slow)",
             args, stderr, timeout) from err
     stderr = proc.stderr.decode("utf-8", "replace")
     if proc.returncode != 0:

@@ -104,6 +104,19 @@ def assert_same_snapshots(a: Config, b: Config) -> None:
             np.testing.assert_allclose(x.series[obs], y.series[obs], atol=1e-3, err_msg=obs)
             np.testing.assert_allclose(x.current[obs], y.current[obs], atol=1e-3, err_msg=obs)
         assert x.jobs_counted == y.jobs_counted
+        # The queue's pressure and waits, from the exact intervals, agree too.
+        assert set(x.pressure) == set(y.pressure)
+        for k in x.pressure:
+            for part in ("at_limit", "waiting_at_limit", "peak"):
+                np.testing.assert_allclose(getattr(x.pressure[k], part),
+                                           getattr(y.pressure[k], part), atol=1e-3,
+                                           err_msg=f"pressure {k} {part}")
+
+        def waits(s):  # noqa: ANN001, ANN202
+            w = s.waits
+            return sorted(zip([w.users[u] for u in w.user.tolist()], w.start.tolist(),
+                              w.wait.round().tolist(), w.at_limit.round().tolist(), strict=True))
+        assert waits(x) == waits(y)
 
 
 def store_keys(config: Config, keep_from: float | None = None) -> dict[str, set[int]]:
@@ -139,6 +152,9 @@ def test_many_incremental_cycles_equal_one_full_query(tmp_path: Path, seed: int,
     assert any(r.start is not None and r.start < end - DAY and r.end is not None and r.end > end
                for r in records)  # running across more than a day of cycles
     assert any(r.lands > 0 for r in records)
+    assert any(r.held for r in records)
+    queued = read_snapshot(snapshot_path(full.site.data_dir, "avery")).series["QUEUED_NCPUS"]
+    assert queued.any()   # the proof covers queued demand: there was some
     # Only the first cycle was a backfill; the rest asked for little.
     status = read_status(inc.site.data_dir)["sacct"]
     modes = [c["mode"] for c in status["cycles"]]

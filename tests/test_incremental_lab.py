@@ -64,6 +64,12 @@ def assert_same(a: Path, b: Path, name: str) -> None:
         np.testing.assert_allclose(x.series[obs], y.series[obs], atol=1e-3, err_msg=f"{name} {obs}")
         np.testing.assert_allclose(x.current[obs], y.current[obs], atol=1e-3)
     assert x.jobs_counted == y.jobs_counted
+    assert set(x.pressure) == set(y.pressure)   # the queue's parts agree too
+    for k in x.pressure:
+        np.testing.assert_allclose(x.pressure[k].at_limit, y.pressure[k].at_limit, atol=1e-3)
+        np.testing.assert_allclose(x.pressure[k].peak, y.pressure[k].peak, atol=1e-3)
+    assert sorted(zip(x.waits.start.tolist(), x.waits.wait.round().tolist(), strict=True)) == \
+        sorted(zip(y.waits.start.tolist(), y.waits.wait.round().tolist(), strict=True))
 
 
 def test_incremental_cycles_equal_a_full_query_on_real_slurm(lab: Lab, tmp_path: Path) -> None:
