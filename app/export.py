@@ -25,9 +25,9 @@ from app import ASSETS
 from app.figures import (
     DEFAULT_RANGE,
     DEFAULT_SHOW,
-    SHOW_MODES,
     RANGE_EMPTY,
     RANGES,
+    SHOW_MODES,
     STALE_TEXT,
     THEMES,
     TOTAL_TITLE,

@@ -37,7 +37,7 @@ def _clock(epoch: float, snap: Snapshot) -> str:
 
 def duration_text(seconds: float) -> str:
     """'45 s', '12 min', '3 h 5 min', '2 d 4 h'."""
-    s = int(round(seconds))
+    s = round(seconds)
     if s < 60:
         return f"{s} s"
     if s < 3600:

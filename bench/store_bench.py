@@ -8,7 +8,8 @@ the next incremental query (the jobs active in the last 10 minutes plus the
 
 Then measures, `--runs` times, medians:
   usual    `librarian collect --no-plots` as its own process (interpreter start
-           and imports included), with a fake sacct on PATH printing that answer;
+           and imports included), with a fake sacct on PATH printing that answer
+           and a fake squeue printing the history's pending jobs;
   in-proc  the same `collect()` call in a warm process;
   daily    the day's first cycle: a store whose frozen boundary is about to
            move, so a day of records goes to a new cold segment and is summed.
@@ -126,11 +127,13 @@ def fill_store(site: Path, history: Path, boundary_from: int = LAST) -> tuple[in
     return len(up.cold) + len(up.hot), len(up.hot)
 
 
-def fake_sacct(folder: Path, answer: Path) -> Path:
+def fake_sacct(folder: Path, answer: Path, queue: Path) -> Path:
+    """sacct printing the answer, squeue printing the pending jobs (the cycle reads both)."""
     folder.mkdir(parents=True, exist_ok=True)
-    script = folder / "sacct"
-    script.write_text(f"#!/bin/sh\nexec cat {answer}\n")
-    script.chmod(0o755)
+    for name, text in (("sacct", answer), ("squeue", queue)):
+        script = folder / name
+        script.write_text(f"#!/bin/sh\nexec cat {text}\n")
+        script.chmod(0o755)
     return folder
 
 
@@ -153,7 +156,14 @@ def main() -> None:
     print(f"store: {records:,} jobs ({store_bytes / 1e6:.0f} MB; {hot_rows:,} in the hot "
           f"part); incremental answer: {answer_rows:,} rows")
 
-    env = {**os.environ, "PATH": f"{fake_sacct(OUT / 'fake-bin', answer)}:{os.environ['PATH']}"}
+    from collector.synth import synth_squeue
+
+    queue = OUT / "squeue-now.txt"
+    queue.write_bytes(synth_squeue(history.read_bytes()))
+    pending_lines = queue.read_bytes().count(b"\n")
+    print(f"squeue: {pending_lines:,} pending jobs")
+    env = {**os.environ,
+           "PATH": f"{fake_sacct(OUT / 'fake-bin', answer, queue)}:{os.environ['PATH']}"}
     librarian = Path(sys.executable).with_name("librarian")
     cmd = [str(librarian), "collect", "--config", "librarian.toml", "--no-plots",
            "--now", str(NOW), "-q"]
@@ -170,10 +180,10 @@ def main() -> None:
     from collector.config import load_config
 
     config = load_config(site / "librarian.toml")
-    data = answer.read_bytes()
+    data, pending = answer.read_bytes(), queue.read_bytes()
 
     def runner(a, **_):
-        return subprocess.CompletedProcess(a, 0, data, b"")
+        return subprocess.CompletedProcess(a, 0, pending if a[0].endswith("squeue") else data, b"")
 
     inproc = []
     for _ in range(args.runs):

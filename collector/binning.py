@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from collector.jobtable import JobTable
-from collector.observables import KEYS, OBSERVABLES, QUEUED, RUNNING
+from collector.observables import KEYS, QUEUED, RUNNING
 from collector.reasons import not_eligible
 
 

@@ -69,16 +69,6 @@ class Analysis:
     waits: Waits
 
 
-def _level(times: np.ndarray, deltas: np.ndarray, at: np.ndarray) -> np.ndarray:
-    """The step function sum(deltas up to t) evaluated at each `at` (sorted events)."""
-    if not len(times):
-        return np.zeros(len(at))
-    ut, inv = np.unique(times, return_inverse=True)
-    level = np.cumsum(np.bincount(inv, weights=deltas))
-    i = np.searchsorted(ut, at, side="right") - 1
-    return np.where(i >= 0, level[np.maximum(i, 0)], 0.0)
-
-
 def _limit_at(steps: Steps, at: np.ndarray) -> np.ndarray:
     """The limit in force at each instant (NaN: none)."""
     times = np.array([t for t, _ in steps], dtype=np.float64)
@@ -108,25 +98,33 @@ def analyse(jobs: JobTable, window: Window, steps: Mapping[str, Steps]) -> Analy
     points = points[(points >= t0) & (points <= now)]
     seg_s, seg_e = points[:-1], points[1:]
     seg_bin = ((seg_s - t0) // window.bin_seconds).astype(np.int64)
+    # Every event is one of the points: its index once, then each resource's
+    # step function is a bincount and a cumulative sum (no sort per resource).
+    on, off = np.searchsorted(points, hold_from[held]), np.searchsorted(points, stop[held])
+    q_on, q_off = np.searchsorted(points, wait_from[waiting]), np.searchsorted(points, until[waiting])
+    n = len(points)
+
+    def level(first: np.ndarray, last: np.ndarray, amount: np.ndarray) -> np.ndarray:
+        delta = np.bincount(np.concatenate([first, last]),
+                            weights=np.concatenate([amount, -amount]), minlength=n)
+        return np.cumsum(delta)[:-1]   # the value on each segment [points[k], points[k+1])
+
     pressure, flags = {}, {}
     for o in limited:
         amount = getattr(jobs, str(o.column))
-        used = _level(np.concatenate([hold_from[held], stop[held]]),
-                      np.concatenate([amount[held], -amount[held]]), seg_s)
-        asks = getattr(jobs, ASKS[str(o.column)])
-        mine = waiting[asks[waiting] > 0]
-        queued = _level(np.concatenate([wait_from[mine], until[mine]]),
-                        np.concatenate([np.ones(len(mine)), -np.ones(len(mine))]), seg_s)
+        used = level(on, off, amount[held])
+        asks = getattr(jobs, ASKS[str(o.column)])[waiting] > 0
+        queued = level(q_on[asks], q_off[asks], np.ones(int(asks.sum())))
         limit = _limit_at(steps[o.key], seg_s)
         set_ = np.nan_to_num(limit)
         at = (set_ > 0) & (used > set_ - np.maximum(1.0, 0.01 * set_))   # tolerance()
         flags[o.key] = at
         peak = np.zeros(window.n_bins)
         np.maximum.at(peak, seg_bin, used)
+        waiting_at = at & (queued > 0.5)
         pressure[o.key] = Pressure(
             at_limit=spread_seconds(seg_s[at], seg_e[at], window),
-            waiting_at_limit=spread_seconds(seg_s[at & (queued > 0)], seg_e[at & (queued > 0)],
-                                            window),
+            waiting_at_limit=spread_seconds(seg_s[waiting_at], seg_e[waiting_at], window),
             peak=peak)
     return Analysis(pressure, _waits(jobs, window, since, points, flags, limited))
 

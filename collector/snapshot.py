@@ -327,7 +327,8 @@ def _queue_parts(d: Mapping[str, Any], n_bins: int) -> dict[str, Any]:
             if any(len(a) != len(user) for a in (*arrays, seen)) or \
                     (len(user) and (user.min() < 0 or user.max() >= len(w["users"]))):
                 raise SnapshotError("waits: its lists differ in length or a user is unknown")
-            out["waits"] = Waits(tuple(map(str, w["users"])), user, *arrays, seen)
+            start, wait, at_limit = arrays
+            out["waits"] = Waits(tuple(map(str, w["users"])), user, start, wait, at_limit, seen)
     except (KeyError, TypeError, ValueError, AttributeError) as err:
         if isinstance(err, SnapshotError):
             raise

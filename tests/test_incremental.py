@@ -112,7 +112,7 @@ def assert_same_snapshots(a: Config, b: Config) -> None:
                                            getattr(y.pressure[k], part), atol=1e-3,
                                            err_msg=f"pressure {k} {part}")
 
-        def waits(s):  # noqa: ANN001, ANN202
+        def waits(s):
             w = s.waits
             return sorted(zip([w.users[u] for u in w.user.tolist()], w.start.tolist(),
                               w.wait.round().tolist(), w.at_limit.round().tolist(), strict=True))

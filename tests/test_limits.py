@@ -14,7 +14,6 @@ from app.figures import resolve_view, usage_figure
 from collector.binning import make_window
 from collector.collect import current_limits
 from collector.config import Limits, QosConfig, load_config
-from collector.observables import KEYS
 from collector.limits import (
     LimitsError,
     effective_limits,
@@ -24,6 +23,7 @@ from collector.limits import (
     read_history,
     record_limits,
 )
+from collector.observables import KEYS
 from collector.snapshot import Snapshot, from_dict, to_dict
 from tests.conftest import config_text
 

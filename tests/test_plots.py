@@ -7,9 +7,8 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-from collector.observables import CHART_KEYS
+from collector.observables import CHART_KEYS, Limits
 from collector.observables import KEYS as OBSERVABLES
-from collector.observables import Limits
 from collector.palette import OTHERS, OTHERS_COLOR, PALETTE, assign_colors, user_color
 from collector.plots import chart, write_plots
 from collector.snapshot import Snapshot

@@ -49,7 +49,7 @@ def jobs(rows: list[dict], users: tuple[str, ...] = ("alice", "bob"),
 
 
 class TestReasons:
-    @pytest.mark.parametrize("reason, words, bit", [
+    @pytest.mark.parametrize(("reason", "words", "bit"), [
         ("QOSGrpCpuLimit", "the group is at its QoS CPU limit", reasons.GROUP_CPU),
         ("QOSGrpGRES", "the group is at its QoS GPU limit", reasons.GROUP_GPU),
         ("QOSGrpMemLimit", "the group is at its QoS memory limit", reasons.GROUP_MEM),
@@ -81,7 +81,8 @@ class TestSqueue:
     def test_arguments_ask_once_for_every_qos(self) -> None:
         args = build_squeue_args("squeue", ["avery", "avery-b"], "hpg")
         assert args[:4] == ["squeue", "--noheader", "--array", "--states=PENDING"]
-        assert "--qos=avery,avery-b" in args and "--clusters=hpg" in args
+        assert "--qos=avery,avery-b" in args
+        assert "--clusters=hpg" in args
         fmt = next(a for a in args if a.startswith("--Format="))
         assert fmt.count(SEP) == 7
 
@@ -98,7 +99,8 @@ class TestSqueue:
         ])
         q = parse_squeue(text.encode())
         assert [j.job_id for j in q.jobs] == [17, 19]
-        assert q.bad_lines == 2 and q.bad_line_numbers == (3, 4)
+        assert q.bad_lines == 2
+        assert q.bad_line_numbers == (3, 4)
         j = q.jobs[0]
         assert (j.user, j.qos, j.reason, j.cpus, j.gpus, j.mem_gib) == \
             ("bob", "avery", "QOSGrpCpuLimit", 4, 2, 8)
@@ -148,7 +150,8 @@ class TestPressure:
         assert a.pressure["NCPUS"].at_limit.sum() == pytest.approx(2.5 * H)
 
     def test_within_one_unit_or_one_percent(self) -> None:
-        assert tolerance(8) == 1 and tolerance(2000) == 20
+        assert tolerance(8) == 1
+        assert tolerance(2000) == 20
         big = jobs([{"user": "alice", "submit": 0, "start": 0, "end": 2, "cpus": 1981}])
         w = make_window(2 * H, H, 2)
         assert analyse(big, w, {"NCPUS": ((0, 2000.0),)}).pressure["NCPUS"].at_limit.sum() == 2 * H
@@ -178,7 +181,8 @@ class TestRecords:
         assert int(seen.reasons_seen[0]) == reasons.GROUP_CPU
         later = jobs([{"user": "bob", "submit": 1, "start": 5, "id": 7}])  # it started
         merged = merge(seen, later)
-        assert len(merged) == 1 and merged.start[0] == 5 * H
+        assert len(merged) == 1
+        assert merged.start[0] == 5 * H
         assert int(merged.reasons_seen[0]) == reasons.GROUP_CPU
         assert carry_seen(JobTable.empty(), later) is later
         # A job that started is not given squeue's reasons (squeue lists only pending jobs).
@@ -195,7 +199,8 @@ class TestPage:
         assert sentence.startswith("avery holds 4 of 4 CPUs (alice 4); 1 job waits for CPUs; "
                                    "running jobs' time limits return the first CPU by ")
         rows = queue_table(snap)
-        assert rows[0]["user"] == "bob" and rows[0]["reason"] == "the group is at its QoS CPU limit"
+        assert rows[0]["user"] == "bob"
+        assert rows[0]["reason"] == "the group is at its QoS CPU limit"
         assert queue_note(snap).startswith("Pending jobs as squeue showed them at ")
         view = View(snap.window_start, snap.now, "24h")
         (cpu,) = [r for r in pressure_rows(snap, view) if r["key"] == "NCPUS"]
@@ -212,7 +217,7 @@ class TestPage:
         assert [(r["user"], r["jobs"], r["median"]) for r in waits] == \
             [("alice", 1, "0 s"), ("All of avery", 1, "0 s")]
 
-    @pytest.mark.parametrize("how, expect", [
+    @pytest.mark.parametrize(("how", "expect"), [
         ({"exit_code": 1, "stderr": "squeue: error: slurm_load_jobs: Unable to contact"},
          "Unable to contact"),
         ({"sleep": 5}, "did not answer within 2 s (raise ops.command_timeout_seconds"),
@@ -220,20 +225,24 @@ class TestPage:
     def test_a_failing_or_hanging_squeue_never_stops_the_cycle(self, tmp_path: Path, how: dict,
                                                                expect: str) -> None:
         first = _collected(tmp_path, squeue_prints="")
-        assert first.queue is not None and first.queue.known
+        assert first.queue is not None
+        assert first.queue.known
         snap = _collected(tmp_path, later=600, **{"squeue": how})
-        assert snap.queue is not None and not snap.queue.known
+        assert snap.queue is not None
+        assert not snap.queue.known
         assert expect in snap.queue.error
         assert snap.queue.read_at == first.now            # unknown since the last good read
         assert "unknown since" in queue_note(snap)
         step = read_status(tmp_path / "data")["steps"]["queue"]
-        assert step["ok"] is False and expect in step["error"]
+        assert step["ok"] is False
+        assert expect in step["error"]
         assert snap.series["NCPUS"].any()                 # the usage was collected all the same
 
     def test_an_unreadable_squeue_line_is_counted_and_skipped(self, tmp_path: Path) -> None:
         snap = _collected(tmp_path, squeue_prints="not a line\n" + squeue_line(
             "12", "bob", "avery", "PENDING", "Priority", "cpu=2,mem=1G", "2026-11-25T11:00:00"))
-        assert snap.queue is not None and snap.queue.skipped_lines == 1
+        assert snap.queue is not None
+        assert snap.queue.skipped_lines == 1
         assert [r.user for r in snap.queue.rows] == ["bob"]
         assert "1 unreadable line(s) skipped" in queue_note(snap)
 
@@ -293,6 +302,7 @@ def test_the_demo_queue_file_reads_back(tmp_path: Path) -> None:
             __import__("sys").executable) + os.pathsep + os.environ["PATH"]})
     assert out.returncode == 0, out.stderr
     doc = json.loads((tmp_path / "data_avery.json").read_text())
-    assert doc["schema_version"] == 2 and doc["queue"]["error"] == ""
+    assert doc["schema_version"] == 2
+    assert doc["queue"]["error"] == ""
     pending = sum(r["jobs"] + r["held"] for r in doc["queue"]["rows"])
     assert pending == len(parse_squeue((tmp_path / "q.txt").read_bytes()).jobs) > 0

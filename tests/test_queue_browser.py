@@ -54,19 +54,22 @@ QUEUED_DRAWN = """() => {
 
 def check_switch(page, base: str) -> None:
     running = traces_of(page, "graph-ncpus")
-    assert running["running"] > 0 and running["queued"] == 0
+    assert running["running"] > 0
+    assert running["queued"] == 0
     page.click("#show-mode >> text=Both")
     until(page, "() => location.search.includes('show=both')")
     until(page, QUEUED_DRAWN)
     both = traces_of(page, "graph-ncpus")
-    assert both["running"] > 0 and both["queued"] > 0
+    assert both["running"] > 0
+    assert both["queued"] > 0
     assert both["title"].endswith("(running + queued)")
     assert both["top"] >= both["limit"] > 0          # the limit line stays in view
     page.click("#show-mode >> text=Queued")
     until(page, "() => location.search.includes('show=queued')")
     time.sleep(0.5)
     queued = traces_of(page, "graph-ncpus")
-    assert queued["running"] == 0 and queued["queued"] > 0
+    assert queued["running"] == 0
+    assert queued["queued"] > 0
     # A link opens in the mode it names.
     page.goto(base + "?qos=avery&range=3d&show=both")
     until(page, QUEUED_DRAWN)
@@ -80,9 +83,12 @@ def check_queue_parts(page) -> None:
     until(page, "() => document.querySelector('#queue-table').innerText.includes('the group is at its QoS CPU limit')")
     assert "Pending jobs as squeue showed them" in page.inner_text("#queue-note")
     pressure = page.inner_text("#pressure-table")
-    assert "Hours at" in pressure and "CPUs" in pressure and "430" in pressure
+    assert "Hours at" in pressure
+    assert "CPUs" in pressure
+    assert "430" in pressure
     waits = page.inner_text("#wait-table")
-    assert "Median wait" in waits and "All of avery" in waits
+    assert "Median wait" in waits
+    assert "All of avery" in waits
     assert page.evaluate("() => document.querySelectorAll('#wait-graph .trace').length") >= 2
 
 

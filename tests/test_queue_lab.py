@@ -62,9 +62,11 @@ def test_a_member_waiting_on_the_group_limit_is_seen_named_and_timed(lab: Lab,
             assert time.monotonic() < deadline
             time.sleep(0.5)
         snap = _cycle(lab, config)   # bob waits on the group's CPU limit
-        assert snap.queue is not None and snap.queue.known
+        assert snap.queue is not None
+        assert snap.queue.known
         (row,) = [r for r in queue_table(snap) if r["user"] == "bob"]
-        assert row["jobs"] == 1 and row["cpus"] == 2
+        assert row["jobs"] == 1
+        assert row["cpus"] == 2
         assert row["reason"] == "the group is at its QoS CPU limit"
         bob_i = snap.users.index("bob")
         assert snap.current["QUEUED_NCPUS"][bob_i] == 2
@@ -84,7 +86,8 @@ def test_a_member_waiting_on_the_group_limit_is_seen_named_and_timed(lab: Lab,
         assert bob_waits["jobs"] == 1
         assert bob_waits["seen_limit"] == 1            # squeue's reason, kept in the store
         assert bob_waits["at_limit_share"] >= 50       # he waited while alice held the limit
-        assert ran.start is not None and alice_done.end is not None
+        assert ran.start is not None
+        assert alice_done.end is not None
         (cpu,) = [r for r in pressure_rows(snap, view) if r["key"] == "NCPUS"]
         # At the limit exactly while alice's 4 CPUs ran (the limit was 4 all along).
         assert cpu["at_limit_h"] == round(alice_done.elapsed / 3600, 1)

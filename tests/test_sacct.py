@@ -41,8 +41,11 @@ class TestArguments:
                "cpu=4,mem=8G,node=1|")
         jobs = parse_sacct(f"{header}\n{row}\n".encode()).jobs
         assert set(QUEUE_FIELDS).isdisjoint(REQUIRED_FIELDS)
-        assert len(jobs) == 1 and jobs.req_cpus[0] == 4 and jobs.tasks[0] == 1
-        assert np.isnan(jobs.eligible[0]) and np.isnan(jobs.timelimit[0])
+        assert len(jobs) == 1
+        assert jobs.req_cpus[0] == 4
+        assert jobs.tasks[0] == 1
+        assert np.isnan(jobs.eligible[0])
+        assert np.isnan(jobs.timelimit[0])
         assert jobs.reasons[jobs.reason[0]] == ""
 
     def test_executable_in_slurm_bin(self) -> None:

@@ -73,7 +73,9 @@ class TestShape:
         for part in ("queue", "pressure", "limit_now", "waits"):
             del doc[part]
         snap = from_dict(doc)
-        assert snap.queue is None and not snap.pressure and not snap.limit_now
+        assert snap.queue is None
+        assert not snap.pressure
+        assert not snap.limit_now
         assert snap.series["QUEUED_NCPUS"].shape == snap.series["NCPUS"].shape
         assert not snap.series["QUEUED_NCPUS"].any()
 
@@ -99,9 +101,10 @@ class TestShape:
         assert back.queue == snap.queue
         np.testing.assert_array_equal(back.pressure["NCPUS"].at_limit, np.arange(n))
         assert back.limit_now == snap.limit_now
-        assert back.waits.users == ("ana",) and back.waits.at_limit.tolist() == [10.0]
+        assert back.waits.users == ("ana",)
+        assert back.waits.at_limit.tolist() == [10.0]
         doc["pressure"]["NCPUS"]["peak"] = [1.0]
-        with pytest.raises(SnapshotError, match="pressure.NCPUS"):
+        with pytest.raises(SnapshotError, match=r"pressure\.NCPUS"):
             from_dict(doc)
 
     def test_times_carry_the_site_offset(self) -> None:
