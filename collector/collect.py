@@ -40,7 +40,16 @@ from collector.lock import DataLock
 from collector.observables import LIMITED
 from collector.palette import assign_colors
 from collector.parse import ParseResult, SacctFormatError, parse_sacct
-from collector.pressure import Analysis, analyse, at_limit_now
+from collector.pressure import (
+    Analysis,
+    analyse,
+    at_limit_now,
+    finish,
+    frozen_digest,
+    rebased,
+    same_limits,
+    span_of,
+)
 from collector.sacct import build_sacct_args
 from collector.slurm import SLURM_TIME_ZONE, Runner, SlurmError, run_slurm, slurm_tool
 from collector.snapshot import QueueState, Snapshot, snapshot_path, write_snapshot
@@ -57,6 +66,7 @@ from collector.store import (
     SyncReport,
     fingerprint,
 )
+from collector.store.frozen import Frozen, FrozenFile, load_frozen, save_frozen
 
 log = logging.getLogger("librarian.collect")
 
@@ -93,8 +103,12 @@ class QueueRead:
 
     at: int
     queues: dict[str, Queue]
-    error: str = ""
+    errors: dict[str, str] = field(default_factory=dict)   # cluster -> why it is unknown
     seconds: float = 0.0
+
+    @property
+    def error(self) -> str:
+        return "; ".join(f"{c}: {e}" if c else e for c, e in self.errors.items())
 
     def of(self, cluster: str, qos: str) -> Queue:
         queue = self.queues.get(cluster, Queue())
@@ -124,6 +138,7 @@ def collect(config: Config, now: float, qos_names: Sequence[str] | None = None,
             by_qos = parsed.jobs.by_qos()
             usages = {p: bin_usage(by_qos.get(p.qos, JobTable.empty()), window) for p in panels}
             records = {p: by_qos.get(p.qos, JobTable.empty()) for p in panels}
+            analyses = {p: analyse(records[p], window, _steps(limits, p, window)) for p in panels}
             source = f"file:{sacct_file}"
             if squeue_file is not None:
                 queue = _queue_of_file(squeue_file, window.now)
@@ -134,13 +149,14 @@ def collect(config: Config, now: float, qos_names: Sequence[str] | None = None,
             limits = current_limits(config, window, runner, environ)
             usages = {p: usage_of(synced.binned(p.cluster, p.qos, window), window)
                       for p in panels}
-            records = {p: synced.jobs(p.cluster, p.qos) for p in panels}
+            records = {p: synced.hot_jobs(p.cluster, p.qos) for p in panels}
+            analyses = _live_analyses(synced, panels, window, limits)
             source = "sacct"
         # One colour per user across this run's QoS, so the charts of all QoS agree.
         colors = assign_colors(u for usage in usages.values() for u in usage.users)
-        last_read = _last_queue_read(data_dir) if queue is not None and queue.error else None
-        outcomes = [_write_panel(config, p, usages[p], records[p], parsed, source, plots, colors,
-                                 limits, _queue_state(queue, p, last_read))
+        last_read = _last_queue_read(data_dir) if queue is not None and queue.errors else None
+        outcomes = [_write_panel(config, p, usages[p], records[p], analyses[p], parsed, source,
+                                 plots, colors, limits, _queue_state(queue, p, last_read))
                     for p in panels]
         if sync is not None:
             _record(data_dir, window.now, sync, limits, queue)
@@ -188,22 +204,24 @@ def read_queue(config: Config, now: int, runner: Runner = subprocess.run,
     `error`, and unreadable lines are counted and skipped."""
     qos = [q.name for q in config.qos]
     queues: dict[str, Queue] = {}
+    errors: dict[str, str] = {}
     t = time.perf_counter()
     for cluster in config.clusters:
         args = build_squeue_args(slurm_tool(config.site.slurm_bin, "squeue"), qos, cluster)
         try:
             data = run_slurm(args, config.ops.command_timeout_seconds, runner=runner,
                              environ=environ, timeout_key="ops.command_timeout_seconds")
-        except SlurmError as err:
-            log.warning("queue unknown: %s", err)
-            return QueueRead(now, {}, str(err), time.perf_counter() - t)
+        except SlurmError as err:   # this cluster's queue is unknown; the others' are not
+            log.warning("queue unknown%s: %s", f" on {cluster}" if cluster else "", err)
+            errors[cluster] = str(err)
+            continue
         queue = parse_squeue(data)
         if queue.bad_lines:
             log.warning("squeue%s: skipped %d unreadable line(s) (line %s)",
                         f" -M {cluster}" if cluster else "", queue.bad_lines,
                         ", ".join(map(str, queue.bad_line_numbers)))
         queues[cluster] = queue
-    return QueueRead(now, queues, "", time.perf_counter() - t)
+    return QueueRead(now, queues, errors, time.perf_counter() - t)
 
 
 def _queue_of_file(path: Path, now: int) -> QueueRead:
@@ -231,8 +249,8 @@ def _queue_state(queue: QueueRead | None, panel: Panel, last_read: int | None
                  ) -> QueueState | None:
     if queue is None:
         return None
-    if queue.error:
-        return QueueState(read_at=last_read, error=queue.error)
+    if panel.cluster in queue.errors:
+        return QueueState(read_at=last_read, error=queue.errors[panel.cluster])
     mine = queue.of(panel.cluster, panel.qos)
     return QueueState(read_at=queue.at, rows=tuple(queue_rows(mine.jobs, queue.at)),
                       skipped_lines=mine.bad_lines)
@@ -347,19 +365,60 @@ def _combine(results: Sequence[ParseResult]) -> ParseResult:
 # --- one panel's files -------------------------------------------------------------
 
 
-def _analysis(jobs: JobTable, window: Window, thresholds: dict[str, float | None],
-              steps: dict[str, tuple[tuple[int, float | None], ...]]) -> Analysis:
-    return analyse(jobs, window, {o.key: steps.get(o.key) or ((window.start, thresholds[o.key]),)
-                                  for o in LIMITED})
+def _steps(limits: LimitsReport, panel: Panel, window: Window
+           ) -> dict[str, tuple[tuple[int, float | None], ...]]:
+    """Each limited observable's limit over the window, as steps."""
+    thresholds = limits.limits[panel.qos].thresholds()
+    steps = limits.steps.get(panel.qos, {})
+    return {o.key: tuple(steps.get(o.key) or ((window.start, thresholds[o.key]),))
+            for o in LIMITED}
+
+
+def _live_analyses(synced: Synced, panels: Sequence[Panel], window: Window,
+                   limits: LimitsReport) -> dict[Panel, Analysis]:
+    """Pressure and waits per panel: the span before the frozen boundary kept
+    from the last cycle where it still holds (collector/store/frozen.py), the
+    span after it from the hot records; the cold records read only to make
+    a kept span anew (once a day, when the boundary moves)."""
+    boundary, b = synced.boundary, window.bin_seconds
+    split = synced.folder is not None and window.start < boundary < window.now \
+        and boundary % b == 0
+    if not split:
+        return {p: analyse(synced.jobs(p.cluster, p.qos) if boundary > window.start
+                           else synced.hot_jobs(p.cluster, p.qos), window,
+                           _steps(limits, p, window)) for p in panels}
+    assert synced.folder is not None
+    kept = load_frozen(synced.folder, synced.cold.fingerprint, b)
+    entries, changed, out = dict(kept.entries), False, {}
+    for p in panels:
+        steps = _steps(limits, p, window)
+        hot = synced.hot_jobs(p.cluster, p.qos)
+        digest = frozen_digest(hot, boundary, window.now)
+        f = entries.get((p.cluster, p.qos))
+        if (f is not None and f.span.end == boundary and f.span.start <= window.start
+                and f.digest == digest and same_limits(f.steps, steps, window.start, boundary)):
+            before = rebased(f.span, window)
+        else:
+            before = span_of(synced.jobs(p.cluster, p.qos), window, steps, window.start, boundary)
+            entries[(p.cluster, p.qos)] = Frozen(before, digest, steps)
+            changed = True
+        after = span_of(hot, window, steps, boundary, window.now)
+        out[p] = finish([before, after], window)
+    if changed:
+        try:
+            save_frozen(synced.folder, FrozenFile(synced.cold.fingerprint, b, entries))
+        except OSError as err:   # only a cache: the next cycle makes it again
+            log.warning("cannot keep the limit pressure in %s: %s", synced.folder, err)
+    return out
 
 
 def _write_panel(config: Config, panel: Panel, usage: Usage, jobs: JobTable,
-                 parsed: ParseResult, source: str, plots: bool, colors: dict[str, str],
-                 limits: LimitsReport, queue: QueueState | None) -> QosOutcome:
+                 analysis: Analysis, parsed: ParseResult, source: str, plots: bool,
+                 colors: dict[str, str], limits: LimitsReport,
+                 queue: QueueState | None) -> QosOutcome:
     window = usage.window
     thresholds = limits.limits[panel.qos].thresholds()
     steps = limits.steps.get(panel.qos, {})
-    analysis = _analysis(jobs, window, thresholds, steps)
     snap = Snapshot(
         qos=panel.qos, site=config.site.name, timezone=config.site.timezone,
         now=window.now, bin_seconds=window.bin_seconds, window_start=window.start,

@@ -29,7 +29,7 @@ import numpy as np
 
 from collector.binning import Window, spread_seconds, wait_span
 from collector.jobtable import JobTable
-from collector.observables import LIMITED
+from collector.observables import LIMITED, observable
 from collector.reasons import GROUP_BITS
 
 Steps = Sequence[tuple[int, float | None]]
@@ -69,6 +69,36 @@ class Analysis:
     waits: Waits
 
 
+Intervals = dict[str, tuple[np.ndarray, np.ndarray]]   # key -> sorted disjoint [start, end)
+
+
+@dataclass(frozen=True)
+class Began:
+    """The jobs that started in a span: who, when, waiting since when, which
+    limited resources they asked for, and whether a group limit was seen."""
+
+    users: tuple[str, ...]
+    user: np.ndarray
+    start: np.ndarray
+    since: np.ndarray
+    asks: dict[str, np.ndarray]     # limited key -> asked for it (bool per job)
+    seen_limit: np.ndarray
+
+
+@dataclass(frozen=True)
+class Span:
+    """The pressure of one QoS over [start, end) of a window: per bin (zero
+    outside the span), the at-limit intervals, and the jobs that started in
+    it. Spans of one window add up (`finish`): the collector keeps the span
+    before the store's frozen boundary and computes only the rest each cycle."""
+
+    start: int
+    end: int
+    pressure: dict[str, Pressure]
+    intervals: Intervals
+    began: Began
+
+
 def _limit_at(steps: Steps, at: np.ndarray) -> np.ndarray:
     """The limit in force at each instant (NaN: none)."""
     times = np.array([t for t, _ in steps], dtype=np.float64)
@@ -77,27 +107,38 @@ def _limit_at(steps: Steps, at: np.ndarray) -> np.ndarray:
     return np.where(i >= 0, values[np.maximum(i, 0)], values[0] if len(values) else np.nan)
 
 
+def limited_keys(steps: Mapping[str, Steps]) -> list[str]:
+    """The limited observables with a limit at some time (the ones with pressure)."""
+    return [o.key for o in LIMITED if any(v for _, v in steps.get(o.key, ())) and o.column]
+
+
 def analyse(jobs: JobTable, window: Window, steps: Mapping[str, Steps]) -> Analysis:
     """Pressure per limited resource (where a limit is set at some time in the
     window) and the waits of the jobs that started in the window."""
-    t0, now = float(window.start), float(window.now)
+    return finish([span_of(jobs, window, steps, window.start, window.now)], window)
+
+
+def span_of(jobs: JobTable, window: Window, steps: Mapping[str, Steps], a: int, b: int
+            ) -> Span:
+    """The span [a, b) of `window` (bin boundaries, or b = now) from the jobs
+    active in it; a span ending at now takes the jobs starting at now too."""
+    t0, t1, now = float(a), float(b), float(window.now)
     started = ~np.isnan(jobs.start)
-    stop = np.where(np.isnan(jobs.end), now, np.minimum(jobs.end, now))
+    stop = np.minimum(np.where(np.isnan(jobs.end), now, np.minimum(jobs.end, now)), t1)
     hold_from = np.maximum(jobs.start, t0)
     held = np.flatnonzero(started & (stop > hold_from))
     since, until = wait_span(jobs, now)
+    until = np.minimum(until, t1)
     wait_from = np.maximum(since, t0)
     waiting = np.flatnonzero(until > wait_from)
-    limited = [o for o in LIMITED
-               if any(v for _, v in steps.get(o.key, ())) and o.column is not None]
+    keys = limited_keys(steps)
     bins = window.bin_starts().astype(np.float64)
-    step_times = np.array([t for o in limited for t, _ in steps[o.key]], dtype=np.float64)
+    step_times = np.array([t for k in keys for t, _ in steps[k]], dtype=np.float64)
     points = np.unique(np.concatenate([
-        [t0, now], bins, hold_from[held], stop[held], wait_from[waiting], until[waiting],
-        step_times[(step_times > t0) & (step_times < now)]]))
-    points = points[(points >= t0) & (points <= now)]
+        [t0, t1], bins[(bins > t0) & (bins < t1)], hold_from[held], stop[held],
+        wait_from[waiting], until[waiting], step_times[(step_times > t0) & (step_times < t1)]]))
     seg_s, seg_e = points[:-1], points[1:]
-    seg_bin = ((seg_s - t0) // window.bin_seconds).astype(np.int64)
+    seg_bin = ((seg_s - window.start) // window.bin_seconds).astype(np.int64)
     # Every event is one of the points: its index once, then each resource's
     # step function is a bincount and a cumulative sum (no sort per resource).
     on, off = np.searchsorted(points, hold_from[held]), np.searchsorted(points, stop[held])
@@ -109,56 +150,104 @@ def analyse(jobs: JobTable, window: Window, steps: Mapping[str, Steps]) -> Analy
                             weights=np.concatenate([amount, -amount]), minlength=n)
         return np.cumsum(delta)[:-1]   # the value on each segment [points[k], points[k+1])
 
-    pressure, flags = {}, {}
-    for o in limited:
-        amount = getattr(jobs, str(o.column))
+    pressure, intervals = {}, {}
+    for key in keys:
+        column = str(observable(key).column)
+        amount = getattr(jobs, column)
         used = level(on, off, amount[held])
-        asks = getattr(jobs, ASKS[str(o.column)])[waiting] > 0
+        asks = getattr(jobs, ASKS[column])[waiting] > 0
         queued = level(q_on[asks], q_off[asks], np.ones(int(asks.sum())))
-        limit = _limit_at(steps[o.key], seg_s)
-        set_ = np.nan_to_num(limit)
-        at = (set_ > 0) & (used > set_ - np.maximum(1.0, 0.01 * set_))   # tolerance()
-        flags[o.key] = at
+        limit = np.nan_to_num(_limit_at(steps[key], seg_s))
+        at = (limit > 0) & (used > limit - np.maximum(1.0, 0.01 * limit))   # tolerance()
+        intervals[key] = _merged(seg_s[at], seg_e[at])
         peak = np.zeros(window.n_bins)
         np.maximum.at(peak, seg_bin, used)
         waiting_at = at & (queued > 0.5)
-        pressure[o.key] = Pressure(
+        pressure[key] = Pressure(
             at_limit=spread_seconds(seg_s[at], seg_e[at], window),
             waiting_at_limit=spread_seconds(seg_s[waiting_at], seg_e[waiting_at], window),
             peak=peak)
-    return Analysis(pressure, _waits(jobs, window, since, points, flags, limited))
+    last = (jobs.start <= t1) if b == window.now else (jobs.start < t1)
+    rows = np.flatnonzero(started & (jobs.start >= t0) & last & ~np.isnan(since))
+    present = np.unique(jobs.user[rows])
+    began = Began(
+        users=tuple(jobs.users[i] for i in present.tolist()),
+        user=np.searchsorted(present, jobs.user[rows]), start=jobs.start[rows],
+        since=since[rows],
+        asks={k: getattr(jobs, ASKS[str(observable(k).column)])[rows] > 0 for k in keys},
+        seen_limit=(jobs.reasons_seen[rows].astype(np.int64) & GROUP_BITS) > 0)
+    return Span(a, b, pressure, intervals, began)
 
 
-def _waits(jobs: JobTable, window: Window, since: np.ndarray, points: np.ndarray,
-           flags: dict[str, np.ndarray], limited: list) -> Waits:
-    began = np.flatnonzero(~np.isnan(jobs.start) & (jobs.start >= window.start)
-                           & (jobs.start <= window.now) & ~np.isnan(since))
-    start, wait_from = jobs.start[began], since[began]
-    at_limit = np.zeros(len(began))
-    if limited and len(began):
-        lengths = np.diff(points)
-        # Which limited resources each job asked for: one bit per resource.
-        combo = np.zeros(len(began), dtype=np.int64)
-        for k, o in enumerate(limited):
-            combo |= (getattr(jobs, ASKS[str(o.column)])[began] > 0).astype(np.int64) << k
-        for c in np.unique(combo).tolist():
-            if not c:
-                continue
-            union = np.zeros(len(lengths), dtype=bool)
-            for k, o in enumerate(limited):
-                if c >> k & 1:
-                    union |= flags[o.key]
-            cumulative = np.concatenate([[0.0], np.cumsum(lengths * union)])
-            rows = combo == c
-            a = np.clip(wait_from[rows], points[0], points[-1])
-            b = np.clip(start[rows], points[0], points[-1])
-            at_limit[rows] = np.interp(b, points, cumulative) - np.interp(a, points, cumulative)
-    users_present = np.unique(jobs.user[began])
-    return Waits(
-        users=tuple(jobs.users[i] for i in users_present.tolist()),
-        user=np.searchsorted(users_present, jobs.user[began]),
-        start=start, wait=np.maximum(start - wait_from, 0.0), at_limit=np.maximum(at_limit, 0.0),
-        seen_limit=(jobs.reasons_seen[began].astype(np.int64) & GROUP_BITS) > 0)
+def _merged(s: np.ndarray, e: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Intervals sorted and merged where they touch or overlap."""
+    if not len(s):
+        return s, e
+    order = np.argsort(s, kind="stable")
+    s, e = s[order], e[order]
+    reach = np.maximum.accumulate(e)
+    new = np.concatenate([[True], s[1:] > reach[:-1]])
+    firsts = np.flatnonzero(new)
+    return s[new], np.maximum.reduceat(e, firsts)
+
+
+def _covered(s: np.ndarray, e: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per query [a, b), the length covered by the sorted disjoint intervals [s, e)."""
+    if not len(s):
+        return np.zeros(len(a))
+    cumulative = np.concatenate([[0.0], np.cumsum(e - s)])
+
+    def upto(t: np.ndarray) -> np.ndarray:
+        i = np.searchsorted(s, t, side="right") - 1
+        inside = np.clip(t - s[np.maximum(i, 0)], 0, (e - s)[np.maximum(i, 0)])
+        return np.where(i >= 0, cumulative[np.maximum(i, 0)] + inside, 0.0)
+
+    return np.maximum(upto(b) - upto(a), 0.0)
+
+
+def finish(spans: Sequence[Span], window: Window) -> Analysis:
+    """The window's pressure and waits from spans that cover it: per-bin sums
+    (peaks: the larger), and each wait's part at a limit the job asked for,
+    over the at-limit intervals of all the spans inside the window."""
+    keys = sorted({k for sp in spans for k in sp.pressure})
+    pressure, intervals = {}, {}
+    for k in keys:
+        parts = [sp.pressure[k] for sp in spans if k in sp.pressure]
+        pressure[k] = Pressure(sum((p.at_limit for p in parts), np.zeros(window.n_bins)),
+                               sum((p.waiting_at_limit for p in parts), np.zeros(window.n_bins)),
+                               np.maximum.reduce([p.peak for p in parts]))
+        s = np.concatenate([sp.intervals[k][0] for sp in spans if k in sp.intervals])
+        e = np.concatenate([sp.intervals[k][1] for sp in spans if k in sp.intervals])
+        s, e = np.maximum(s, window.start), e
+        keep = e > s
+        intervals[k] = _merged(s[keep], e[keep])
+    users = tuple(sorted({u for sp in spans for u in sp.began.users}))
+    position = {u: i for i, u in enumerate(users)}
+    user = np.concatenate([np.array([position[u] for u in sp.began.users] or [0],
+                                    dtype=np.int64)[sp.began.user] for sp in spans])
+    start = np.concatenate([sp.began.start for sp in spans])
+    since = np.concatenate([sp.began.since for sp in spans])
+    seen = np.concatenate([sp.began.seen_limit for sp in spans])
+    asks = {k: np.concatenate([sp.began.asks.get(k, np.zeros(len(sp.began.start), bool))
+                               for sp in spans]) for k in keys}
+    inside = (start >= window.start) & (start <= window.now)
+    user, start, since, seen = user[inside], start[inside], since[inside], seen[inside]
+    asks = {k: v[inside] for k, v in asks.items()}
+    at_limit = np.zeros(len(start))
+    combo = np.zeros(len(start), dtype=np.int64)
+    for bit, k in enumerate(keys):
+        combo |= asks[k].astype(np.int64) << bit
+    a, b = np.maximum(since, window.start), start
+    for c in np.unique(combo).tolist():
+        if not c:
+            continue
+        chosen = [intervals[k] for bit, k in enumerate(keys) if c >> bit & 1]
+        s, e = _merged(np.concatenate([x[0] for x in chosen]), np.concatenate([x[1] for x in chosen]))
+        rows = combo == c
+        at_limit[rows] = _covered(s, e, a[rows], b[rows])
+    waits = Waits(users=users, user=user, start=start, wait=np.maximum(start - since, 0.0),
+                  at_limit=at_limit, seen_limit=seen)
+    return Analysis(pressure, waits)
 
 
 @dataclass(frozen=True)
@@ -201,3 +290,77 @@ def at_limit_now(jobs: JobTable, now: int, limits: Mapping[str, float | None]
             waiting_jobs=int(jobs.tasks[pending & (getattr(jobs, ASKS[o.column]) > 0)].sum()),
             frees_by=float(ends.min()) if len(ends) else None))
     return out
+
+
+# --- the span before the frozen boundary, kept from cycle to cycle ----------------
+
+
+def rebased(span: Span, window: Window) -> Span:
+    """A span computed for an earlier window (starting at `span.start`) on the
+    bins of `window`, which starts at or after it (windows move forward)."""
+    b = window.bin_seconds
+    offset, k = (window.start - span.start) // b, max(0, (span.end - window.start) // b)
+
+    def move(values: np.ndarray) -> np.ndarray:
+        out = np.zeros(window.n_bins)
+        part = values[offset:offset + k]
+        out[:len(part)] = part
+        return out
+
+    pressure = {key: Pressure(move(p.at_limit), move(p.waiting_at_limit), move(p.peak))
+                for key, p in span.pressure.items()}
+    intervals = {}
+    for key, (s, e) in span.intervals.items():
+        keep = e > window.start
+        intervals[key] = (np.maximum(s[keep], window.start), e[keep])
+    g = span.began
+    keep = g.start >= window.start
+    began = Began(g.users, g.user[keep], g.start[keep], g.since[keep],
+                  {key: v[keep] for key, v in g.asks.items()}, g.seen_limit[keep])
+    return Span(window.start, span.end, pressure, intervals, began)
+
+
+def same_limits(a: Mapping[str, Steps], b: Mapping[str, Steps], start: int, end: int) -> bool:
+    """The limits of `a` and `b` agree at every instant of [start, end)."""
+    keys = limited_keys(a)
+    if keys != limited_keys(b):
+        return False
+    for key in keys:
+        times = [float(start)] + [float(t) for steps in (a[key], b[key]) for t, _ in steps
+                                  if start < t < end]
+        at = np.array(times)
+        x, y = _limit_at(a[key], at), _limit_at(b[key], at)
+        if not np.array_equal(np.nan_to_num(x, nan=-1.0), np.nan_to_num(y, nan=-1.0)):
+            return False
+    return True
+
+
+def frozen_digest(jobs: JobTable, boundary: int, now: int) -> str:
+    """A digest of what the (hot) records hold and wait for before `boundary`:
+    the span before it is kept only while this stays the same."""
+    import hashlib
+    import zlib
+
+    t1 = float(boundary)
+    started = ~np.isnan(jobs.start)
+    stop = np.minimum(np.where(np.isnan(jobs.end), now, np.minimum(jobs.end, now)), t1)
+    hold = started & (jobs.start < t1) & (stop > jobs.start)
+    since, until = wait_span(jobs, float(now))
+    until = np.minimum(until, t1)
+    wait = until > since
+    rows = np.flatnonzero(hold | wait)
+    from collector.store.records import record_keys  # the store's own key
+
+    order = rows[np.argsort(record_keys(jobs.take(rows)), kind="stable")]
+    names = np.array([zlib.crc32(u.encode()) for u in jobs.users] or [0], dtype=np.float64)
+    columns = [record_keys(jobs.take(order)).astype(np.float64),
+               np.where(hold, jobs.start, np.nan)[order], np.where(hold, stop, np.nan)[order],
+               np.where(wait, since, np.nan)[order], np.where(wait, until, np.nan)[order],
+               names[jobs.user[order]] if len(order) else np.zeros(0)]
+    columns += [getattr(jobs, c)[order] for c in ("cpus", "gpus", "mem_gib", "req_cpus",
+                                                 "req_gpus", "req_mem_gib", "tasks",
+                                                 "reasons_seen")]
+    digest = hashlib.blake2b(digest_size=16)
+    for c in columns:
+        digest.update(np.ascontiguousarray(c, dtype=np.float64).tobytes())
+    return digest.hexdigest()

@@ -173,7 +173,7 @@ class TestStaticPage:
         user = page.get_attribute("#legend .legend-item", "data-user")
         page.click(f"#legend .legend-item[data-user='{user}']")
         for obs in ("NCPUS", "NGPUS", "MEMORY", "NJOBS"):
-            assert gd(page, obs, f"gd.data.filter(t => t.name === {user!r}).every(t => t.visible === 'legendonly')")
+            assert gd(page, obs, f"gd.data.filter(t => t.name === {user!r} && t.meta !== 'queued').every(t => t.visible === 'legendonly')")
         page.click("#total-table th[data-column='user']")
         users = column(page, "total-table", "user")
         assert users[-1] == "Total"

@@ -56,7 +56,9 @@ def sacct_cycles(folder: Path) -> list[dict]:
     return json.loads((folder / "data" / "status.json").read_text())["sacct"]["cycles"]
 
 
-def assert_same(a: Path, b: Path, name: str) -> None:
+def assert_same(a: Path, b: Path, name: str, limits: bool = True) -> None:
+    """The snapshots agree; `limits`: both knew the QoS limits (a saved file is
+    collected without sacctmgr, so it has no limit pressure to compare)."""
     x, y = read_snapshot(a / "data" / name), read_snapshot(b / "data" / name)
     assert x.now == y.now
     assert x.users == y.users
@@ -64,8 +66,8 @@ def assert_same(a: Path, b: Path, name: str) -> None:
         np.testing.assert_allclose(x.series[obs], y.series[obs], atol=1e-3, err_msg=f"{name} {obs}")
         np.testing.assert_allclose(x.current[obs], y.current[obs], atol=1e-3)
     assert x.jobs_counted == y.jobs_counted
-    assert set(x.pressure) == set(y.pressure)   # the queue's parts agree too
-    for k in x.pressure:
+    assert set(x.pressure) == set(y.pressure) or not limits   # the queue's parts agree too
+    for k in x.pressure if limits else ():
         np.testing.assert_allclose(x.pressure[k].at_limit, y.pressure[k].at_limit, atol=1e-3)
         np.testing.assert_allclose(x.pressure[k].peak, y.pressure[k].peak, atol=1e-3)
     assert sorted(zip(x.waits.start.tolist(), x.waits.wait.round().tolist(), strict=True)) == \
@@ -138,7 +140,7 @@ def test_incremental_cycles_equal_a_full_query_on_real_slurm(lab: Lab, tmp_path:
     cycle(lab, plain, now, "--sacct-file", str(tmp_path / "plain" / "sacct.txt"))
     for name in ("data_avery.json", "data_avery-b.json"):
         assert_same(tmp_path / "inc", tmp_path / "full", name)
-        assert_same(tmp_path / "inc", tmp_path / "plain", name)
+        assert_same(tmp_path / "inc", tmp_path / "plain", name, limits=False)
     snap = read_snapshot(tmp_path / "inc" / "data" / "data_avery.json")
     assert {"alice", "bob", "carol"} <= set(snap.users)
     modes = [c["mode"] for c in sacct_cycles(tmp_path / "inc")]
@@ -188,7 +190,7 @@ def test_clusters_are_asked_with_dash_M(lab: Lab, tmp_path: Path) -> None:
     cycle(lab, local, now)
     named = write_config(tmp_path / "named", extra_site='clusters = ["lab", "lab2"]')
     out = cycle(lab, named, now, "-v")
-    asked = set(re.findall(r"--clusters=(\S+)", out))
+    asked = set(re.findall(r"running sacct .*?--clusters=(\w+)", out))
     assert asked == {"lab", "lab2"}, out[-2000:]
     data = tmp_path / "named" / "data"
     for qos in ("avery", "avery-b"):

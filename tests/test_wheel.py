@@ -143,7 +143,11 @@ def _check_page(browser, url: str, graphs: list[str]) -> None:
                            " getComputedStyle(document.querySelector('.btn')).borderTopLeftRadius]")
     assert styled[0] == "flex", f"{url}: not styled: {styled}"
     assert styled[1] not in ("0px", ""), f"{url}: not styled: {styled}"
-    charts = page.evaluate("() => document.querySelectorAll('.js-plotly-plot').length")
-    assert charts == 4, f"{url}: {charts} charts"
+    charts = page.evaluate("() => document.querySelectorAll('[id^=\"graph-\"] .js-plotly-plot, "
+                           "div.js-plotly-plot[id^=\"graph-\"]').length")
+    assert charts == 4, f"{url}: {charts} usage charts"
+    small = page.evaluate("() => ['pressure-graph', 'wait-graph'].filter(id => "
+                          "document.getElementById(id).querySelector('.main-svg')).length")
+    assert small == 2, f"{url}: the pressure and wait charts are not drawn"
     assert bad == [], f"{url}: requests that failed: {bad}"
     page.close()

@@ -111,6 +111,8 @@ class Synced:
     records: int
     cold_rewritten: bool
     read_cold: Callable[[], dict[str, JobTable]] = dict   # the cold records, read on demand
+    boundary: int = 0              # the frozen boundary: cold records ended before it
+    folder: Path | None = None     # the store's folder (for the caches beside it)
 
     @cached_property
     def _hot_by_qos(self) -> dict[str, dict[str, JobTable]]:
@@ -121,6 +123,10 @@ class Synced:
         cold = self.read_cold()
         return {cl: concat([cold.get(cl, JobTable.empty()), self.hot.get(cl, JobTable.empty())]
                            ).by_qos() for cl in set(cold) | set(self.hot)}
+
+    def hot_jobs(self, cluster: str, qos: str) -> JobTable:
+        """The hot records of one QoS: every running and pending job among them."""
+        return self._hot_by_qos.get(cluster, {}).get(qos, JobTable.empty())
 
     def jobs(self, cluster: str, qos: str) -> JobTable:
         """Every record of one QoS (cold and hot): what the exact intervals of
@@ -221,7 +227,8 @@ class JobStore:
                          cycle.keep_from, cycle.boundary)
         save_cold_sums(self.folder, sums)
         self.raw, self.hot, self.sums = written, new_hot, sums
-        return Synced(new_hot, sums, int(written["records"]), True, lambda: cold)
+        return Synced(new_hot, sums, int(written["records"]), True, lambda: cold,
+                      cycle.boundary, self.folder)
 
     def _advance(self, cycle: Cycle, state: StoreState, fresh: dict[str, JobTable]) -> Synced:
         """The usual cycle: fresh answers merged into the hot part; what ended
@@ -270,7 +277,7 @@ class JobStore:
         self.raw, self.hot, self.sums = written, new_hot, sums
         folder = self.folder
         return Synced(new_hot, sums, int(written["records"]), changed,
-                      lambda: read_cold(folder, written))
+                      lambda: read_cold(folder, written), cycle.boundary, folder)
 
 
 @dataclass(frozen=True)

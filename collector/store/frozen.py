@@ -1,0 +1,97 @@
+"""The limit pressure before the frozen boundary, kept between cycles.
+
+The pressure and the waits come from the exact intervals of every record of
+the window (collector/pressure.py). Before the store's frozen boundary (the
+UTC midnight before the last cycle less the overlap) they change only when a
+cold record does (the segments' fingerprint), when a hot record's part
+before the boundary does (`frozen_digest`), or when the limits there do; so
+a cycle computes the span after the boundary from the hot records alone and
+takes the span before it from here. Anything else (the boundary moved: once
+a day) and the span is made anew from all records, the cold ones read once.
+
+`pressure-frozen.npz` is only a cache: unreadable or not matching, it is made anew.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from collector.atomic import write_atomic
+from collector.pressure import Began, Pressure, Span
+
+FROZEN_FILE = "pressure-frozen.npz"
+
+
+@dataclass(frozen=True)
+class Frozen:
+    """One QoS's span before the boundary and what it was made from."""
+
+    span: Span
+    digest: str                                   # of the hot records' part before it
+    steps: dict[str, tuple[tuple[int, float | None], ...]]
+
+
+@dataclass(frozen=True)
+class FrozenFile:
+    fingerprint: str        # the cold segments it belongs to
+    bin_seconds: int
+    entries: dict[tuple[str, str], Frozen]
+
+
+def save_frozen(folder: Path, part: FrozenFile) -> None:
+    arrays: dict[str, Any] = {}
+    meta: dict[str, Any] = {"fingerprint": part.fingerprint, "bin_seconds": part.bin_seconds,
+                            "entries": []}
+    for j, ((cluster, qos), f) in enumerate(part.entries.items()):
+        sp = f.span
+        meta["entries"].append({
+            "cluster": cluster, "qos": qos, "start": sp.start, "end": sp.end,
+            "digest": f.digest, "keys": list(sp.pressure), "users": list(sp.began.users),
+            "steps": {k: [[t, v] for t, v in s] for k, s in f.steps.items()}})
+        for k, p in sp.pressure.items():
+            arrays[f"{j}_{k}_at"], arrays[f"{j}_{k}_wait"] = p.at_limit, p.waiting_at_limit
+            arrays[f"{j}_{k}_peak"] = p.peak
+            arrays[f"{j}_{k}_s"], arrays[f"{j}_{k}_e"] = sp.intervals[k]
+            arrays[f"{j}_{k}_asks"] = sp.began.asks[k]
+        g = sp.began
+        arrays[f"{j}_user"], arrays[f"{j}_start"] = g.user, g.start
+        arrays[f"{j}_since"], arrays[f"{j}_seen"] = g.since, g.seen_limit
+    arrays["meta"] = np.array(json.dumps(meta))
+
+    def write(fh: Any) -> None:
+        np.savez(fh, **arrays)
+
+    write_atomic(folder / FROZEN_FILE, write)
+
+
+def load_frozen(folder: Path, fingerprint: str, bin_seconds: int) -> FrozenFile:
+    """The kept spans if they belong to these segments and bins; else none."""
+    empty = FrozenFile(fingerprint, bin_seconds, {})
+    try:
+        with np.load(folder / FROZEN_FILE, allow_pickle=False) as z:
+            meta = json.loads(str(z["meta"][()]))
+            if meta["fingerprint"] != fingerprint or meta["bin_seconds"] != bin_seconds:
+                return empty
+            entries = {}
+            for j, m in enumerate(meta["entries"]):
+                keys = m["keys"]
+                began = Began(tuple(m["users"]), z[f"{j}_user"], z[f"{j}_start"],
+                              z[f"{j}_since"], {k: z[f"{j}_{k}_asks"] for k in keys},
+                              z[f"{j}_seen"])
+                span = Span(int(m["start"]), int(m["end"]),
+                            {k: Pressure(z[f"{j}_{k}_at"], z[f"{j}_{k}_wait"], z[f"{j}_{k}_peak"])
+                             for k in keys},
+                            {k: (z[f"{j}_{k}_s"], z[f"{j}_{k}_e"]) for k in keys}, began)
+                steps: dict[str, tuple[tuple[int, float | None], ...]] = {
+                    k: tuple((int(t), None if v is None else float(v)) for t, v in s)
+                    for k, s in m["steps"].items()}
+                entries[(m["cluster"], m["qos"])] = Frozen(span, m["digest"], steps)
+    except (OSError, ValueError, KeyError, TypeError):
+        return empty   # missing or unreadable: it is only a cache
+    return FrozenFile(fingerprint, bin_seconds, entries)
+
