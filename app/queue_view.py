@@ -16,6 +16,7 @@ import pandas as pd
 
 from app.figures import THEMES, View, overlap_seconds
 from collector.observables import observable
+from collector.pressure import percentile
 from collector.snapshot import Snapshot
 
 # How a resource is named in a sentence: (plural, one unit).
@@ -24,7 +25,8 @@ UNIT_WORDS = {"NCPUS": ("CPUs", "CPU"), "NGPUS": ("GPUs", "GPU"),
 MAX_HOLDERS = 5
 WAIT_INFERENCE = ("Waiting at the limit is inferred from the job intervals: the part of "
                   "each wait during which the group held its QoS limit of a resource the "
-                  "job asked for.")
+                  "job asked for. Waits are of the jobs that started on the days shown; "
+                  "their percentiles are read from a histogram (within about 9%).")
 
 
 def _clock(epoch: float, snap: Snapshot) -> str:
@@ -201,34 +203,37 @@ WAIT_COLUMNS = (("user", "User"), ("jobs", "Jobs started"), ("median", "Median w
                 ("seen_limit", "Seen waiting on a group limit"))
 
 
-def _in_view(snap: Snapshot, view: View) -> np.ndarray:
+def _days_in_view(snap: Snapshot, view: View) -> np.ndarray:
+    """Per (user, day) cell of the waits: its day overlaps the view."""
     w = snap.waits
-    return (w.start >= view.start) & (w.start <= view.end)
+    if not len(w.day):
+        return np.zeros(0, dtype=bool)
+    starts = w.day_starts[w.day]
+    ends = w.day_starts[np.minimum(w.day + 1, len(w.day_starts) - 1)]
+    return (starts < view.end) & (ends > view.start)
+
+
+def _wait_row(snap: Snapshot, name: str, cells: np.ndarray, is_total: bool) -> dict[str, object]:
+    w = snap.waits
+    hist = w.histogram(cells)
+    waited, at = float(w.wait[cells].sum()), float(w.at_limit[cells].sum())
+    median = percentile(hist, 50)
+    return {"user": name, "jobs": int(w.jobs[cells].sum()), "median": duration_text(median),
+            "p90": duration_text(percentile(hist, 90)), "median_s": median,
+            "at_limit_share": round(100 * at / waited, 1) if waited else 0.0,
+            "seen_limit": int(w.seen_limit[cells].sum()), "is_total": is_total}
 
 
 def wait_rows(snap: Snapshot, view: View) -> list[dict[str, object]]:
-    """Per user, the waits of the jobs that started in the view; the QoS as a whole last."""
+    """Per user, the waits of the jobs that started on the days of the view;
+    the QoS as a whole last. Percentiles are read from the waits' histogram."""
     w = snap.waits
-    inside = _in_view(snap, view)
-    rows: list[dict[str, object]] = []
-
-    def row(name: str, mask: np.ndarray, is_total: bool) -> dict[str, object]:
-        waits, at = w.wait[mask], w.at_limit[mask]
-        return {"user": name, "jobs": int(mask.sum()),
-                "median": duration_text(float(np.median(waits))),
-                "p90": duration_text(float(np.percentile(waits, 90))),
-                "median_s": float(np.median(waits)),
-                "at_limit_share": round(100 * float(at.sum()) / float(waits.sum()), 1)
-                if waits.sum() else 0.0,
-                "seen_limit": int(w.seen_limit[mask].sum()), "is_total": is_total}
-
-    for code, user in enumerate(w.users):
-        mask = inside & (w.user == code)
-        if mask.any():
-            rows.append(row(user, mask, False))
+    inside = _days_in_view(snap, view)
+    rows = [_wait_row(snap, user, inside & (w.user == code), False)
+            for code, user in enumerate(w.users) if (inside & (w.user == code)).any()]
     rows.sort(key=lambda r: (-float(r["median_s"]), str(r["user"])))  # type: ignore[arg-type]
     if inside.any():
-        rows.append(row(f"All of {snap.qos}", inside, True))
+        rows.append(_wait_row(snap, f"All of {snap.qos}", inside, True))
     return rows
 
 
@@ -236,27 +241,30 @@ def wait_figure(snap: Snapshot, view: View, theme: str = "light") -> dict:
     """Per day of the view, the median and 90th percentile wait of the jobs
     that started that day, and how much of the waiting was at the limit."""
     w = snap.waits
-    inside = _in_view(snap, view)
+    inside = _days_in_view(snap, view)
     layout = _theme_layout(theme, "Wait of the jobs that started each day", "hours")
     if not inside.any():
         layout["annotations"] = [{"text": "No job started in this range", "showarrow": False,
                                   "xref": "paper", "yref": "paper", "x": 0.5, "y": 0.5}]
         return {"data": [], "layout": layout}
-    frame = pd.DataFrame({"day": _days(w.start[inside], snap.timezone),
-                          "wait": w.wait[inside] / 3600, "at": w.at_limit[inside] / 3600})
-    g = frame.groupby("day")
-    median, p90 = g["wait"].median(), g["wait"].quantile(0.9)
-    at = g["at"].sum() / g["wait"].sum().replace(0, np.nan) * 100
-    days = list(median.index)
+    tz = ZoneInfo(snap.timezone)
+    days, median, p90, share = [], [], [], []
+    for d in sorted(set(w.day[inside].tolist())):
+        cells = inside & (w.day == d)
+        hist = w.histogram(cells)
+        days.append(datetime.fromtimestamp(float(w.day_starts[d]), tz).strftime("%Y-%m-%d"))
+        median.append(round(percentile(hist, 50) / 3600, 3))
+        p90.append(round(percentile(hist, 90) / 3600, 3))
+        waited = float(w.wait[cells].sum())
+        share.append(round(100 * float(w.at_limit[cells].sum()) / waited, 1) if waited else None)
     layout["yaxis2"] = {"title": {"text": "% at the limit"}, "overlaying": "y", "side": "right",
                         "range": [0, 100], "showgrid": False}
     layout["margin"]["r"] = 55
     return {"data": [
-        {"type": "bar", "name": "% of waiting at the limit", "x": days,
-         "y": [None if np.isnan(v) else round(v, 1) for v in at.values], "yaxis": "y2",
-         "opacity": 0.35, "hovertemplate": "%{y:.0f}% at the limit"},
-        {"type": "scatter", "mode": "lines+markers", "name": "median", "x": days,
-         "y": [round(v, 3) for v in median.values], "hovertemplate": "median %{y:.2f} h"},
+        {"type": "bar", "name": "% of waiting at the limit", "x": days, "y": share,
+         "yaxis": "y2", "opacity": 0.35, "hovertemplate": "%{y:.0f}% at the limit"},
+        {"type": "scatter", "mode": "lines+markers", "name": "median", "x": days, "y": median,
+         "hovertemplate": "median %{y:.2f} h"},
         {"type": "scatter", "mode": "lines+markers", "name": "90th percentile", "x": days,
-         "y": [round(v, 3) for v in p90.values], "hovertemplate": "p90 %{y:.2f} h"},
+         "y": p90, "hovertemplate": "p90 %{y:.2f} h"},
     ], "layout": layout}

@@ -46,9 +46,11 @@ from collector.pressure import (
     at_limit_now,
     finish,
     frozen_digest,
+    local_days,
     rebased,
     same_limits,
     span_of,
+    wait_days,
 )
 from collector.sacct import build_sacct_args
 from collector.slurm import SLURM_TIME_ZONE, Runner, SlurmError, run_slurm, slurm_tool
@@ -428,7 +430,9 @@ def _write_panel(config: Config, panel: Panel, usage: Usage, jobs: JobTable,
         skipped_line_numbers=parsed.bad_line_numbers, source=source,
         generator=f"librarian {__version__}", cluster=panel.cluster,
         threshold_steps=steps, queue=queue, pressure=analysis.pressure,
-        limit_now=tuple(at_limit_now(jobs, window.now, thresholds)), waits=analysis.waits,
+        limit_now=tuple(at_limit_now(jobs, window.now, thresholds)),
+        waits=wait_days(analysis.waits, local_days(window.start, window.now,
+                                                   config.site.timezone)),
     )
     path = snapshot_path(config.site.data_dir, panel.qos, panel.file_cluster)
     write_snapshot(path, snap)

@@ -364,3 +364,95 @@ def frozen_digest(jobs: JobTable, boundary: int, now: int) -> str:
     for c in columns:
         digest.update(np.ascontiguousarray(c, dtype=np.float64).tobytes())
     return digest.hexdigest()
+
+
+# --- the waits, per user and day: what the snapshot carries -------------------------
+
+# Waits are counted in 101 bins: [0, 1 s), then 100 log-spaced bins from 1 s to 60
+# days (each about 18% wider than the last), the last open-ended. A percentile is
+# read inside its bin (log-linear): within about 9% of the exact value.
+WAIT_EDGES = np.concatenate([[0.0], np.geomspace(1.0, 60 * 86400.0, 100)])
+
+
+@dataclass(frozen=True)
+class WaitDays:
+    """The waits of the jobs that started in the window, per user and local
+    day: jobs, summed wait, summed wait at the limit, jobs seen waiting on a
+    group limit, and a histogram of the waits (WAIT_EDGES) for percentiles.
+    Bounded by users x days, whatever the number of jobs."""
+
+    day_starts: np.ndarray          # each local midnight from the window's first day, epoch s
+    users: tuple[str, ...]
+    user: np.ndarray                # per (user, day) cell
+    day: np.ndarray
+    jobs: np.ndarray
+    wait: np.ndarray
+    at_limit: np.ndarray
+    seen_limit: np.ndarray
+    hist_cell: np.ndarray           # the histograms, sparse: cell, bin, count
+    hist_bin: np.ndarray
+    hist_count: np.ndarray
+
+    def histogram(self, cells: np.ndarray) -> np.ndarray:
+        """The summed histogram of some cells (a boolean mask over the cells)."""
+        pick = cells[self.hist_cell] if len(self.hist_cell) else np.zeros(0, dtype=bool)
+        return np.bincount(self.hist_bin[pick], weights=self.hist_count[pick],
+                           minlength=len(WAIT_EDGES))
+
+
+NO_WAIT_DAYS = WaitDays(np.zeros(0), (), *(np.zeros(0, np.int64) for _ in range(2)),
+                        *(np.zeros(0) for _ in range(4)), *(np.zeros(0, np.int64) for _ in range(3)))
+
+
+def local_days(start: int, end: int, tz: str) -> np.ndarray:
+    """The local midnights of the days from the one holding `start` to the one
+    holding `end`, and the midnight after (epoch seconds)."""
+    from datetime import datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    zone = ZoneInfo(tz)
+    day = datetime.fromtimestamp(start, zone).date()
+    last = datetime.fromtimestamp(end, zone).date()
+    out = []
+    while day <= last + timedelta(days=1):
+        out.append(datetime(day.year, day.month, day.day, tzinfo=zone).timestamp())
+        day += timedelta(days=1)
+    return np.array(out)
+
+
+def wait_days(waits: Waits, days: np.ndarray) -> WaitDays:
+    """Per-job waits summed per user and local day (`days`: local_days)."""
+    day = np.searchsorted(days, waits.start, side="right") - 1
+    n_days = max(len(days), 1)
+    cell_key = waits.user.astype(np.int64) * n_days + day
+    keys, cell = np.unique(cell_key, return_inverse=True)
+    n = len(keys)
+    hist = np.clip(np.searchsorted(WAIT_EDGES, waits.wait, side="right") - 1, 0,
+                   len(WAIT_EDGES) - 1)
+    pair, counts = np.unique(cell * len(WAIT_EDGES) + hist, return_counts=True)
+    return WaitDays(
+        day_starts=days, users=waits.users, user=keys // n_days, day=keys % n_days,
+        jobs=np.bincount(cell, minlength=n).astype(np.int64),
+        wait=np.bincount(cell, weights=waits.wait, minlength=n),
+        at_limit=np.bincount(cell, weights=waits.at_limit, minlength=n),
+        seen_limit=np.bincount(cell, weights=waits.seen_limit.astype(np.float64), minlength=n),
+        hist_cell=pair // len(WAIT_EDGES), hist_bin=pair % len(WAIT_EDGES),
+        hist_count=counts.astype(np.int64))
+
+
+def percentile(histogram: np.ndarray, q: float) -> float:
+    """The q-th percentile (0-100) of the waits counted in `histogram`."""
+    total = float(histogram.sum())
+    if total <= 0:
+        return 0.0
+    cumulative = np.cumsum(histogram)
+    target = q / 100.0 * total
+    k = int(np.searchsorted(cumulative, target, side="left"))
+    k = min(k, len(histogram) - 1)
+    before = cumulative[k - 1] if k else 0.0
+    frac = (target - before) / histogram[k] if histogram[k] else 0.0
+    lo = WAIT_EDGES[k]
+    if k + 1 >= len(WAIT_EDGES):
+        return float(lo)
+    hi = WAIT_EDGES[k + 1]
+    return float(lo + frac * (hi - lo)) if lo == 0 else float(lo * (hi / lo) ** frac)

@@ -29,7 +29,7 @@ import orjson
 
 from collector.atomic import write_atomic
 from collector.observables import KEYS, OBSERVABLES, QUEUED
-from collector.pressure import AtLimitNow, Pressure, Waits
+from collector.pressure import NO_WAIT_DAYS, AtLimitNow, Pressure, WaitDays
 from collector.squeue import QueueRow
 
 SCHEMA_VERSION = 2
@@ -57,8 +57,6 @@ class QueueState:
         return not self.error
 
 
-NO_WAITS = Waits((), np.zeros(0, np.int64), np.zeros(0), np.zeros(0), np.zeros(0),
-                 np.zeros(0, bool))
 
 
 @dataclass(frozen=True)
@@ -87,7 +85,7 @@ class Snapshot:
     queue: QueueState | None = None   # None: not read (a saved file, or a version 1 snapshot)
     pressure: dict[str, Pressure] = dataclasses.field(default_factory=dict)
     limit_now: tuple[AtLimitNow, ...] = ()
-    waits: Waits = NO_WAITS
+    waits: WaitDays = NO_WAIT_DAYS
 
     def limit_steps(self, obs: str) -> tuple[tuple[int, float | None], ...]:
         """The limit's steps for one observable (one step when it never changed)."""
@@ -112,6 +110,11 @@ def _epoch(text: Any, key: str) -> int:
     if t.tzinfo is None:
         raise SnapshotError(f"{key} has no UTC offset: {text!r}")
     return int(t.timestamp())
+
+
+def _ints(arr: np.ndarray, arrays: bool) -> list[int] | np.ndarray:
+    values = np.ascontiguousarray(arr, dtype=np.int64)
+    return values if arrays else values.tolist()
 
 
 def _values(arr: np.ndarray, arrays: bool) -> list[float] | np.ndarray:
@@ -175,13 +178,17 @@ def to_dict(snap: Snapshot, arrays: bool = False) -> dict[str, Any]:
                        "waiting_jobs": a.waiting_jobs,
                        "frees_by": None if a.frees_by is None else _iso(int(a.frees_by), tz)}
                       for a in snap.limit_now],
-        "waits": {"users": list(snap.waits.users),
-                  "user": snap.waits.user.astype(np.int64).tolist(),
-                  "start_epoch": snap.waits.start.astype(np.int64).tolist(),
-                  "wait_seconds": np.round(snap.waits.wait).astype(np.int64).tolist(),
-                  "at_limit_seconds": np.round(snap.waits.at_limit).astype(np.int64).tolist(),
-                  "seen_limit": snap.waits.seen_limit.astype(bool).tolist()},
+        "waits": _waits_doc(snap.waits, tz, arrays),
     }
+
+
+def _waits_doc(w: WaitDays, tz: ZoneInfo, arrays: bool) -> dict[str, Any]:
+    return {"day_starts": [_iso(int(t), tz) for t in w.day_starts], "users": list(w.users),
+            "user": _ints(w.user, arrays), "day": _ints(w.day, arrays),
+            "jobs": _ints(w.jobs, arrays), "wait_seconds": _values(w.wait, arrays),
+            "at_limit_seconds": _values(w.at_limit, arrays),
+            "seen_limit": _ints(w.seen_limit, arrays), "hist_cell": _ints(w.hist_cell, arrays),
+            "hist_bin": _ints(w.hist_bin, arrays), "hist_count": _ints(w.hist_count, arrays)}
 
 
 def _queue_doc(queue: QueueState | None, tz: ZoneInfo) -> dict[str, Any] | None:
@@ -320,15 +327,19 @@ def _queue_parts(d: Mapping[str, Any], n_bins: int) -> dict[str, Any]:
             for a in d.get("limit_now", []))
         w = d.get("waits")
         if w:
-            user = np.asarray(w["user"], dtype=np.int64)
-            arrays = [np.asarray(w[f], dtype=np.float64) for f in
-                      ("start_epoch", "wait_seconds", "at_limit_seconds")]
-            seen = np.asarray(w["seen_limit"], dtype=bool)
-            if any(len(a) != len(user) for a in (*arrays, seen)) or \
-                    (len(user) and (user.min() < 0 or user.max() >= len(w["users"]))):
-                raise SnapshotError("waits: its lists differ in length or a user is unknown")
-            start, wait, at_limit = arrays
-            out["waits"] = Waits(tuple(map(str, w["users"])), user, start, wait, at_limit, seen)
+            days = np.array([_epoch(t, "waits.day_starts") for t in w["day_starts"]], dtype=float)
+            cells = [np.asarray(w[f], dtype=np.int64) for f in ("user", "day", "jobs")]
+            sums = [np.asarray(w[f], dtype=np.float64) for f in
+                    ("wait_seconds", "at_limit_seconds", "seen_limit")]
+            hist = [np.asarray(w[f], dtype=np.int64) for f in ("hist_cell", "hist_bin", "hist_count")]
+            user, day = cells[0], cells[1]
+            if any(len(a) != len(user) for a in (*cells, *sums)) or \
+                    any(len(a) != len(hist[0]) for a in hist) or \
+                    (len(user) and (user.min() < 0 or user.max() >= len(w["users"])
+                                    or day.min() < 0 or day.max() >= len(days))) or \
+                    (len(hist[0]) and (hist[0].min() < 0 or hist[0].max() >= len(user))):
+                raise SnapshotError("waits: its lists differ in length or point outside")
+            out["waits"] = WaitDays(days, tuple(map(str, w["users"])), *cells, *sums, *hist)
     except (KeyError, TypeError, ValueError, AttributeError) as err:
         if isinstance(err, SnapshotError):
             raise

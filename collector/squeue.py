@@ -15,6 +15,7 @@ caller's to report (the cycle goes on without the queue).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -27,7 +28,7 @@ from collector.slurm_formats import parse_size_mib, parse_tres, tres_gpus
 SEP = "\x1f"
 FIELDS: tuple[str, ...] = ("JobID", "UserName", "QOS", "State", "Reason", "tres-alloc",
                            "SubmitTime")
-TIME_FORMAT = "%Y-%m-%dT%H:%M:%S"
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%S"   # SLURM_TIME_FORMAT=standard
 
 
 def build_squeue_args(squeue: str, qos_names: Sequence[str], cluster: str = "") -> list[str]:
@@ -69,18 +70,27 @@ class Queue:
 
 
 def _epoch(text: str) -> float:
-    return datetime.strptime(text, TIME_FORMAT).replace(tzinfo=UTC).timestamp()
+    if len(text) != 19 or text[10] != "T":   # exactly TIME_FORMAT, nothing else
+        raise ValueError(f"not a time: {text!r}")
+    return datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp()
+
+
+@functools.lru_cache(maxsize=4096)
+def _asks(tres_text: str) -> tuple[float, float, float]:
+    """(CPUs, GPUs, GiB) of a TRES string: parsed once per distinct string."""
+    tres = parse_tres(tres_text)
+    mem = parse_size_mib(tres["mem"]) / 1024.0 if "mem" in tres else 0.0
+    return float(tres.get("cpu", "1")), tres_gpus(tres_text) or 0.0, mem
 
 
 def _line(cells: list[str]) -> Pending:
     job_id, user, qos, state, reason, tres_text, submit = (c.strip() for c in cells)
     if state not in ("PENDING", "PD") or not user or not qos:
         raise ValueError("not a pending job")
-    tres = parse_tres(tres_text)
-    mem = parse_size_mib(tres["mem"]) / 1024.0 if "mem" in tres else 0.0
+    cpus, gpus, mem = _asks(tres_text)
     return Pending(job_id=int(job_id.split("_", 1)[0]), user=user, qos=qos,
-                   reason=reason.strip("()"), cpus=float(tres.get("cpu", "1")),
-                   gpus=tres_gpus(tres_text) or 0.0, mem_gib=mem, submit=_epoch(submit))
+                   reason=reason.strip("()"), cpus=cpus, gpus=gpus, mem_gib=mem,
+                   submit=_epoch(submit))
 
 
 def parse_squeue(data: bytes, max_numbers: int = 10) -> Queue:

@@ -70,8 +70,10 @@ def assert_same(a: Path, b: Path, name: str, limits: bool = True) -> None:
     for k in x.pressure if limits else ():
         np.testing.assert_allclose(x.pressure[k].at_limit, y.pressure[k].at_limit, atol=1e-3)
         np.testing.assert_allclose(x.pressure[k].peak, y.pressure[k].peak, atol=1e-3)
-    assert sorted(zip(x.waits.start.tolist(), x.waits.wait.round().tolist(), strict=True)) == \
-        sorted(zip(y.waits.start.tolist(), y.waits.wait.round().tolist(), strict=True))
+    assert sorted(zip(x.waits.day.tolist(), x.waits.jobs.tolist(), x.waits.wait.round().tolist(),
+                      strict=True)) == \
+        sorted(zip(y.waits.day.tolist(), y.waits.jobs.tolist(), y.waits.wait.round().tolist(),
+                   strict=True))
 
 
 def test_incremental_cycles_equal_a_full_query_on_real_slurm(lab: Lab, tmp_path: Path) -> None:

@@ -173,6 +173,36 @@ class TestPressure:
         assert now.frees_by == 7 * H                  # her start + 5 h limit
 
 
+class TestWaitDays:
+    def test_percentiles_from_the_histogram_are_within_a_bin_of_the_exact_ones(self) -> None:
+        from collector.pressure import WAIT_EDGES, percentile
+
+        rng = np.random.default_rng(5)
+        waits = rng.lognormal(np.log(600), 1.5, size=5000)
+        hist = np.bincount(np.searchsorted(WAIT_EDGES, waits, side="right") - 1,
+                           minlength=len(WAIT_EDGES))
+        for q in (50, 90):
+            exact = float(np.percentile(waits, q))
+            assert percentile(hist, q) == pytest.approx(exact, rel=0.09), q
+        assert percentile(np.zeros(len(WAIT_EDGES)), 50) == 0
+
+    def test_cells_per_user_and_local_day(self) -> None:
+        from collector.pressure import Waits, local_days, wait_days
+
+        # 2026-03-08: New York springs forward; days are local, 23 h that day.
+        t0 = 1_772_946_000   # 2026-03-08T00:00-05:00
+        days = local_days(t0 + 3600, t0 + 2 * 86400, "America/New_York")
+        assert days[1] - days[0] == 23 * 3600
+        w = Waits(("ann", "bo"), np.array([0, 0, 1]), np.array([t0 + 60, t0 + 90000, t0 + 120.0]),
+                  np.array([30.0, 60.0, 10.0]), np.array([30.0, 0.0, 0.0]),
+                  np.array([True, False, False]))
+        d = wait_days(w, days)
+        cells = sorted(zip(d.user.tolist(), d.day.tolist(), d.jobs.tolist(), d.wait.tolist(),
+                           d.at_limit.tolist(), d.seen_limit.tolist(), strict=True))
+        assert cells == [(0, 0, 1, 30.0, 30.0, 1), (0, 1, 1, 60.0, 0.0, 0), (1, 0, 1, 10.0, 0.0, 0)]
+        assert d.histogram(d.user == 0).sum() == 2
+
+
 class TestRecords:
     def test_reasons_seen_survive_a_newer_version_and_squeue_adds_its_own(self) -> None:
         old = jobs([{"user": "bob", "submit": 1, "id": 7}])

@@ -80,7 +80,7 @@ class TestShape:
         assert not snap.series["QUEUED_NCPUS"].any()
 
     def test_the_queue_parts_round_trip(self) -> None:
-        from collector.pressure import AtLimitNow, Pressure, Waits
+        from collector.pressure import AtLimitNow, Pressure, Waits, local_days, wait_days
         from collector.snapshot import QueueState
         from collector.squeue import QueueRow
         base = make()
@@ -93,8 +93,9 @@ class TestShape:
             pressure={"NCPUS": Pressure(np.arange(n, dtype=float), np.zeros(n), np.full(n, 4.0))},
             limit_now=(AtLimitNow("NCPUS", 430, 430, (("ana", 400.0), ("ben", 30.0)), 6,
                                   float(base.now + 3600)),),
-            waits=Waits(("ana",), np.array([0]), np.array([float(base.now - 60)]),
-                        np.array([30.0]), np.array([10.0]), np.array([True])))
+            waits=wait_days(Waits(("ana",), np.array([0]), np.array([float(base.now - 60)]),
+                                  np.array([30.0]), np.array([10.0]), np.array([True])),
+                            local_days(base.window_start, base.now, base.timezone)))
         doc = to_dict(snap)
         validate(doc)
         back = from_dict(json.loads(json.dumps(doc)))
@@ -103,6 +104,7 @@ class TestShape:
         assert back.limit_now == snap.limit_now
         assert back.waits.users == ("ana",)
         assert back.waits.at_limit.tolist() == [10.0]
+        assert back.waits.histogram(np.array([True])).sum() == 1
         doc["pressure"]["NCPUS"]["peak"] = [1.0]
         with pytest.raises(SnapshotError, match=r"pressure\.NCPUS"):
             from_dict(doc)
