@@ -114,8 +114,13 @@ def assert_same_snapshots(a: Config, b: Config) -> None:
 
         def waits(s):
             w = s.waits
-            return sorted(zip([w.users[u] for u in w.user.tolist()], w.start.tolist(),
-                              w.wait.round().tolist(), w.at_limit.round().tolist(), strict=True))
+            cells = sorted(zip([w.users[u] for u in w.user.tolist()], w.day.tolist(),
+                               w.jobs.tolist(), w.wait.round().tolist(),
+                               w.at_limit.round().tolist(), strict=True))
+            hist = sorted(zip([w.users[w.user[c]] for c in w.hist_cell.tolist()],
+                              w.day[w.hist_cell].tolist(), w.hist_bin.tolist(),
+                              w.hist_count.tolist(), strict=True))
+            return cells, hist
         assert waits(x) == waits(y)
 
 
