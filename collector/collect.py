@@ -51,6 +51,7 @@ from collector.pressure import (
     same_limits,
     span_of,
     wait_days,
+    with_waits_at_limit,
 )
 from collector.sacct import build_sacct_args
 from collector.slurm import SLURM_TIME_ZONE, Runner, SlurmError, run_slurm, slurm_tool
@@ -401,7 +402,8 @@ def _live_analyses(synced: Synced, panels: Sequence[Panel], window: Window,
                 and f.digest == digest and same_limits(f.steps, steps, window.start, boundary)):
             before = rebased(f.span, window)
         else:
-            before = span_of(synced.jobs(p.cluster, p.qos), window, steps, window.start, boundary)
+            before = with_waits_at_limit(
+                span_of(synced.jobs(p.cluster, p.qos), window, steps, window.start, boundary))
             entries[(p.cluster, p.qos)] = Frozen(before, digest, steps)
             changed = True
         after = span_of(hot, window, steps, boundary, window.now)

@@ -22,6 +22,7 @@ for is its wait at the limit (again inferred from the intervals).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -83,6 +84,9 @@ class Began:
     since: np.ndarray
     asks: dict[str, np.ndarray]     # limited key -> asked for it (bool per job)
     seen_limit: np.ndarray
+    # The part of each wait at a limit it asked for, where already known (NaN:
+    # not yet): valid for waits that began inside the span's window.
+    at_limit: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
 
 
 @dataclass(frozen=True)
@@ -175,8 +179,36 @@ def span_of(jobs: JobTable, window: Window, steps: Mapping[str, Steps], a: int, 
         user=np.searchsorted(present, jobs.user[rows]), start=jobs.start[rows],
         since=since[rows],
         asks={k: getattr(jobs, ASKS[str(observable(k).column)])[rows] > 0 for k in keys},
-        seen_limit=(jobs.reasons_seen[rows].astype(np.int64) & GROUP_BITS) > 0)
+        seen_limit=(jobs.reasons_seen[rows].astype(np.int64) & GROUP_BITS) > 0,
+        at_limit=np.full(len(rows), np.nan))
     return Span(a, b, pressure, intervals, began)
+
+
+def with_waits_at_limit(span: Span) -> Span:
+    """The span with each of its jobs' wait at the limit worked out from its own
+    intervals: right for every wait that began inside it (kept between cycles)."""
+    g = span.began
+    keys = sorted(span.intervals)
+    at = _at_limit(keys, span.intervals, g.asks, np.maximum(g.since, span.start), g.start)
+    return dataclasses.replace(span, began=dataclasses.replace(g, at_limit=at))
+
+
+def _at_limit(keys: list[str], intervals: Intervals, asks: Mapping[str, np.ndarray],
+              a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per job, the length of [a, b) covered by the at-limit intervals of the
+    resources it asked for."""
+    out = np.zeros(len(a))
+    combo = np.zeros(len(a), dtype=np.int64)
+    for bit, k in enumerate(keys):
+        combo |= asks[k].astype(np.int64) << bit
+    for c in np.unique(combo).tolist():
+        if not c:
+            continue
+        chosen = [intervals[k] for bit, k in enumerate(keys) if c >> bit & 1]
+        s, e = _merged(np.concatenate([x[0] for x in chosen]), np.concatenate([x[1] for x in chosen]))
+        rows = combo == c
+        out[rows] = _covered(s, e, a[rows], b[rows])
+    return out
 
 
 def _merged(s: np.ndarray, e: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -228,23 +260,20 @@ def finish(spans: Sequence[Span], window: Window) -> Analysis:
     start = np.concatenate([sp.began.start for sp in spans])
     since = np.concatenate([sp.began.since for sp in spans])
     seen = np.concatenate([sp.began.seen_limit for sp in spans])
+    known = np.concatenate([sp.began.at_limit if len(sp.began.at_limit) == len(sp.began.start)
+                            else np.full(len(sp.began.start), np.nan) for sp in spans])
     asks = {k: np.concatenate([sp.began.asks.get(k, np.zeros(len(sp.began.start), bool))
                                for sp in spans]) for k in keys}
     inside = (start >= window.start) & (start <= window.now)
     user, start, since, seen = user[inside], start[inside], since[inside], seen[inside]
     asks = {k: v[inside] for k, v in asks.items()}
-    at_limit = np.zeros(len(start))
-    combo = np.zeros(len(start), dtype=np.int64)
-    for bit, k in enumerate(keys):
-        combo |= asks[k].astype(np.int64) << bit
-    a, b = np.maximum(since, window.start), start
-    for c in np.unique(combo).tolist():
-        if not c:
-            continue
-        chosen = [intervals[k] for bit, k in enumerate(keys) if c >> bit & 1]
-        s, e = _merged(np.concatenate([x[0] for x in chosen]), np.concatenate([x[1] for x in chosen]))
-        rows = combo == c
-        at_limit[rows] = _covered(s, e, a[rows], b[rows])
+    at_limit = known[inside]
+    # Worked out here: what no span knew, and waits that began before the window
+    # (only their part inside it counts).
+    need = np.isnan(at_limit) | (since < window.start)
+    if need.any():
+        at_limit[need] = _at_limit(keys, intervals, {k: v[need] for k, v in asks.items()},
+                                   np.maximum(since[need], window.start), start[need])
     waits = Waits(users=users, user=user, start=start, wait=np.maximum(start - since, 0.0),
                   at_limit=at_limit, seen_limit=seen)
     return Analysis(pressure, waits)
@@ -316,7 +345,8 @@ def rebased(span: Span, window: Window) -> Span:
     g = span.began
     keep = g.start >= window.start
     began = Began(g.users, g.user[keep], g.start[keep], g.since[keep],
-                  {key: v[keep] for key, v in g.asks.items()}, g.seen_limit[keep])
+                  {key: v[keep] for key, v in g.asks.items()}, g.seen_limit[keep],
+                  g.at_limit[keep] if len(g.at_limit) == len(keep) else np.zeros(0))
     return Span(window.start, span.end, pressure, intervals, began)
 
 
@@ -423,21 +453,25 @@ def local_days(start: int, end: int, tz: str) -> np.ndarray:
 def wait_days(waits: Waits, days: np.ndarray) -> WaitDays:
     """Per-job waits summed per user and local day (`days`: local_days)."""
     day = np.searchsorted(days, waits.start, side="right") - 1
-    n_days = max(len(days), 1)
+    n_days, n_bins = max(len(days), 1), len(WAIT_EDGES)
+    # Cells and histogram bins are bounded (users x days x bins): counted with
+    # bincount, never sorted per job.
     cell_key = waits.user.astype(np.int64) * n_days + day
-    keys, cell = np.unique(cell_key, return_inverse=True)
+    size = max(len(waits.users), 1) * n_days
+    jobs = np.bincount(cell_key, minlength=size)
+    keys = np.flatnonzero(jobs)
+    cell = np.searchsorted(keys, cell_key)
     n = len(keys)
-    hist = np.clip(np.searchsorted(WAIT_EDGES, waits.wait, side="right") - 1, 0,
-                   len(WAIT_EDGES) - 1)
-    pair, counts = np.unique(cell * len(WAIT_EDGES) + hist, return_counts=True)
+    hist = np.clip(np.searchsorted(WAIT_EDGES, waits.wait, side="right") - 1, 0, n_bins - 1)
+    counts = np.bincount(cell * n_bins + hist, minlength=n * n_bins)
+    pair = np.flatnonzero(counts)
     return WaitDays(
         day_starts=days, users=waits.users, user=keys // n_days, day=keys % n_days,
-        jobs=np.bincount(cell, minlength=n).astype(np.int64),
+        jobs=jobs[keys].astype(np.int64),
         wait=np.bincount(cell, weights=waits.wait, minlength=n),
         at_limit=np.bincount(cell, weights=waits.at_limit, minlength=n),
         seen_limit=np.bincount(cell, weights=waits.seen_limit.astype(np.float64), minlength=n),
-        hist_cell=pair // len(WAIT_EDGES), hist_bin=pair % len(WAIT_EDGES),
-        hist_count=counts.astype(np.int64))
+        hist_cell=pair // n_bins, hist_bin=pair % n_bins, hist_count=counts[pair].astype(np.int64))
 
 
 def percentile(histogram: np.ndarray, q: float) -> float:

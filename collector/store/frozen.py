@@ -61,6 +61,7 @@ def save_frozen(folder: Path, part: FrozenFile) -> None:
         g = sp.began
         arrays[f"{j}_user"], arrays[f"{j}_start"] = g.user, g.start
         arrays[f"{j}_since"], arrays[f"{j}_seen"] = g.since, g.seen_limit
+        arrays[f"{j}_at_limit"] = g.at_limit
     arrays["meta"] = np.array(json.dumps(meta))
 
     def write(fh: Any) -> None:
@@ -82,7 +83,7 @@ def load_frozen(folder: Path, fingerprint: str, bin_seconds: int) -> FrozenFile:
                 keys = m["keys"]
                 began = Began(tuple(m["users"]), z[f"{j}_user"], z[f"{j}_start"],
                               z[f"{j}_since"], {k: z[f"{j}_{k}_asks"] for k in keys},
-                              z[f"{j}_seen"])
+                              z[f"{j}_seen"], z[f"{j}_at_limit"])
                 span = Span(int(m["start"]), int(m["end"]),
                             {k: Pressure(z[f"{j}_{k}_at"], z[f"{j}_{k}_wait"], z[f"{j}_{k}_peak"])
                              for k in keys},
