@@ -450,9 +450,35 @@ def local_days(start: int, end: int, tz: str) -> np.ndarray:
     return np.array(out)
 
 
+_RATIO = float(np.log(WAIT_EDGES[2] / WAIT_EDGES[1]))
+
+
+def wait_bin(wait: np.ndarray) -> np.ndarray:
+    """The histogram bin of each wait (WAIT_EDGES): arithmetic on the log, then
+    a step either way where rounding put a wait on the wrong side of an edge
+    (a binary search per job is three times slower on a million jobs)."""
+    last = len(WAIT_EDGES) - 1
+    k = np.where(wait < 1.0, 0, 1 + np.floor(np.log(np.maximum(wait, 1.0)) / _RATIO))
+    k = np.clip(k, 0, last).astype(np.int64)
+    k = np.where((k > 0) & (wait < WAIT_EDGES[k]), k - 1, k)
+    up = np.minimum(k + 1, last)
+    return np.where((k < last) & (wait >= WAIT_EDGES[up]), up, k)
+
+
+def _day_index(days: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Which local day (`days`: midnights) holds each time: days are 23 to 25 h
+    long, so the index from 24 h days is off by at most one; fixed both ways."""
+    if len(days) < 2:
+        return np.zeros(len(t), dtype=np.int64)
+    last = len(days) - 2
+    i = np.clip(np.floor((t - days[0]) / 86400.0), 0, last).astype(np.int64)
+    i = np.where((i > 0) & (t < days[i]), i - 1, i)
+    return np.where((i < last) & (t >= days[np.minimum(i + 1, last + 1)]), i + 1, i)
+
+
 def wait_days(waits: Waits, days: np.ndarray) -> WaitDays:
     """Per-job waits summed per user and local day (`days`: local_days)."""
-    day = np.searchsorted(days, waits.start, side="right") - 1
+    day = _day_index(days, waits.start)
     n_days, n_bins = max(len(days), 1), len(WAIT_EDGES)
     # Cells and histogram bins are bounded (users x days x bins): counted with
     # bincount, never sorted per job.
@@ -462,7 +488,7 @@ def wait_days(waits: Waits, days: np.ndarray) -> WaitDays:
     keys = np.flatnonzero(jobs)
     cell = np.searchsorted(keys, cell_key)
     n = len(keys)
-    hist = np.clip(np.searchsorted(WAIT_EDGES, waits.wait, side="right") - 1, 0, n_bins - 1)
+    hist = wait_bin(waits.wait)
     counts = np.bincount(cell * n_bins + hist, minlength=n * n_bins)
     pair = np.flatnonzero(counts)
     return WaitDays(

@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 from datetime import UTC, datetime
 
 import numpy as np
@@ -42,9 +43,9 @@ def build_squeue_args(squeue: str, qos_names: Sequence[str], cluster: str = "") 
     return args
 
 
-@dataclass(frozen=True)
-class Pending:
-    """One pending job (or array task) as squeue printed it."""
+class Pending(NamedTuple):
+    """One pending job (or array task) as squeue printed it (a tuple: a queue
+    of tens of thousands of tasks is read every cycle)."""
 
     job_id: int
     user: str

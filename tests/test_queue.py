@@ -186,6 +186,20 @@ class TestWaitDays:
             assert percentile(hist, q) == pytest.approx(exact, rel=0.09), q
         assert percentile(np.zeros(len(WAIT_EDGES)), 50) == 0
 
+    def test_bins_and_days_by_arithmetic_equal_a_binary_search(self) -> None:
+        from collector.pressure import WAIT_EDGES, _day_index, local_days, wait_bin
+
+        rng = np.random.default_rng(1)
+        waits = np.concatenate([rng.lognormal(6, 3, 20000), WAIT_EDGES, WAIT_EDGES * (1 - 1e-12),
+                                [0, 0.5, 1e12]])
+        expected = np.clip(np.searchsorted(WAIT_EDGES, waits, side="right") - 1, 0, 100)
+        np.testing.assert_array_equal(wait_bin(waits), expected)
+        days = local_days(1_772_900_000, 1_772_900_000 + 40 * 86400, "America/New_York")
+        times = np.concatenate([rng.uniform(days[0], days[-1] - 1, 20000), days[:-1],
+                                days[1:-1] - 1])
+        np.testing.assert_array_equal(_day_index(days, times),
+                                      np.searchsorted(days, times, side="right") - 1)
+
     def test_cells_per_user_and_local_day(self) -> None:
         from collector.pressure import Waits, local_days, wait_days
 
