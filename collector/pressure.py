@@ -486,7 +486,9 @@ def wait_days(waits: Waits, days: np.ndarray) -> WaitDays:
     size = max(len(waits.users), 1) * n_days
     jobs = np.bincount(cell_key, minlength=size)
     keys = np.flatnonzero(jobs)
-    cell = np.searchsorted(keys, cell_key)
+    lookup = np.zeros(size, dtype=np.int64)
+    lookup[keys] = np.arange(len(keys))
+    cell = lookup[cell_key]
     n = len(keys)
     hist = wait_bin(waits.wait)
     counts = np.bincount(cell * n_bins + hist, minlength=n * n_bins)
