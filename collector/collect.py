@@ -49,8 +49,8 @@ from collector.pressure import (
     local_days,
     rebased,
     same_limits,
+    settle,
     span_of,
-    wait_days,
     with_waits_at_limit,
 )
 from collector.sacct import build_sacct_args
@@ -153,7 +153,7 @@ def collect(config: Config, now: float, qos_names: Sequence[str] | None = None,
             usages = {p: usage_of(synced.binned(p.cluster, p.qos, window), window)
                       for p in panels}
             records = {p: synced.hot_jobs(p.cluster, p.qos) for p in panels}
-            analyses = _live_analyses(synced, panels, window, limits)
+            analyses = _live_analyses(synced, panels, window, limits, config.site.timezone)
             source = "sacct"
         # One colour per user across this run's QoS, so the charts of all QoS agree.
         colors = assign_colors(u for usage in usages.values() for u in usage.users)
@@ -377,8 +377,13 @@ def _steps(limits: LimitsReport, panel: Panel, window: Window
             for o in LIMITED}
 
 
+# A kept span sums the waits no window of the next two days can cut (it is made
+# anew when the boundary moves, once a day).
+SETTLED_AFTER = 2 * 86400
+
+
 def _live_analyses(synced: Synced, panels: Sequence[Panel], window: Window,
-                   limits: LimitsReport) -> dict[Panel, Analysis]:
+                   limits: LimitsReport, tz: str) -> dict[Panel, Analysis]:
     """Pressure and waits per panel: the span before the frozen boundary kept
     from the last cycle where it still holds (collector/store/frozen.py), the
     span after it from the hot records; the cold records read only to make
@@ -399,11 +404,13 @@ def _live_analyses(synced: Synced, panels: Sequence[Panel], window: Window,
         digest = frozen_digest(hot, boundary, window.now)
         f = entries.get((p.cluster, p.qos))
         if (f is not None and f.span.end == boundary and f.span.start <= window.start
-                and f.digest == digest and same_limits(f.steps, steps, window.start, boundary)):
+                < f.span.horizon and f.digest == digest
+                and same_limits(f.steps, steps, window.start, boundary)):
             before = rebased(f.span, window)
         else:
-            before = with_waits_at_limit(
-                span_of(synced.jobs(p.cluster, p.qos), window, steps, window.start, boundary))
+            before = settle(with_waits_at_limit(
+                span_of(synced.jobs(p.cluster, p.qos), window, steps, window.start, boundary)),
+                window.start + SETTLED_AFTER, local_days(window.start, boundary, tz))
             entries[(p.cluster, p.qos)] = Frozen(before, digest, steps)
             changed = True
         after = span_of(hot, window, steps, boundary, window.now)
@@ -433,8 +440,7 @@ def _write_panel(config: Config, panel: Panel, usage: Usage, jobs: JobTable,
         generator=f"librarian {__version__}", cluster=panel.cluster,
         threshold_steps=steps, queue=queue, pressure=analysis.pressure,
         limit_now=tuple(at_limit_now(jobs, window.now, thresholds)),
-        waits=wait_days(analysis.waits, local_days(window.start, window.now,
-                                                   config.site.timezone)),
+        waits=analysis.wait_days(local_days(window.start, window.now, config.site.timezone)),
     )
     path = snapshot_path(config.site.data_dir, panel.qos, panel.file_cluster)
     write_snapshot(path, snap)

@@ -67,7 +67,15 @@ class Waits:
 @dataclass(frozen=True)
 class Analysis:
     pressure: dict[str, Pressure]   # limited observable key -> its pressure (limits set only)
-    waits: Waits
+    waits: Waits                    # per job
+    settled: tuple[WaitDays, ...] = ()   # more waits, already summed per user and day
+
+    def wait_days(self, days: np.ndarray) -> WaitDays:
+        """All the waits per user and local day (`days`: local_days of the window)."""
+        out = wait_days(self.waits, days)
+        for part in self.settled:
+            out = add_wait_days(out, part)
+        return out
 
 
 Intervals = dict[str, tuple[np.ndarray, np.ndarray]]   # key -> sorted disjoint [start, end)
@@ -101,6 +109,25 @@ class Span:
     pressure: dict[str, Pressure]
     intervals: Intervals
     began: Began
+    # The waits of jobs no window before `horizon` cuts (they began, and waited
+    # since, after it): summed per user and day once, not carried job by job.
+    settled: WaitDays | None = None
+    horizon: float = float("inf")
+
+
+def settle(span: Span, horizon: float, days: np.ndarray) -> Span:
+    """The span with the waits that began after `horizon` summed per user and
+    day (`days`: local midnights); only the rest stay per job. Valid for
+    windows that start before `horizon` (the kept span is made anew daily)."""
+    g = span.began
+    edge = (g.start < horizon) | (g.since < horizon) | np.isnan(g.at_limit)
+    rest = ~edge
+    summed = wait_days(Waits(g.users, g.user[rest], g.start[rest],
+                             np.maximum(g.start[rest] - g.since[rest], 0.0), g.at_limit[rest],
+                             g.seen_limit[rest]), days)
+    kept = Began(g.users, g.user[edge], g.start[edge], g.since[edge],
+                 {k: v[edge] for k, v in g.asks.items()}, g.seen_limit[edge], g.at_limit[edge])
+    return dataclasses.replace(span, began=kept, settled=summed, horizon=horizon)
 
 
 def _limit_at(steps: Steps, at: np.ndarray) -> np.ndarray:
@@ -276,7 +303,8 @@ def finish(spans: Sequence[Span], window: Window) -> Analysis:
                                    np.maximum(since[need], window.start), start[need])
     waits = Waits(users=users, user=user, start=start, wait=np.maximum(start - since, 0.0),
                   at_limit=at_limit, seen_limit=seen)
-    return Analysis(pressure, waits)
+    settled = tuple(sp.settled for sp in spans if sp.settled is not None)
+    return Analysis(pressure, waits, settled)
 
 
 @dataclass(frozen=True)
@@ -347,7 +375,7 @@ def rebased(span: Span, window: Window) -> Span:
     began = Began(g.users, g.user[keep], g.start[keep], g.since[keep],
                   {key: v[keep] for key, v in g.asks.items()}, g.seen_limit[keep],
                   g.at_limit[keep] if len(g.at_limit) == len(keep) else np.zeros(0))
-    return Span(window.start, span.end, pressure, intervals, began)
+    return Span(window.start, span.end, pressure, intervals, began, span.settled, span.horizon)
 
 
 def same_limits(a: Mapping[str, Steps], b: Mapping[str, Steps], start: int, end: int) -> bool:
@@ -518,3 +546,41 @@ def percentile(histogram: np.ndarray, q: float) -> float:
         return float(lo)
     hi = WAIT_EDGES[k + 1]
     return float(lo + frac * (hi - lo)) if lo == 0 else float(lo * (hi / lo) ** frac)
+
+
+def add_wait_days(a: WaitDays, b: WaitDays) -> WaitDays:
+    """The cells of both, on `a`'s days (`b`'s days outside them are dropped)."""
+    if not len(b.user):
+        return a
+    users = tuple(sorted(set(a.users) | set(b.users)))
+    pos = {u: i for i, u in enumerate(users)}
+    n_days = max(len(a.day_starts), 1)
+    b_day = np.searchsorted(a.day_starts, b.day_starts[b.day]) if len(a.day_starts) else \
+        np.zeros(len(b.day), dtype=np.int64)
+    on = (b_day < len(a.day_starts)) & (a.day_starts[np.minimum(b_day, n_days - 1)]
+                                        == b.day_starts[b.day]) if len(a.day_starts) else \
+        np.zeros(len(b.day), dtype=bool)
+    a_map = np.array([pos[u] for u in a.users] or [0], dtype=np.int64)
+    b_map = np.array([pos[u] for u in b.users] or [0], dtype=np.int64)
+    key = np.concatenate([a_map[a.user] * n_days + a.day, (b_map[b.user] * n_days + b_day)[on]])
+    keys, cell = np.unique(key, return_inverse=True)
+
+    def summed(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        return np.bincount(cell, weights=np.concatenate([x, y[on]]).astype(np.float64),
+                           minlength=len(keys))
+
+    n_bins = len(WAIT_EDGES)
+    b_cell_on = on[b.hist_cell]
+    b_offset = len(a.user)
+    b_index = np.cumsum(on) - 1   # b's cells that stay, renumbered after a's
+    h_cell = np.concatenate([cell[a.hist_cell],
+                             cell[b_offset + b_index[b.hist_cell[b_cell_on]]]])
+    h_bin = np.concatenate([a.hist_bin, b.hist_bin[b_cell_on]])
+    h_count = np.concatenate([a.hist_count, b.hist_count[b_cell_on]])
+    pair, inverse = np.unique(h_cell * n_bins + h_bin, return_inverse=True)
+    return WaitDays(
+        day_starts=a.day_starts, users=users, user=keys // n_days, day=keys % n_days,
+        jobs=summed(a.jobs, b.jobs).astype(np.int64), wait=summed(a.wait, b.wait),
+        at_limit=summed(a.at_limit, b.at_limit), seen_limit=summed(a.seen_limit, b.seen_limit),
+        hist_cell=pair // n_bins, hist_bin=pair % n_bins,
+        hist_count=np.bincount(inverse, weights=h_count, minlength=len(pair)).astype(np.int64))

@@ -25,7 +25,14 @@ from collector.parse import parse_sacct
 from collector.sacct import build_sacct_args
 from collector.snapshot import read_snapshot, snapshot_path
 from collector.status import read_status
-from collector.store import STATE_FILE, load_store, prune, record_keys, store_folder
+from collector.store import (
+    STATE_FILE,
+    load_store,
+    prune,
+    record_keys,
+    segments_fingerprint,
+    store_folder,
+)
 from tests.slurmdb_sim import Record, SlurmDb, history
 
 T0 = 1_790_000_000 - 1_790_000_000 % 86400  # a UTC midnight
@@ -170,6 +177,32 @@ def test_many_incremental_cycles_equal_one_full_query(tmp_path: Path, seed: int,
     rewrites = [c["at"] for c in status["cycles"] if c["cold_rewritten"]]
     days = (end - (T0 + DAY)) / DAY
     assert len(rewrites) <= 3 * days + 2, rewrites
+
+
+def test_the_kept_pressure_equals_a_full_query_over_a_longer_window(tmp_path: Path) -> None:
+    """A 5-day window, hourly cycles over 6 days: the span before the frozen
+    boundary is kept between cycles (its settled waits summed per day) and
+    made anew daily; every snapshot's pressure and waits equal one full query."""
+    from collector.store.frozen import FROZEN_FILE, load_frozen
+    from collector.store.sums import load_cold_sums
+
+    records = history(4, T0, T0 + 6 * DAY, 600, max_lag=900)
+    db = SlurmDb(records)
+    inc = write_config(tmp_path / "inc", window_days=5)
+    end = T0 + 6 * DAY + 5 * 3600 + 11
+    run_cycles(inc, db, T0 + DAY, end, step=3600)
+    full = full_reference(tmp_path, db, end, window_days=5)
+    assert_same_snapshots(inc, full)
+    snap = read_snapshot(snapshot_path(inc.site.data_dir, "avery-b"))
+    assert snap.pressure["NCPUS"].at_limit.sum() > 0     # there was pressure to keep
+    folder = store_folder(inc.site.data_dir)
+    state = json.loads((folder / STATE_FILE).read_text())
+    sums = load_cold_sums(folder, segments_fingerprint(state), 3600)
+    assert sums is not None and (folder / FROZEN_FILE).exists()
+    kept = load_frozen(folder, sums.fingerprint, 3600).entries
+    assert kept, "the span before the boundary was not kept"
+    assert any(f.span.settled is not None and f.span.settled.jobs.sum() > 0
+               for f in kept.values())   # and some waits were summed, not carried per job
 
 
 def test_incremental_asks_far_fewer_rows_than_full_requeries(tmp_path: Path) -> None:

@@ -22,9 +22,11 @@ from typing import Any
 import numpy as np
 
 from collector.atomic import write_atomic
-from collector.pressure import Began, Pressure, Span
+from collector.pressure import Began, Pressure, Span, WaitDays
 
 FROZEN_FILE = "pressure-frozen.npz"
+SETTLED_FIELDS = ("day_starts", "user", "day", "jobs", "wait", "at_limit", "seen_limit",
+                  "hist_cell", "hist_bin", "hist_count")
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,7 @@ def save_frozen(folder: Path, part: FrozenFile) -> None:
         sp = f.span
         meta["entries"].append({
             "cluster": cluster, "qos": qos, "start": sp.start, "end": sp.end,
+            "horizon": sp.horizon, "settled_users": list(sp.settled.users) if sp.settled else None,
             "digest": f.digest, "keys": list(sp.pressure), "users": list(sp.began.users),
             "steps": {k: [[t, v] for t, v in s] for k, s in f.steps.items()}})
         for k, p in sp.pressure.items():
@@ -62,6 +65,9 @@ def save_frozen(folder: Path, part: FrozenFile) -> None:
         arrays[f"{j}_user"], arrays[f"{j}_start"] = g.user, g.start
         arrays[f"{j}_since"], arrays[f"{j}_seen"] = g.since, g.seen_limit
         arrays[f"{j}_at_limit"] = g.at_limit
+        if sp.settled is not None:
+            for name in SETTLED_FIELDS:
+                arrays[f"{j}_settled_{name}"] = getattr(sp.settled, name)
     arrays["meta"] = np.array(json.dumps(meta))
 
     def write(fh: Any) -> None:
@@ -84,10 +90,14 @@ def load_frozen(folder: Path, fingerprint: str, bin_seconds: int) -> FrozenFile:
                 began = Began(tuple(m["users"]), z[f"{j}_user"], z[f"{j}_start"],
                               z[f"{j}_since"], {k: z[f"{j}_{k}_asks"] for k in keys},
                               z[f"{j}_seen"], z[f"{j}_at_limit"])
+                settled = None if m["settled_users"] is None else WaitDays(
+                    users=tuple(m["settled_users"]),
+                    **{name: z[f"{j}_settled_{name}"] for name in SETTLED_FIELDS})
                 span = Span(int(m["start"]), int(m["end"]),
                             {k: Pressure(z[f"{j}_{k}_at"], z[f"{j}_{k}_wait"], z[f"{j}_{k}_peak"])
                              for k in keys},
-                            {k: (z[f"{j}_{k}_s"], z[f"{j}_{k}_e"]) for k in keys}, began)
+                            {k: (z[f"{j}_{k}_s"], z[f"{j}_{k}_e"]) for k in keys}, began,
+                            settled, float(m["horizon"]))
                 steps: dict[str, tuple[tuple[int, float | None], ...]] = {
                     k: tuple((int(t), None if v is None else float(v)) for t, v in s)
                     for k, s in m["steps"].items()}
