@@ -198,7 +198,8 @@ def test_the_kept_pressure_equals_a_full_query_over_a_longer_window(tmp_path: Pa
     folder = store_folder(inc.site.data_dir)
     state = json.loads((folder / STATE_FILE).read_text())
     sums = load_cold_sums(folder, segments_fingerprint(state), 3600)
-    assert sums is not None and (folder / FROZEN_FILE).exists()
+    assert sums is not None
+    assert (folder / FROZEN_FILE).exists()
     kept = load_frozen(folder, sums.fingerprint, 3600).entries
     assert kept, "the span before the boundary was not kept"
     assert any(f.span.settled is not None and f.span.settled.jobs.sum() > 0
