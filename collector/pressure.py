@@ -163,41 +163,12 @@ def span_of(jobs: JobTable, window: Window, steps: Mapping[str, Steps], a: int, 
     wait_from = np.maximum(since, t0)
     waiting = np.flatnonzero(until > wait_from)
     keys = limited_keys(steps)
-    bins = window.bin_starts().astype(np.float64)
-    step_times = np.array([t for k in keys for t, _ in steps[k]], dtype=np.float64)
-    points = np.unique(np.concatenate([
-        [t0, t1], bins[(bins > t0) & (bins < t1)], hold_from[held], stop[held],
-        wait_from[waiting], until[waiting], step_times[(step_times > t0) & (step_times < t1)]]))
-    seg_s, seg_e = points[:-1], points[1:]
-    seg_bin = ((seg_s - window.start) // window.bin_seconds).astype(np.int64)
-    # Every event is one of the points: its index once, then each resource's
-    # step function is a bincount and a cumulative sum (no sort per resource).
-    on, off = np.searchsorted(points, hold_from[held]), np.searchsorted(points, stop[held])
-    q_on, q_off = np.searchsorted(points, wait_from[waiting]), np.searchsorted(points, until[waiting])
-    n = len(points)
-
-    def level(first: np.ndarray, last: np.ndarray, amount: np.ndarray) -> np.ndarray:
-        delta = np.bincount(np.concatenate([first, last]),
-                            weights=np.concatenate([amount, -amount]), minlength=n)
-        return np.cumsum(delta)[:-1]   # the value on each segment [points[k], points[k+1])
-
-    pressure, intervals = {}, {}
-    for key in keys:
-        column = str(observable(key).column)
-        amount = getattr(jobs, column)
-        used = level(on, off, amount[held])
-        asks = getattr(jobs, ASKS[column])[waiting] > 0
-        queued = level(q_on[asks], q_off[asks], np.ones(int(asks.sum())))
-        limit = np.nan_to_num(_limit_at(steps[key], seg_s))
-        at = (limit > 0) & (used > limit - np.maximum(1.0, 0.01 * limit))   # tolerance()
-        intervals[key] = _merged(seg_s[at], seg_e[at])
-        peak = np.zeros(window.n_bins)
-        np.maximum.at(peak, seg_bin, used)
-        waiting_at = at & (queued > 0.5)
-        pressure[key] = Pressure(
-            at_limit=spread_seconds(seg_s[at], seg_e[at], window),
-            waiting_at_limit=spread_seconds(seg_s[waiting_at], seg_e[waiting_at], window),
-            peak=peak)
+    pressure: dict[str, Pressure] = {}
+    intervals: Intervals = {}
+    if keys:
+        pressure, intervals = _step_functions(jobs, window, steps, keys, t0, t1, held,
+                                              hold_from[held], stop[held], waiting,
+                                              wait_from[waiting], until[waiting])
     last = (jobs.start <= t1) if b == window.now else (jobs.start < t1)
     rows = np.flatnonzero(started & (jobs.start >= t0) & last & ~np.isnan(since))
     present = np.unique(jobs.user[rows])
@@ -209,6 +180,58 @@ def span_of(jobs: JobTable, window: Window, steps: Mapping[str, Steps], a: int, 
         seen_limit=(jobs.reasons_seen[rows].astype(np.int64) & GROUP_BITS) > 0,
         at_limit=np.full(len(rows), np.nan))
     return Span(a, b, pressure, intervals, began)
+
+
+def _step_functions(jobs: JobTable, window: Window, steps: Mapping[str, Steps],
+                    keys: list[str], t0: float, t1: float, held: np.ndarray, on_t: np.ndarray,
+                    off_t: np.ndarray, waiting: np.ndarray, q_on_t: np.ndarray,
+                    q_off_t: np.ndarray) -> tuple[dict[str, Pressure], Intervals]:
+    """Each limited resource's use and queue as step functions of time over
+    [t0, t1], to the second (Slurm's times are whole seconds): the points are
+    marked in a table of the span's seconds, so every event finds its segment
+    by a lookup, never a sort or a binary search."""
+    bins = window.bin_starts()
+    step_times = np.array([t for k in keys for t, _ in steps[k]], dtype=np.float64)
+    length = int(t1 - t0)
+    marks = np.zeros(length + 1, dtype=bool)
+    marks[[0, length]] = True
+    inner = bins[(bins > t0) & (bins < t1)]
+    cuts = step_times[(step_times > t0) & (step_times < t1)]
+    offsets = [np.round(x - t0).astype(np.int64) for x in (on_t, off_t, q_on_t, q_off_t)]
+    for o in (*offsets, np.round(inner - t0).astype(np.int64),
+              np.round(cuts - t0).astype(np.int64)):
+        marks[o] = True
+    position = np.cumsum(marks, dtype=np.int32) - 1   # second -> the point at or before it
+    points = np.flatnonzero(marks).astype(np.float64) + t0
+    on, off, q_on, q_off = (position[o] for o in offsets)
+    seg_s, seg_e = points[:-1], points[1:]
+    seg_bin = ((seg_s - window.start) // window.bin_seconds).astype(np.int64)
+    firsts = np.flatnonzero(np.diff(seg_bin, prepend=-1))
+    n = len(points)
+
+    def level(first: np.ndarray, last: np.ndarray, amount: np.ndarray) -> np.ndarray:
+        delta = np.bincount(np.concatenate([first, last]),
+                            weights=np.concatenate([amount, -amount]), minlength=n)
+        return np.cumsum(delta)[:-1]   # the value on each segment [points[k], points[k+1])
+
+    pressure, intervals = {}, {}
+    for key in keys:
+        column = str(observable(key).column)
+        amount = getattr(jobs, column)[held]
+        used = level(on, off, amount)
+        asks = getattr(jobs, ASKS[column])[waiting] > 0
+        queued = level(q_on[asks], q_off[asks], np.ones(int(asks.sum())))
+        limit = np.nan_to_num(_limit_at(steps[key], seg_s))
+        at = (limit > 0) & (used > limit - np.maximum(1.0, 0.01 * limit))   # tolerance()
+        intervals[key] = _merged(seg_s[at], seg_e[at])
+        waiting_at = _merged(seg_s[at & (queued > 0.5)], seg_e[at & (queued > 0.5)])
+        peak = np.zeros(window.n_bins)
+        if len(used):   # segments are in time order: each bin's are one run
+            peak[seg_bin[firsts]] = np.maximum.reduceat(used, firsts)
+        pressure[key] = Pressure(
+            at_limit=spread_seconds(*intervals[key], window),
+            waiting_at_limit=spread_seconds(*waiting_at, window), peak=peak)
+    return pressure, intervals
 
 
 def with_waits_at_limit(span: Span) -> Span:
