@@ -26,6 +26,7 @@ import logging
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -139,9 +140,14 @@ def collect(config: Config, now: float, qos_names: Sequence[str] | None = None,
             parsed = _read_file(config, sacct_file)
             limits, sync = configured_limits(config), None
             by_qos = parsed.jobs.by_qos()
-            usages = {p: bin_usage(by_qos.get(p.qos, JobTable.empty()), window) for p in panels}
             records = {p: by_qos.get(p.qos, JobTable.empty()) for p in panels}
-            analyses = {p: analyse(records[p], window, _steps(limits, p, window)) for p in panels}
+            # The pressure and the binning read the same jobs and share nothing:
+            # numpy releases the GIL in both, so they run side by side.
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                pending = {p: pool.submit(analyse, records[p], window, _steps(limits, p, window))
+                           for p in panels}
+                usages = {p: bin_usage(records[p], window) for p in panels}
+                analyses = {p: f.result() for p, f in pending.items()}
             source = f"file:{sacct_file}"
             if squeue_file is not None:
                 queue = _queue_of_file(squeue_file, window.now)

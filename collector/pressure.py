@@ -223,8 +223,8 @@ def _step_functions(jobs: JobTable, window: Window, steps: Mapping[str, Steps],
         queued = level(q_on[asks], q_off[asks], np.ones(int(asks.sum())))
         limit = np.nan_to_num(_limit_at(steps[key], seg_s))
         at = (limit > 0) & (used > limit - np.maximum(1.0, 0.01 * limit))   # tolerance()
-        intervals[key] = _merged(seg_s[at], seg_e[at])
-        waiting_at = _merged(seg_s[at & (queued > 0.5)], seg_e[at & (queued > 0.5)])
+        intervals[key] = _runs(at, seg_s, seg_e)
+        waiting_at = _runs(at & (queued > 0.5), seg_s, seg_e)
         peak = np.zeros(window.n_bins)
         if len(used):   # segments are in time order: each bin's are one run
             peak[seg_bin[firsts]] = np.maximum.reduceat(used, firsts)
@@ -259,6 +259,15 @@ def _at_limit(keys: list[str], intervals: Intervals, asks: Mapping[str, np.ndarr
         rows = combo == c
         out[rows] = _covered(s, e, a[rows], b[rows])
     return out
+
+
+def _runs(flag: np.ndarray, seg_s: np.ndarray, seg_e: np.ndarray
+          ) -> tuple[np.ndarray, np.ndarray]:
+    """The runs of flagged segments (segments that follow one another) as intervals."""
+    if not flag.any():
+        return seg_s[:0], seg_e[:0]
+    edges = np.diff(np.concatenate([[False], flag, [False]]).astype(np.int8))
+    return seg_s[np.flatnonzero(edges == 1)], seg_e[np.flatnonzero(edges == -1) - 1]
 
 
 def _merged(s: np.ndarray, e: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
