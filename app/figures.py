@@ -189,10 +189,12 @@ def usage_figure(snap: Snapshot, obs: str, view: View, theme: str = "light",
     segments = x_segments(snap, first, last)
     queue_key = queued_key(obs)
     show = show if show in SHOW_MODES and queue_key else DEFAULT_SHOW
-    running = _user_traces(snap, obs, segments, first, last, hidden, colors, False)
+    # Only what is shown is built (the static page asks for both, and switches).
+    running = _user_traces(snap, obs, segments, first, last, hidden, colors, False) \
+        if show != "queued" else []
     waiting = _user_traces(snap, queue_key, segments, first, last, hidden, colors, True) \
-        if queue_key else []
-    traces = {"running": running, "queued": waiting, "both": running + waiting}[show]
+        if queue_key and show != "running" else []
+    traces = running + waiting
     run_sum = snap.series[obs][:, first:last].sum(axis=0)
     queue_sum = snap.series[queue_key][:, first:last].sum(axis=0) if queue_key else \
         np.zeros_like(run_sum)

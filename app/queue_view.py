@@ -16,7 +16,7 @@ import pandas as pd
 
 from app.figures import THEMES, View, overlap_seconds
 from collector.observables import observable
-from collector.pressure import percentile
+from collector.pressure import WAIT_EDGES, percentile
 from collector.snapshot import Snapshot
 
 # How a resource is named in a sentence: (plural, one unit).
@@ -213,27 +213,39 @@ def _days_in_view(snap: Snapshot, view: View) -> np.ndarray:
     return (starts < view.end) & (ends > view.start)
 
 
-def _wait_row(snap: Snapshot, name: str, cells: np.ndarray, is_total: bool) -> dict[str, object]:
-    w = snap.waits
-    hist = w.histogram(cells)
-    waited, at = float(w.wait[cells].sum()), float(w.at_limit[cells].sum())
-    median = percentile(hist, 50)
-    return {"user": name, "jobs": int(w.jobs[cells].sum()), "median": duration_text(median),
-            "p90": duration_text(percentile(hist, 90)), "median_s": median,
-            "at_limit_share": round(100 * at / waited, 1) if waited else 0.0,
-            "seen_limit": int(w.seen_limit[cells].sum()), "is_total": is_total}
-
-
 def wait_rows(snap: Snapshot, view: View) -> list[dict[str, object]]:
     """Per user, the waits of the jobs that started on the days of the view;
     the QoS as a whole last. Percentiles are read from the waits' histogram."""
     w = snap.waits
     inside = _days_in_view(snap, view)
-    rows = [_wait_row(snap, user, inside & (w.user == code), False)
-            for code, user in enumerate(w.users) if (inside & (w.user == code)).any()]
+    if not inside.any():
+        return []
+    n_users, n_bins = len(w.users), len(WAIT_EDGES)
+    # Every user's histogram at once: one bincount over (user, bin).
+    pick = inside[w.hist_cell]
+    hist = np.bincount(w.user[w.hist_cell[pick]] * n_bins + w.hist_bin[pick],
+                       weights=w.hist_count[pick], minlength=n_users * n_bins
+                       ).reshape(n_users, n_bins)
+
+    def per_user(values: np.ndarray) -> np.ndarray:
+        return np.bincount(w.user[inside], weights=values[inside], minlength=n_users)
+
+    jobs, waited, at, seen = (per_user(x.astype(np.float64)) for x in
+                              (w.jobs, w.wait, w.at_limit, w.seen_limit))
+
+    def row(name: str, h: np.ndarray, j: float, wt: float, a: float, sn: float,
+            is_total: bool) -> dict[str, object]:
+        median = percentile(h, 50)
+        return {"user": name, "jobs": int(j), "median": duration_text(median),
+                "p90": duration_text(percentile(h, 90)), "median_s": median,
+                "at_limit_share": round(100 * a / wt, 1) if wt else 0.0,
+                "seen_limit": int(sn), "is_total": is_total}
+
+    rows = [row(u, hist[i], jobs[i], waited[i], at[i], seen[i], False)
+            for i, u in enumerate(w.users) if jobs[i]]
     rows.sort(key=lambda r: (-float(r["median_s"]), str(r["user"])))  # type: ignore[arg-type]
-    if inside.any():
-        rows.append(_wait_row(snap, f"All of {snap.qos}", inside, True))
+    rows.append(row(f"All of {snap.qos}", hist.sum(axis=0), jobs.sum(), waited.sum(), at.sum(),
+                    seen.sum(), True))
     return rows
 
 
