@@ -236,12 +236,19 @@ def array_tasks(job_id: str) -> float:
     return float(max(n, 1))
 
 
-def _tasks(job_ids: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
-    """(tasks per row, unreadable): only pending array rows ('_[') are looked at."""
+def _tasks(job_ids: pa.ChunkedArray, never_started: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(tasks per row, unreadable): only rows that never started can stand for
+    several array tasks ('_['), so only those are looked at."""
     n = len(job_ids)
     tasks, bad = np.ones(n), np.zeros(n, dtype=bool)
-    rows = np.flatnonzero(to_numpy(pc.match_substring(job_ids.cast(pa.string()), "_[")))
-    for i, text in zip(rows.tolist(), job_ids.take(from_numpy(rows.astype(np.int64), pa.int64())).to_pylist(), strict=True):
+    candidates = np.flatnonzero(never_started)
+    if not len(candidates):
+        return tasks, bad
+    ids = job_ids.take(from_numpy(candidates.astype(np.int64), pa.int64()))
+    hits = to_numpy(pc.match_substring(ids.cast(pa.string()), "_["))
+    rows = candidates[hits]
+    picked = ids.take(from_numpy(np.flatnonzero(hits).astype(np.int64), pa.int64()))
+    for i, text in zip(rows.tolist(), picked.to_pylist(), strict=True):
         try:
             tasks[i] = array_tasks(str(text))
         except ValueError:
@@ -328,7 +335,7 @@ def parse_sacct(data: bytes, tz: str = "UTC") -> ParseResult:
     req_gpus = np.nan_to_num(req_gpus, nan=0.0)
     timelimit, bad_tl = _apply(_distinct(table["TimelimitRaw"]), _timelimit_seconds) \
         if "TimelimitRaw" in names else (np.full(n, np.nan), no_value[1])
-    tasks, bad_tasks = _tasks(table["JobID"])
+    tasks, bad_tasks = _tasks(table["JobID"], np.isnan(start) & ~bad_start)
 
     reasons = {
         "non-numeric JobIDRaw/NCPUS/NNodes/ElapsedRaw/ReqCPUS/TimelimitRaw":

@@ -350,3 +350,25 @@ def test_the_demo_queue_file_reads_back(tmp_path: Path) -> None:
     assert doc["queue"]["error"] == ""
     pending = sum(r["jobs"] + r["held"] for r in doc["queue"]["rows"])
     assert pending == len(parse_squeue((tmp_path / "q.txt").read_bytes()).jobs) > 0
+
+
+def test_a_pending_array_row_counts_each_task_it_stands_for() -> None:
+    """sacct prints one row for an array's tasks not yet started (seen in the lab)."""
+    from collector.binning import bin_usage
+    from collector.parse import array_tasks, parse_sacct
+
+    assert (array_tasks("175_[1-4]"), array_tasks("9_[1-4,9%2]"), array_tasks("12_[0-10:2]"),
+            array_tasks("5_3"), array_tasks("5")) == (4, 5, 6, 1, 1)
+    header = ("JobIDRaw|JobID|User|QOS|State|Submit|Start|End|ElapsedRaw|NNodes|NCPUS|ReqMem|"
+              "ReqTRES|AllocTRES|Eligible|ReqCPUS|Reason|TimelimitRaw")
+    rows = ["175|175_[1-4]|bob|avery|PENDING|2025-11-25T10:00:00|Unknown|Unknown|0|1|2|1024M|"
+            "billing=2,cpu=2,mem=1024M,node=1||2025-11-25T10:00:00|2|Priority|10",
+            "176|175_5|bob|avery|RUNNING|2025-11-25T10:00:00|2025-11-25T11:00:00|Unknown|60|1|2|"
+            "1024M|billing=2,cpu=2,mem=1024M,node=1|cpu=2,mem=1024M|2025-11-25T10:00:00|2|None|10"]
+    jobs = parse_sacct(("\n".join([header, *rows]) + "\n").encode()).jobs
+    assert jobs.tasks.tolist() == [4, 1]
+    usage = bin_usage(jobs, make_window(NOW, H, 2))   # 10:00-12:00
+    bob = usage.users.index("bob")
+    assert usage.series["QUEUED_NJOBS"][bob].tolist() == [5, 4]   # 4 + task 5 until 11:00
+    assert usage.series["QUEUED_NCPUS"][bob].tolist() == [10, 8]
+    assert usage.current["QUEUED_NJOBS"][bob] == 4
