@@ -23,6 +23,8 @@ for is its wait at the limit (again inferred from the intervals).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -428,9 +430,6 @@ def same_limits(a: Mapping[str, Steps], b: Mapping[str, Steps], start: int, end:
 def frozen_digest(jobs: JobTable, boundary: int, now: int) -> str:
     """A digest of what the (hot) records hold and wait for before `boundary`:
     the span before it is kept only while this stays the same."""
-    import hashlib
-    import zlib
-
     t1 = float(boundary)
     started = ~np.isnan(jobs.start)
     stop = np.minimum(np.where(np.isnan(jobs.end), now, np.minimum(jobs.end, now)), t1)
@@ -441,9 +440,11 @@ def frozen_digest(jobs: JobTable, boundary: int, now: int) -> str:
     rows = np.flatnonzero(hold | wait)
     from collector.store.records import record_keys  # the store's own key
 
-    order = rows[np.argsort(record_keys(jobs.take(rows)), kind="stable")]
+    keys = record_keys(jobs.take(rows))
+    by_key = np.argsort(keys, kind="stable")
+    order = rows[by_key]
     names = np.array([zlib.crc32(u.encode()) for u in jobs.users] or [0], dtype=np.float64)
-    columns = [record_keys(jobs.take(order)).astype(np.float64),
+    columns = [keys[by_key].astype(np.float64),
                np.where(hold, jobs.start, np.nan)[order], np.where(hold, stop, np.nan)[order],
                np.where(wait, since, np.nan)[order], np.where(wait, until, np.nan)[order],
                names[jobs.user[order]] if len(order) else np.zeros(0)]
