@@ -33,10 +33,38 @@ def to_numpy(values: pa.Array | pa.ChunkedArray, fill: float = 0) -> np.ndarray:
     return out
 
 
+def to_floats(values: pa.Array | pa.ChunkedArray, fill: float = np.nan) -> np.ndarray:
+    """An int64 or timestamp column as float64, nulls as `fill`: one array
+    written chunk by chunk, with no intermediate copies (a million rows of
+    times are converted this way four times per collection)."""
+    chunks = values.chunks if isinstance(values, pa.ChunkedArray) else [values]
+    if not all(pa.types.is_int64(c.type) or pa.types.is_timestamp(c.type) for c in chunks):
+        return to_numpy(values.cast(pa.float64()), fill)
+    out = np.empty(len(values), dtype=np.float64)
+    pos = 0
+    for chunk in chunks:
+        n = len(chunk)
+        part = out[pos:pos + n]
+        part[:] = np.frombuffer(chunk.buffers()[1], dtype=np.int64, count=n,
+                                offset=chunk.offset * 8)
+        if chunk.null_count:
+            valid = np.unpackbits(np.frombuffer(chunk.buffers()[0], dtype=np.uint8),
+                                  count=chunk.offset + n, bitorder="little")[chunk.offset:]
+            part[valid == 0] = fill
+        pos += n
+    return out
+
+
 def from_numpy(values: np.ndarray, arrow_type: pa.DataType) -> pa.Array:
     """A numpy array (of `arrow_type`'s width) as an Arrow array without nulls."""
     values = np.ascontiguousarray(values)
     return pa.Array.from_buffers(arrow_type, len(values), [None, pa.py_buffer(values)])
+
+
+def from_bools(values: np.ndarray) -> pa.Array:
+    """A numpy bool array as an Arrow boolean array (bits packed by numpy)."""
+    bits = np.packbits(np.asarray(values, dtype=bool), bitorder="little")
+    return pa.Array.from_buffers(pa.bool_(), len(values), [None, pa.py_buffer(bits)])
 
 
 def strings(names: Sequence[str]) -> pa.Array:

@@ -29,7 +29,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from collector.arrow_buffers import from_numpy, to_numpy
+from collector.arrow_buffers import from_bools, from_numpy, to_floats, to_numpy
 from collector.jobtable import JobTable
 from collector.reasons import bits as reason_bits
 from collector.sacct_text import MISSING_TIMES, TIME_COLUMNS, SacctFormatError, read_lines
@@ -120,7 +120,7 @@ def _reason_name(reason: str) -> str:
 def _integers(col: pa.ChunkedArray) -> np.ndarray:
     """Non-negative integers; NaN where the text is not one (or null)."""
     if pa.types.is_integer(col.type):  # parsed by the reader
-        return to_numpy(col.cast(pa.float64()), fill=np.nan)
+        return to_floats(col)
     try:
         return to_numpy(col.cast(pa.int64())).astype(np.float64)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
@@ -137,11 +137,20 @@ def _count(text: str) -> float:
     return n
 
 
+def _counts(col: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+    """(count per row, unreadable) of a column of non-negative counts."""
+    if pa.types.is_integer(col.type):  # parsed by the reader: only empty or negative is bad
+        values = to_floats(col)
+        return values, ~(values >= 0)
+    return _apply(_distinct(col), _count)
+
+
 _QUARTER = 900  # zone offsets change only on quarter hours of local time
 
 
 def local_to_utc(local: np.ndarray, tz: str) -> np.ndarray:
-    """Local wall-clock seconds (as if UTC) -> true epoch seconds in zone `tz`.
+    """Local wall-clock seconds (as if UTC; NaN for none) -> true epoch seconds
+    in zone `tz`.
 
     The offset is looked up per quarter hour of the span the data covers, with
     zoneinfo, and spread with numpy. A wall time in the hour that repeats when
@@ -149,26 +158,25 @@ def local_to_utc(local: np.ndarray, tz: str) -> np.ndarray:
     skipped when it starts is read with the offset before the change, i.e.
     moved forward by the gap. Live collection never needs this: sacct runs
     with TZ=UTC. Saved files in local time do."""
-    if not len(local):
+    if not len(local) or np.isnan(local).all():
         return local
     zone = ZoneInfo(tz)
-    quarter = np.floor_divide(local, _QUARTER).astype(np.int64)
-    first, last = int(quarter.min()), int(quarter.max())
+    quarter = np.floor_divide(local, _QUARTER)
+    first, last = int(np.nanmin(quarter)), int(np.nanmax(quarter))
     offsets = np.array([
         (zone.utcoffset(datetime.fromtimestamp(q * _QUARTER, UTC).replace(tzinfo=None))
          or timedelta(0)).total_seconds() for q in range(first, last + 1)
     ])
-    return local - offsets[quarter - first]
+    quarter -= first
+    index = np.nan_to_num(quarter, copy=False).astype(np.int64)  # NaN rows stay NaN below
+    shifted = offsets[index]
+    return np.subtract(local, shifted, out=shifted)
 
 
 def _epoch(parsed: pa.ChunkedArray, tz: str) -> np.ndarray:
     """Timestamps (local wall time in `tz`) -> epoch seconds, NaN where null."""
-    seconds = to_numpy(parsed.cast(pa.int64())).astype(np.float64)
-    null = to_numpy(parsed.is_null())
-    seconds[null] = np.nan
-    if tz != "UTC":
-        seconds[~null] = local_to_utc(seconds[~null], tz)
-    return seconds
+    seconds = to_floats(parsed)
+    return seconds if tz == "UTC" else local_to_utc(seconds, tz)
 
 
 def _times(col: pa.ChunkedArray, tz: str) -> tuple[np.ndarray, np.ndarray]:
@@ -284,19 +292,18 @@ def parse_sacct(data: bytes, tz: str = "UTC") -> ParseResult:
         )
 
     # Step lines go first, so every later kernel sees only allocations.
-    step = pc.or_(pc.match_substring(table["JobID"], "."),
-                  pc.match_substring_regex(table["User"].cast(pa.string()), r"^\s*$"))
-    is_step = to_numpy(step)
+    user_values, user_idx = _distinct(table["User"])
+    blank_user = np.array([not v.strip() for v in user_values] or [False])[user_idx]
+    is_step = to_numpy(pc.match_substring(table["JobID"], ".")) | blank_user
     n_steps = int(is_step.sum())
     if n_steps:
-        table = table.filter(pc.invert(step))
-        line_numbers = line_numbers[~is_step]
+        table = table.filter(from_bools(~is_step))
+        line_numbers, user_idx = line_numbers[~is_step], user_idx[~is_step]
     n = table.num_rows
-    user_values, user_idx = _distinct(table["User"])
 
     job_id = _integers(table["JobIDRaw"])
-    cpus, bad_cpus = _apply(_distinct(table["NCPUS"]), _count)
-    nnodes, bad_nodes = _apply(_distinct(table["NNodes"]), _count)
+    cpus, bad_cpus = _counts(table["NCPUS"])
+    nnodes, bad_nodes = _counts(table["NNodes"])
     elapsed = _integers(table["ElapsedRaw"])
     # Arrow's kernels release the GIL: the time columns convert in parallel.
     names = table.column_names
@@ -312,7 +319,8 @@ def parse_sacct(data: bytes, tz: str = "UTC") -> ParseResult:
     alloc_gpus, bad_a1 = _apply(alloc, _tres_gpus)
     alloc_mem, bad_a2 = _apply(alloc, _tres_mem)
     alloc_empty, _ = _apply(alloc, lambda text: float(not text.strip()))
-    req_gpus, bad_r = _apply(_distinct(table["ReqTRES"]), _tres_gpus)
+    req_tres = _distinct(table["ReqTRES"])
+    req_gpus, bad_r = _apply(req_tres, _tres_gpus)
     req_mem = _distinct(table["ReqMem"])
     req_mib, bad_m = _apply(req_mem, _req_mem_mib)
     per_cpu, _ = _apply(req_mem, _req_mem_per_cpu)
@@ -327,9 +335,7 @@ def parse_sacct(data: bytes, tz: str = "UTC") -> ParseResult:
     # What a waiting job asks for, per task: ReqCPUS (NCPUS where the field is
     # absent), GPUs and memory from ReqTRES (memory from ReqMem where it has none).
     no_value = (np.zeros(n), np.zeros(n, dtype=bool))
-    req_cpus, bad_rc = _apply(_distinct(table["ReqCPUS"]), _count) if "ReqCPUS" in names \
-        else (cpus, no_value[1])
-    req_tres = _distinct(table["ReqTRES"])
+    req_cpus, bad_rc = _counts(table["ReqCPUS"]) if "ReqCPUS" in names else (cpus, no_value[1])
     req_tres_mem, _ = _apply(req_tres, _tres_mem)
     req_mem_gib = np.where(np.isnan(req_tres_mem), req_total, req_tres_mem) / 1024.0
     req_gpus = np.nan_to_num(req_gpus, nan=0.0)
@@ -347,7 +353,8 @@ def parse_sacct(data: bytes, tz: str = "UTC") -> ParseResult:
     bad = np.zeros(n, dtype=bool)
     for mask in reasons.values():
         bad |= mask
-    keep = ~bad
+    # Every column is cut to the good rows; a slice (a view, no copy) when all are.
+    keep: slice | np.ndarray = ~bad if bad.any() else slice(None)
 
     counts = {reason: int(mask.sum()) for reason, mask in reasons.items()}
     counts["wrong number of fields"] = malformed

@@ -6,8 +6,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from collector.arrow_buffers import from_bools, to_floats
 from collector.parse import SacctFormatError, parse_sacct
 from collector.sacct import FIELDS
 
@@ -322,3 +326,33 @@ class TestReadPaths:
         b = parse_sacct(dirty)
         assert b.bad_line_numbers == (8,)
         assert len(b.jobs) == len(parse_sacct(clean).jobs)
+
+    def test_an_unreadable_count_is_one_bad_line(self) -> None:
+        """Counts are read as integers by the fast path; one that is not a
+        count sends the file down the row-checking path and only it is bad."""
+        good = [line(jobid=str(i)) for i in range(1, 4)]
+        for ncpus, reqcpus in (("four", "4"), ("4", "-2"), ("4", "")):
+            r = parse_lines(*good, line(jobid="9", ncpus=ncpus, reqcpus=reqcpus))
+            assert r.bad_lines == 1, (ncpus, reqcpus)
+            assert r.bad_line_numbers == (5,)
+            assert r.jobs.job_id.tolist() == [1, 2, 3]
+            assert r.jobs.cpus.tolist() == [4.0] * 3
+
+
+class TestArrowBuffers:
+    @given(st.lists(st.lists(st.one_of(st.none(), st.integers(-2**53, 2**53)), max_size=40),
+                    min_size=1, max_size=5), st.integers(0, 3))
+    def test_to_floats_matches_arrow_across_chunks_nulls_and_slices(
+            self, chunks: list[list[int | None]], cut: int) -> None:
+        arrays = [pa.array(c, pa.int64()) for c in chunks]
+        arrays = [a.slice(min(cut, len(a))) for a in arrays]   # chunks that start at an offset
+        column = pa.chunked_array(arrays, pa.int64())
+        want = [np.nan if v is None else float(v) for v in column.to_pylist()]
+        np.testing.assert_array_equal(to_floats(column), np.array(want, dtype=np.float64))
+        stamps = column.cast(pa.timestamp("s"))
+        np.testing.assert_array_equal(to_floats(stamps, fill=-1.0),
+                                      np.nan_to_num(np.array(want), nan=-1.0))
+
+    @given(st.lists(st.booleans(), max_size=70))
+    def test_from_bools_is_the_same_booleans_in_arrow(self, values: list[bool]) -> None:
+        assert from_bools(np.array(values, dtype=bool)).to_pylist() == values
