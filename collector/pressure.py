@@ -207,29 +207,50 @@ def _step_functions(jobs: JobTable, window: Window, steps: Mapping[str, Steps],
     points = np.flatnonzero(marks).astype(np.float64) + t0
     on, off, q_on, q_off = (position[o] for o in offsets)
     seg_s, seg_e = points[:-1], points[1:]
-    seg_bin = ((seg_s - window.start) // window.bin_seconds).astype(np.int64)
-    firsts = np.flatnonzero(np.diff(seg_bin, prepend=-1))
+    # The span's start and each bin boundary inside it are points: the first
+    # segment of each bin the span touches, and that bin's index.
+    firsts = position[np.concatenate([[0], np.round(inner - t0).astype(np.int64)])]
+    first_bin = int((t0 - window.start) // window.bin_seconds)
     n = len(points)
 
-    def level(first: np.ndarray, last: np.ndarray, amount: np.ndarray) -> np.ndarray:
-        delta = np.bincount(np.concatenate([first, last]),
-                            weights=np.concatenate([amount, -amount]), minlength=n)
+    def limit_of(key: str) -> np.ndarray:
+        """The limit on each segment (0: none): it changes only at step times,
+        which are points, so it is a run of values from point to point."""
+        times = step_times_of[key]
+        inside = (times > t0) & (times < t1)
+        values = np.nan_to_num(_limit_at(steps[key], np.concatenate([[t0], times[inside]])))
+        cuts_at = position[np.round(times[inside] - t0).astype(np.int64)]
+        edges = np.concatenate([[0], cuts_at, [n - 1]])
+        return np.repeat(values, np.diff(edges))
+
+    step_times_of = {k: np.array([t for t, _ in steps[k]], dtype=np.float64) for k in keys}
+
+    # Every resource's jobs turn on and off at the same points: the indices
+    # are joined once, and only the amounts change per resource.
+    held_at, queued_at = np.concatenate([on, off]), np.concatenate([q_on, q_off])
+
+    def level(at: np.ndarray, amount: np.ndarray) -> np.ndarray:
+        delta = np.bincount(at, weights=np.concatenate([amount, -amount]), minlength=n)
         return np.cumsum(delta)[:-1]   # the value on each segment [points[k], points[k+1])
 
     pressure, intervals = {}, {}
+    queued_by_all: np.ndarray | None = None   # the queue of jobs that all ask (most resources)
     for key in keys:
         column = str(observable(key).column)
-        amount = getattr(jobs, column)[held]
-        used = level(on, off, amount)
+        used = level(held_at, getattr(jobs, column)[held])
         asks = getattr(jobs, ASKS[column])[waiting] > 0
-        queued = level(q_on[asks], q_off[asks], np.ones(int(asks.sum())))
-        limit = np.nan_to_num(_limit_at(steps[key], seg_s))
+        if asks.all() and queued_by_all is not None:
+            queued = queued_by_all
+        else:
+            queued = level(queued_at, asks.astype(np.float64))
+            queued_by_all = queued if asks.all() else queued_by_all
+        limit = limit_of(key)
         at = (limit > 0) & (used > limit - np.maximum(1.0, 0.01 * limit))   # tolerance()
         intervals[key] = _runs(at, seg_s, seg_e)
         waiting_at = _runs(at & (queued > 0.5), seg_s, seg_e)
         peak = np.zeros(window.n_bins)
         if len(used):   # segments are in time order: each bin's are one run
-            peak[seg_bin[firsts]] = np.maximum.reduceat(used, firsts)
+            peak[first_bin:first_bin + len(firsts)] = np.maximum.reduceat(used, firsts)
         pressure[key] = Pressure(
             at_limit=spread_seconds(*intervals[key], window),
             waiting_at_limit=spread_seconds(*waiting_at, window), peak=peak)

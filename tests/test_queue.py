@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from app.figures import View, usage_figure
 from app.queue_view import limit_sentences, pressure_rows, queue_note, queue_table, wait_rows
@@ -171,6 +173,73 @@ class TestPressure:
         assert now.holders == (("alice", 4.0),)
         assert now.waiting_jobs == 1                  # bob; carol is held
         assert now.frees_by == 7 * H                  # her start + 5 h limit
+
+
+def _brute_force(table: JobTable, window, steps: tuple) -> dict[str, list[float]]:
+    """Per bin: seconds at the CPU limit, seconds at it with a CPU job waiting,
+    and the peak CPUs held, by looking at every second of the window."""
+    now = window.now
+    at_s, waiting_s, peak = (np.zeros(window.n_bins) for _ in range(3))
+    for t in range(window.start, now):
+        started = ~np.isnan(table.start) & (table.start <= t)
+        stop = np.where(np.isnan(table.end), now, table.end)
+        used = table.cpus[started & (t < stop)].sum()
+        since = np.where(np.isnan(table.eligible), table.submit, table.eligible)
+        until = np.where(np.isnan(table.start), np.where(np.isnan(table.end), now, table.end),
+                         table.start)
+        queued = ((since <= t) & (t < until) & (table.req_cpus > 0)).sum()
+        limit = [v for when, v in steps if when <= t][-1:] or [steps[0][1]]
+        limit_t = limit[0] or 0.0
+        at = limit_t > 0 and used > limit_t - tolerance(limit_t)
+        b = (t - window.start) // window.bin_seconds
+        at_s[b] += at
+        waiting_s[b] += at and queued > 0
+        peak[b] = max(peak[b], used)
+    return {"at": at_s.tolist(), "waiting": waiting_s.tolist(), "peak": peak.tolist()}
+
+
+class TestPressureByBruteForce:
+    @settings(max_examples=300, deadline=None)
+    @given(st.lists(st.tuples(st.integers(0, 240), st.integers(0, 120), st.integers(0, 120),
+                              st.integers(1, 4), st.booleans(), st.booleans()),
+                    min_size=1, max_size=12),
+           st.lists(st.tuples(st.integers(-60, 240), st.one_of(st.none(), st.integers(1, 8))),
+                    min_size=1, max_size=4),
+           st.integers(1, 60))
+    def test_seconds_at_the_limit_waiting_and_peak_match_every_second(
+            self, rows: list, limit_steps: list, into_last_bin: int) -> None:
+        """Jobs that wait, run, are still pending or still running at now, and
+        a limit that changes (or is unset) at any second, before or inside
+        the window: the step functions agree with a second-by-second count."""
+        window = make_window(180 + into_last_bin, 60, 4)   # 4 bins, now inside the last
+        now = window.now
+        submit, start, end, cpus = [], [], [], []
+        for sub, wait, run, n, starts, ends in rows:
+            begin = sub + wait if starts and sub + wait < now else np.nan
+            stop = (sub if np.isnan(begin) else begin) + run
+            submit.append(min(sub, now))
+            start.append(begin)
+            end.append(stop if ends and stop < now else np.nan)
+            cpus.append(float(n))
+        n_jobs = len(rows)
+        zeros = np.zeros(n_jobs, dtype=np.int64)
+        table = JobTable.build(
+            job_id=np.arange(1, n_jobs + 1), user=zeros, qos=zeros, state=zeros,
+            submit=np.array(submit, dtype=float), start=np.array(start), end=np.array(end),
+            elapsed=np.zeros(n_jobs), nnodes=np.ones(n_jobs), cpus=np.array(cpus),
+            gpus=np.zeros(n_jobs), mem_gib=np.ones(n_jobs), users=("alice",),
+            qos_names=("avery",), states=("COMPLETED",))
+        steps = tuple((float(t), None if v is None else float(v))
+                      for t, v in sorted(limit_steps, key=lambda step: step[0]))
+        a = analyse(table, window, {"NCPUS": steps})
+        want = _brute_force(table, window, steps)
+        if "NCPUS" not in a.pressure:
+            assert want["at"] == [0.0] * 4
+            return
+        p = a.pressure["NCPUS"]
+        assert p.at_limit.tolist() == want["at"]
+        assert p.waiting_at_limit.tolist() == want["waiting"]
+        assert p.peak.tolist() == want["peak"]
 
 
 class TestWaitDays:
