@@ -32,7 +32,7 @@ import pyarrow.compute as pc
 from collector.arrow_buffers import from_bools, from_numpy, to_floats, to_numpy
 from collector.jobtable import JobTable
 from collector.reasons import bits as reason_bits
-from collector.sacct_text import MISSING_TIMES, TIME_COLUMNS, SacctFormatError, read_lines
+from collector.sacct_text import MISSING_TIMES, TIME_COLUMNS, SacctFormatError, Text, read_lines
 from collector.slurm_formats import (
     HOLDING_STATES,
     PER_CPU,
@@ -278,8 +278,9 @@ def _ended(start: np.ndarray, end: np.ndarray, elapsed: np.ndarray, state: np.nd
 # --- the job table ------------------------------------------------------------
 
 
-def parse_sacct(data: bytes, tz: str = "UTC") -> ParseResult:
-    """Parse `sacct --parsable2` output whose times are local times in `tz`."""
+def parse_sacct(data: Text, tz: str = "UTC") -> ParseResult:
+    """Parse `sacct --parsable2` output whose times are local times in `tz`
+    (bytes, or a saved file mapped into memory)."""
     text = read_lines(data)
     table, malformed, line_numbers = text.table, text.malformed, text.line_numbers
     wrong_count = text.wrong_count

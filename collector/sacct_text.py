@@ -10,6 +10,7 @@ located (file line numbers), never read.
 
 from __future__ import annotations
 
+import mmap
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,6 +22,9 @@ from collector.arrow_buffers import to_numpy
 from collector.sacct import FIELDS, REQUIRED_FIELDS
 
 MISSING_TIMES = ("Unknown", "None", "")
+
+# sacct's text: bytes, or a saved file mapped into memory (read in place, no copy).
+Text = bytes | mmap.mmap
 
 
 class SacctFormatError(ValueError):
@@ -38,7 +42,7 @@ class Lines:
     wrong_count: list[int]       # their line numbers
 
 
-def read_lines(data: bytes) -> Lines:
+def read_lines(data: Text) -> Lines:
     """Read the text; `SacctFormatError` when there is no usable header or a
     repeated field's columns differ."""
     names, skip_rows = _find_header(data)
@@ -62,7 +66,7 @@ def read_lines(data: bytes) -> Lines:
     return Lines(table, line_numbers, malformed, wrong_count)
 
 
-def _find_header(data: bytes) -> tuple[list[str], int]:
+def _find_header(data: Text) -> tuple[list[str], int]:
     """(field names, number of lines before the header)."""
     pos = 0
     skipped = 0
@@ -90,8 +94,8 @@ def _check_header(names: list[str]) -> None:
 REPEAT_MARK = "~"  # a repeated field's later columns are read as State~2, State~3, ...
 
 
-def _rename_repeats(data: bytes, skip_rows: int, names: list[str]
-                    ) -> tuple[bytes, dict[str, list[str]]]:
+def _rename_repeats(data: Text, skip_rows: int, names: list[str]
+                    ) -> tuple[Text, dict[str, list[str]]]:
     """sacct prints a field as often as --format names it. The header with the
     needed fields' repeats renamed (State, State~2, ...), and those names per field."""
     seen: dict[str, int] = {}
@@ -108,7 +112,7 @@ def _rename_repeats(data: bytes, skip_rows: int, names: list[str]
         return data, {}
     start = 0
     for _ in range(skip_rows):
-        start = data.index(b"\n", start) + 1
+        start = data.find(b"\n", start) + 1
     end = data.find(b"\n", start)
     end = len(data) if end < 0 else end
     header = "|".join(renamed).encode("utf-8")
@@ -143,14 +147,14 @@ def _check_repeats(table: pa.Table, repeats: dict[str, list[str]],
     return table
 
 
-def _line_numbers(data: bytes, header_line: int, n_fields: int) -> tuple[np.ndarray, list[int]]:
+def _line_numbers(data: Text, header_line: int, n_fields: int) -> tuple[np.ndarray, list[int]]:
     """File line numbers of the well-formed data lines, and of the malformed ones.
 
     Only needed when the reader skipped a line: otherwise row i is simply on
     line header_line + 1 + i."""
     arr = np.frombuffer(data, dtype=np.uint8)
     ends = np.flatnonzero(arr == ord("\n"))
-    if not data.endswith(b"\n"):
+    if data[-1:] != b"\n":
         ends = np.append(ends, len(data))
     pipes_before = np.searchsorted(np.flatnonzero(arr == ord("|")), ends)
     counts = np.diff(pipes_before, prepend=0)
@@ -182,7 +186,7 @@ def _column_types(typed: bool, repeats: dict[str, list[str]]) -> dict[str, pa.Da
     return types
 
 
-def _read_table(data: bytes, skip_rows: int, typed: bool, repeats: dict[str, list[str]],
+def _read_table(data: Text, skip_rows: int, typed: bool, repeats: dict[str, list[str]],
                 names: list[str]) -> tuple[pa.Table, int]:
     """The needed columns, and how many non-blank lines had a wrong field count.
 
@@ -215,11 +219,14 @@ def _read_table(data: bytes, skip_rows: int, typed: bool, repeats: dict[str, lis
     return table, malformed
 
 
-def _as_utf8(data: bytes) -> bytes:
-    if data.isascii():
+def _as_utf8(data: Text) -> Text:
+    ascii_only = data.isascii() if isinstance(data, bytes) else \
+        not len(data) or int(np.frombuffer(data, dtype=np.uint8).max()) < 0x80
+    if ascii_only:
         return data
+    text = bytes(data)
     try:
-        data.decode("utf-8")
+        text.decode("utf-8")
     except UnicodeDecodeError:
-        return data.decode("utf-8", "replace").encode("utf-8")
-    return data
+        return text.decode("utf-8", "replace").encode("utf-8")
+    return text
