@@ -142,13 +142,7 @@ def collect(config: Config, now: float, qos_names: Sequence[str] | None = None,
             limits, sync = configured_limits(config), None
             by_qos = parsed.jobs.by_qos()
             records = {p: by_qos.get(p.qos, JobTable.empty()) for p in panels}
-            # The pressure and the binning read the same jobs and share nothing:
-            # numpy releases the GIL in both, so they run side by side.
-            with ThreadPoolExecutor(max_workers=1) as pool:
-                pending = {p: pool.submit(analyse, records[p], window, _steps(limits, p, window))
-                           for p in panels}
-                usages = {p: bin_usage(records[p], window) for p in panels}
-                analyses = {p: f.result() for p, f in pending.items()}
+            usages, analyses = _bin_and_analyse(records, window, limits)
             source = f"file:{sacct_file}"
             if squeue_file is not None:
                 queue = _queue_of_file(squeue_file, window.now)
@@ -172,6 +166,24 @@ def collect(config: Config, now: float, qos_names: Sequence[str] | None = None,
             _record(data_dir, window.now, sync, limits, queue)
     return CollectReport(window=window, parse=parsed, outcomes=tuple(outcomes), sync=sync,
                          limits=limits, queue=queue)
+
+
+def _bin_and_analyse(records: Mapping[Panel, JobTable], window: Window, limits: LimitsReport
+                     ) -> tuple[dict[Panel, Usage], dict[Panel, Analysis]]:
+    """Binning and pressure of a whole history, on two cores: they read the same
+    jobs and share nothing, and numpy releases the GIL in both. The pressure
+    is cut into two spans at the middle bin boundary (spans add up: `finish`):
+    a thread takes the first half while this one bins, then the second half."""
+    middle = window.start + (window.n_bins // 2) * window.bin_seconds
+    steps = {p: _steps(limits, p, window) for p in records}
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        early = {p: pool.submit(span_of, jobs, window, steps[p], window.start, middle)
+                 for p, jobs in records.items()}
+        usages = {p: bin_usage(jobs, window) for p, jobs in records.items()}
+        late = {p: span_of(jobs, window, steps[p], middle, window.now)
+                for p, jobs in records.items()}
+        analyses = {p: finish([early[p].result(), late[p]], window) for p in records}
+    return usages, analyses
 
 
 def _read_file(config: Config, sacct_file: Path) -> ParseResult:
