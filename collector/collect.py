@@ -195,7 +195,7 @@ def _read_file(config: Config, sacct_file: Path) -> ParseResult:
         parsed = parse_sacct(data, config.site.timezone)
     except SacctFormatError as err:
         raise CollectError(f"{sacct_file}: {err}") from err
-    if parsed.bad_lines:
+    if parsed.bad_lines or parsed.bad_fields:
         log.warning("%s: %s", sacct_file, parsed.bad_summary())
     return parsed
 
@@ -323,7 +323,7 @@ class _Asker:
             parsed = parse_sacct(data, SLURM_TIME_ZONE)
         except SacctFormatError as err:
             raise CollectError(f"unreadable sacct output: {err}; command: {' '.join(args)}") from err
-        if parsed.bad_lines:
+        if parsed.bad_lines or parsed.bad_fields:
             log.warning("sacct %s..%s%s: %s", start, end, f" -M {cluster}" if cluster else "",
                         parsed.bad_summary())
         self.rows += parsed.data_lines

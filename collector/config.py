@@ -7,6 +7,7 @@ silently. Defaults live in the dataclasses, nowhere else.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tomllib
 import zoneinfo
@@ -24,6 +25,7 @@ from collector.config_model import (
     Config,
     ConfigError,
     DeployTarget,
+    EfficiencyConfig,
     OpsConfig,
     Panel,
     QosConfig,
@@ -67,7 +69,7 @@ class _Checker:
         return value
 
     def number(self, value: Any, key: str, *, integer: bool = False, minimum: float = 0,
-               strictly_positive: bool = False) -> float:
+               strictly_positive: bool = False, maximum: float | None = None) -> float:
         ok_types = (int,) if integer else (int, float)
         if isinstance(value, bool) or not isinstance(value, ok_types):
             wanted = "an integer" if integer else "a number"
@@ -76,6 +78,8 @@ class _Checker:
             raise self.fail(key, f"must be greater than 0, got {value!r}")
         if value < minimum:
             raise self.fail(key, f"must be at least {minimum}, got {value!r}")
+        if maximum is not None and value > maximum:
+            raise self.fail(key, f"must be at most {maximum}, got {value!r}")
         return value
 
 
@@ -230,6 +234,18 @@ def _ops(c: _Checker, raw: Mapping[str, Any], base_dir: Path) -> OpsConfig:
                      command_timeout_seconds=timeout)
 
 
+def _efficiency(c: _Checker, raw: Mapping[str, Any]) -> EfficiencyConfig:
+    d = EfficiencyConfig()
+    names = [f.name for f in dataclasses.fields(EfficiencyConfig)]
+    c.no_unknown(raw, "efficiency", set(names))
+    values = {}
+    for name in names:
+        percent = name.endswith("_percent")
+        values[name] = float(c.number(raw.get(name, getattr(d, name)), f"efficiency.{name}",
+                                      maximum=100 if percent else None))
+    return EfficiencyConfig(**values)
+
+
 def _deploy(c: _Checker, raw: Any) -> tuple[DeployTarget, ...]:
     if raw is None:
         return ()
@@ -300,15 +316,16 @@ def _qos_list(c: _Checker, raw: Any) -> tuple[QosConfig, ...]:
 def parse_config(data: Mapping[str, Any], source: str, base_dir: Path) -> Config:
     """Validate a parsed TOML document into a `Config` (pure)."""
     c = _Checker(source)
-    c.no_unknown(data, "", {"site", "collect", "qos", "app", "deploy", "ops"})
+    c.no_unknown(data, "", {"site", "collect", "qos", "app", "deploy", "ops", "efficiency"})
     site = _site(c, c.table(data.get("site", {}), "site"), base_dir)
     collect = _collect(c, c.table(data.get("collect", {}), "collect"))
     qos = _qos_list(c, data.get("qos"))
     app = _app(c, c.table(data.get("app", {}), "app"), base_dir)
     deploy = _deploy(c, data.get("deploy"))
     ops = _ops(c, c.table(data.get("ops", {}), "ops"), base_dir)
+    efficiency = _efficiency(c, c.table(data.get("efficiency", {}), "efficiency"))
     return Config(site=site, collect=collect, qos=qos, app=app, deploy=deploy, ops=ops,
-                  source=source)
+                  efficiency=efficiency, source=source)
 
 
 def find_config_path(explicit: str | os.PathLike[str] | None,

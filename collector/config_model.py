@@ -96,6 +96,20 @@ class OpsConfig:
     command_timeout_seconds: float = 60.0
 
 
+@dataclass(frozen=True)
+class EfficiencyConfig:
+    """When a user's use of what they held earns a quiet flag on the efficiency
+    table (defaults: common practice at large centres). A flag needs both the
+    low share and enough of the resource for it to matter."""
+
+    cpu_below_percent: float = 60.0       # CPU efficiency under this ...
+    cpu_over_cpu_hours: float = 100.0     # ... over more than this many CPU-hours held
+    memory_below_percent: float = 35.0    # peak memory under this share of what was held ...
+    memory_over_gb_hours: float = 500.0   # ... over more than this many GB-hours
+    time_below_percent: float = 20.0      # jobs ran for under this share of their time limit
+    gpu_below_percent: float = 25.0       # GPU utilisation under this (or a GPU job at 0%)
+
+
 DEPLOY_KINDS = ("pages", "copy")
 
 
@@ -144,6 +158,7 @@ class Config:
     app: AppConfig = field(default_factory=AppConfig)
     deploy: tuple[DeployTarget, ...] = ()
     ops: OpsConfig = field(default_factory=OpsConfig)
+    efficiency: EfficiencyConfig = field(default_factory=EfficiencyConfig)
     source: str = "<defaults>"
 
     @property

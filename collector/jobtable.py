@@ -15,7 +15,10 @@ import numpy as np
 
 FLOAT_COLUMNS = ("submit", "start", "end", "elapsed", "nnodes", "cpus", "gpus", "mem_gib",
                  "eligible", "timelimit", "req_cpus", "req_gpus", "req_mem_gib", "tasks",
-                 "reasons_seen")
+                 "reasons_seen", "total_cpu", "peak_rss_gib", "gpu_util", "gpu_mem_gib")
+# What a job used (collector/efficiency.py), NaN until recorded: a table without
+# them (a saved file of allocation lines only) reads as "not recorded".
+USAGE_COLUMNS = ("total_cpu", "peak_rss_gib", "gpu_util", "gpu_mem_gib")
 CODE_COLUMNS = (("user", "users"), ("qos", "qos_names"), ("state", "states"),
                 ("reason", "reasons"))
 COLUMNS = ("job_id", "user", "qos", "state", "reason", *FLOAT_COLUMNS)
@@ -34,7 +37,11 @@ class JobTable:
     (NaN: Unknown), `timelimit` TimelimitRaw in seconds (NaN: none).
     `reason` is the last pending reason seen (sacct's Reason, or squeue's
     at a cycle), `reasons_seen` the bits (collector/reasons.py) of every
-    reason seen while it waited."""
+    reason seen while it waited.
+
+    What an ended job used, from its steps (NaN: not recorded): `total_cpu`
+    (TotalCPU, s), `peak_rss_gib` (the largest MaxRSS of its steps),
+    `gpu_util` (percent) and `gpu_mem_gib`."""
 
     job_id: np.ndarray
     user: np.ndarray
@@ -56,6 +63,10 @@ class JobTable:
     tasks: np.ndarray
     reasons_seen: np.ndarray
     reason: np.ndarray
+    total_cpu: np.ndarray
+    peak_rss_gib: np.ndarray
+    gpu_util: np.ndarray
+    gpu_mem_gib: np.ndarray
     users: tuple[str, ...] = ()
     qos_names: tuple[str, ...] = ()
     states: tuple[str, ...] = ()
@@ -82,7 +93,7 @@ class JobTable:
             "req_cpus": given.get("cpus"), "req_gpus": given.get("gpus"),
             "req_mem_gib": given.get("mem_gib"), "tasks": np.ones(n),
             "reasons_seen": np.zeros(n), "reason": np.zeros(n, dtype=np.int64),
-            "reasons": ("",),
+            "reasons": ("",), **{c: np.full(n, np.nan) for c in USAGE_COLUMNS},
         }
         return cls(**{**defaults, **given})
 

@@ -30,7 +30,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from collector.arrow_buffers import from_bools, from_numpy, to_floats, to_numpy
-from collector.jobtable import JobTable
+from collector.efficiency import StepUsage, cpu_seconds, fold_steps
+from collector.jobtable import USAGE_COLUMNS, JobTable
 from collector.reasons import bits as reason_bits
 from collector.sacct_text import MISSING_TIMES, TIME_COLUMNS, SacctFormatError, Text, read_lines
 from collector.slurm_formats import (
@@ -56,6 +57,8 @@ class ParseResult:
     bad_lines: int = 0
     bad_line_numbers: tuple[int, ...] = ()
     bad_reasons: dict[str, int] = field(default_factory=dict)
+    # Values skipped for one field only (the rest of the job counts): field -> count.
+    bad_fields: dict[str, int] = field(default_factory=dict)
 
     def bad_summary(self) -> str:
         """One line for the log: how many lines were skipped, where and why."""
@@ -63,7 +66,11 @@ class ParseResult:
         if self.bad_lines > len(self.bad_line_numbers):
             where += ", ..."
         why = ", ".join(f"{n} {reason}" for reason, n in sorted(self.bad_reasons.items()))
-        return f"skipped {self.bad_lines} bad line(s) (line {where}): {why}"
+        lines = f"skipped {self.bad_lines} bad line(s) (line {where}): {why}" \
+            if self.bad_lines else ""
+        fields = ", ".join(f"{n} unreadable {name}" for name, n in sorted(self.bad_fields.items()))
+        return "; ".join(x for x in (lines, f"read as not recorded: {fields}" if fields else "")
+                         if x)
 
 
 # --- values -------------------------------------------------------------------
@@ -297,17 +304,19 @@ def parse_sacct(data: Text, tz: str = "UTC") -> ParseResult:
     blank_user = np.array([not v.strip() for v in user_values] or [False])[user_idx]
     is_step = to_numpy(pc.match_substring(table["JobID"], ".")) | blank_user
     n_steps = int(is_step.sum())
+    names = table.column_names
+    steps = _step_usage(table, is_step) if n_steps and "MaxRSS" in names else None
     if n_steps:
         table = table.filter(from_bools(~is_step))
         line_numbers, user_idx = line_numbers[~is_step], user_idx[~is_step]
     n = table.num_rows
 
     job_id = _integers(table["JobIDRaw"])
+    usage, bad_usage = _usage(table, job_id, steps)
     cpus, bad_cpus = _counts(table["NCPUS"])
     nnodes, bad_nodes = _counts(table["NNodes"])
     elapsed = _integers(table["ElapsedRaw"])
     # Arrow's kernels release the GIL: the time columns convert in parallel.
-    names = table.column_names
     times = [c for c in TIME_COLUMNS if c in names]
     with ThreadPoolExecutor(max_workers=len(times)) as pool:
         converted = dict(zip(times, pool.map(lambda name: _times(table[name], tz), times),
@@ -384,13 +393,54 @@ def parse_sacct(data: Text, tz: str = "UTC") -> ParseResult:
         # Only a wait is a reason's to tell: a job that started waits no more.
         reasons_seen=np.where(np.isnan(start[keep]), seen_bits, 0.0), reason=reason,
         users=users, qos_names=qos_names, states=states, reasons=reason_names,
+        **{c: v[keep] for c, v in usage.items()},
     )
     return ParseResult(
         jobs=jobs, data_lines=n + n_steps + malformed, step_lines=n_steps,
         bad_lines=int(bad.sum()) + malformed,
         bad_line_numbers=tuple(int(x) for x in bad_numbers[bad_numbers > 0][:MAX_LINE_NUMBERS]),
-        bad_reasons={k: v for k, v in counts.items() if v},
+        bad_reasons={k: v for k, v in counts.items() if v}, bad_fields=bad_usage,
     )
+
+
+def _step_usage(table: pa.Table, is_step: np.ndarray) -> StepUsage:
+    """What the step lines recorded, one row per job (collector/efficiency.py)."""
+    rows = from_numpy(np.flatnonzero(is_step).astype(np.int64), pa.int64())
+    steps = table.take(rows)
+    owner = pc.extract_regex(steps["JobIDRaw"].cast(pa.string()), r"^(?P<id>\d{1,18})")
+    ids = pc.struct_field(owner.fill_null({"id": "-1"}), "id").cast(pa.int64())
+    names = table.column_names
+
+    def field(name: str) -> pa.ChunkedArray | None:
+        return steps[name] if name in names else None
+
+    return fold_steps(to_numpy(ids), _integers(steps["ElapsedRaw"]),
+                      steps["MaxRSS"], field("TRESUsageInMax"), field("TRESUsageInAve"),
+                      field("TotalCPU"))
+
+
+def _usage(table: pa.Table, job_id: np.ndarray, steps: StepUsage | None
+           ) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+    """Per allocation row, what the job used (NaN: not recorded), and the
+    unreadable values skipped, by field: TotalCPU from the allocation line
+    (its steps' sum where it has none), the rest from its steps."""
+    n = len(job_id)
+    out = {c: np.full(n, np.nan) for c in USAGE_COLUMNS}
+    bad: dict[str, int] = dict(steps.bad) if steps is not None else {}
+    if "TotalCPU" in table.column_names:
+        cpu, unreadable = cpu_seconds(table["TotalCPU"])
+        out["total_cpu"] = cpu
+        if unreadable.any():
+            bad["TotalCPU"] = bad.get("TotalCPU", 0) + int(unreadable.sum())
+    if steps is not None and len(steps.job_id):
+        pos = np.minimum(np.searchsorted(steps.job_id, job_id), len(steps.job_id) - 1)
+        found = steps.job_id[pos] == job_id
+        for column, values in (("peak_rss_gib", steps.peak_rss_gib),
+                               ("gpu_util", steps.gpu_util), ("gpu_mem_gib", steps.gpu_mem_gib)):
+            out[column] = np.where(found, values[pos], np.nan)
+        from_steps = np.where(found, steps.total_cpu[pos], np.nan)
+        out["total_cpu"] = np.where(np.isnan(out["total_cpu"]), from_steps, out["total_cpu"])
+    return out, bad
 
 
 __all__ = ["JobTable", "ParseResult", "SacctFormatError", "local_to_utc", "parse_sacct"]

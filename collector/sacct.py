@@ -43,6 +43,12 @@ REQUIRED_FIELDS: tuple[str, ...] = (
 # what it was allocated, no reason, no time limit.
 QUEUE_FIELDS: tuple[str, ...] = ("Eligible", "ReqCPUS", "Reason", "TimelimitRaw")
 FIELDS: tuple[str, ...] = (*REQUIRED_FIELDS, *QUEUE_FIELDS)
+# What jobs used (collector/efficiency.py): on step lines (MaxRSS, TRES usage),
+# TotalCPU on the allocation line too. Not asked by the --allocations query
+# (steps are asked of the jobs that ended, by id); read from a saved file
+# that has them, with its step lines.
+USAGE_FIELDS: tuple[str, ...] = ("TotalCPU", "MaxRSS", "TRESUsageInMax", "TRESUsageInAve")
+READ_FIELDS: tuple[str, ...] = (*FIELDS, *USAGE_FIELDS)
 
 
 def _utc_text(epoch_seconds: int) -> str:

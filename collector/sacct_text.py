@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
 from collector.arrow_buffers import to_numpy
-from collector.sacct import FIELDS, REQUIRED_FIELDS
+from collector.sacct import FIELDS, READ_FIELDS, REQUIRED_FIELDS
 
 MISSING_TIMES = ("Unknown", "None", "")
 
@@ -103,7 +103,7 @@ def _rename_repeats(data: Text, skip_rows: int, names: list[str]
     repeats: dict[str, list[str]] = {}
     for name in names:
         seen[name] = seen.get(name, 0) + 1
-        if seen[name] > 1 and name in FIELDS:
+        if seen[name] > 1 and name in READ_FIELDS:
             alias = f"{name}{REPEAT_MARK}{seen[name]}"
             repeats.setdefault(name, []).append(alias)
             name = alias
@@ -176,7 +176,7 @@ _INT_COLUMNS = ("ElapsedRaw", "NNodes", "NCPUS", "ReqCPUS")
 
 
 def _column_types(typed: bool, repeats: dict[str, list[str]]) -> dict[str, pa.DataType]:
-    types = dict.fromkeys(FIELDS, pa.string())
+    types = dict.fromkeys(READ_FIELDS, pa.string())
     types.update(dict.fromkeys(_DICT_COLUMNS, _DICT))
     if typed:
         types.update(dict.fromkeys(TIME_COLUMNS, pa.timestamp("s")))
@@ -210,7 +210,7 @@ def _read_table(data: Text, skip_rows: int, typed: bool, repeats: dict[str, list
         parse_options=pcsv.ParseOptions(delimiter="|", quote_char=False, escape_char=False,
                                          ignore_empty_lines=False, invalid_row_handler=on_invalid),
         convert_options=pcsv.ConvertOptions(
-            include_columns=[*(f for f in FIELDS if f in present),
+            include_columns=[*(f for f in READ_FIELDS if f in present),
                              *(a for v in repeats.values() for a in v)],
             column_types=_column_types(typed, repeats),
             strings_can_be_null=False, quoted_strings_can_be_null=False,

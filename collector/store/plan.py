@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from collector.store.records import DAY
 
-STORE_VERSION = 4   # 4: what waiting jobs ask for, Eligible, time limits, reasons
+STORE_VERSION = 5   # 5: what ended jobs used (TotalCPU, peak RSS, GPU); 4: the queue
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,283 @@
+"""What jobs used of what they held, from sacct's own accounting (pure).
+
+Slurm records, per job step, the CPU time its tasks used (TotalCPU; the
+allocation line carries the sum over its steps) and the largest resident set
+of any of its tasks (MaxRSS; TRESUsageInMax `mem`), and where the cluster
+gathers GPU figures, the GPUs' utilisation and memory (TRESUsageInAve
+`gres/gpuutil`, TRESUsageInMax `gres/gpumem`). This module reads those
+fields, column-wise with Arrow's kernels (a million-line history has a
+hundred thousand step lines), folds the steps into one row per job, and
+works out the efficiencies:
+
+  CPU       TotalCPU / (ElapsedRaw x allocated CPUs)
+  memory    peak RSS (the largest over the job's steps) / allocated memory
+  time      ElapsedRaw / TimelimitRaw
+  GPU       gres/gpuutil (ElapsedRaw-weighted over the steps that record it)
+
+A value that is not recorded is NaN, never 0: "not recorded on this cluster"
+is an answer of its own. A value that is present but unreadable is counted
+(by field) and read as not recorded; the rest of the job still counts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from collector.arrow_buffers import to_numpy
+from collector.config_model import EfficiencyConfig
+from collector.jobtable import JobTable
+
+# TotalCPU: MM:SS.mmm, HH:MM:SS or D-HH:MM:SS (sacct prints the shortest that fits).
+_CPU_TIME = (r"^(?:(?:(?P<days>\d+)-)?(?P<hours>\d+):)?(?P<minutes>\d+):"
+             r"(?P<seconds>\d+(?:\.\d+)?)$")
+# A memory figure: bytes as a plain number (sacct --noconvert), or with a binary unit.
+_SIZE = r"^(?P<number>\d+(?:\.\d+)?)(?P<unit>[KMGTPE]?)$"
+_UNIT_BYTES = {"": 1.0, "K": 2.0**10, "M": 2.0**20, "G": 2.0**30, "T": 2.0**40,
+               "P": 2.0**50, "E": 2.0**60}
+GIB = 2.0**30
+
+
+def _blank(col: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    return to_numpy(pc.match_substring_regex(col, r"^\s*$"))
+
+
+def _number(field: pa.Array) -> np.ndarray:
+    """A regex group as float (an optional group that did not match is 0)."""
+    return to_numpy(pc.replace_substring_regex(field, pattern="^$", replacement="0")
+                    .cast(pa.float64()))
+
+
+def cpu_seconds(col: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+    """TotalCPU as seconds, and which rows are unreadable (empty is NaN, not bad)."""
+    col = _strings(col)
+    parts = pc.extract_regex(col, _CPU_TIME)
+    matched = ~to_numpy(parts.is_null())
+    parts = parts.fill_null({"days": "0", "hours": "0", "minutes": "0", "seconds": "0"})
+    seconds = (_number(pc.struct_field(parts, "days")) * 86400.0
+               + _number(pc.struct_field(parts, "hours")) * 3600.0
+               + _number(pc.struct_field(parts, "minutes")) * 60.0
+               + _number(pc.struct_field(parts, "seconds")))
+    blank = _blank(col)
+    return np.where(matched, seconds, np.nan), ~matched & ~blank
+
+
+def sizes_gib(col: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+    """A memory figure (MaxRSS, or a TRES usage mem=) in GiB, and which rows
+    are unreadable (empty is NaN, not bad)."""
+    col = _strings(col)
+    parts = pc.extract_regex(col, _SIZE)
+    matched = ~to_numpy(parts.is_null())
+    parts = parts.fill_null({"number": "0", "unit": ""})
+    number = _number(pc.struct_field(parts, "number"))
+    units = pc.struct_field(parts, "unit").dictionary_encode()
+    scale = np.array([_UNIT_BYTES[u] for u in units.dictionary.to_pylist()] or [1.0])
+    gib = number * scale[to_numpy(units.indices).astype(np.int64)] / GIB
+    return np.where(matched, gib, np.nan), ~matched & ~_blank(col)
+
+
+def tres_entry(col: pa.Array | pa.ChunkedArray, key: str) -> pa.Array:
+    """The text of one entry of a TRES usage string ('cpu=00:01:02,gres/gpuutil=87,
+    mem=3203072'): the value after `key=`, empty where the string has none."""
+    col = _strings(col)
+    pattern = r"(?:^|,)" + key.replace("/", r"\/") + r"=(?P<value>[^,]*)"
+    found = pc.extract_regex(col, pattern)
+    return pc.struct_field(found.fill_null({"value": ""}), "value")
+
+
+def _strings(col: pa.Array | pa.ChunkedArray) -> pa.Array:
+    if isinstance(col, pa.ChunkedArray):
+        col = col.combine_chunks()
+    if pa.types.is_dictionary(col.type):
+        col = col.cast(pa.string())
+    return col.fill_null("")
+
+
+@dataclass(frozen=True)
+class StepUsage:
+    """One row per job that has step lines: what its steps recorded (NaN: not
+    recorded), and how many unreadable values were skipped, by field."""
+
+    job_id: np.ndarray
+    peak_rss_gib: np.ndarray
+    gpu_util: np.ndarray      # percent
+    gpu_mem_gib: np.ndarray
+    total_cpu: np.ndarray     # the steps' TotalCPU summed (the allocation line has it too)
+    bad: dict[str, int]
+
+
+def fold_steps(job_id: np.ndarray, elapsed: np.ndarray, max_rss: pa.Array,
+               tres_max: pa.Array | None, tres_ave: pa.Array | None,
+               total_cpu: pa.Array | None) -> StepUsage:
+    """Step lines (their job's JobIDRaw, ElapsedRaw and usage fields) → one row
+    per job: the peak RSS over its steps, its GPUs' mean utilisation weighted
+    by each step's ElapsedRaw, the peak GPU memory, the CPU time summed."""
+    n = len(job_id)
+    nothing = pa.array([""] * n, pa.string()) if n else pa.array([], pa.string())
+    rss, bad_rss = sizes_gib(max_rss)
+    tres_mem, bad_tres_mem = sizes_gib(tres_entry(tres_max if tres_max is not None else nothing,
+                                                  "mem"))
+    gpu_mem, bad_gpu_mem = sizes_gib(tres_entry(tres_max if tres_max is not None else nothing,
+                                                "gres/gpumem"))
+    util_text = tres_entry(tres_ave if tres_ave is not None else nothing, "gres/gpuutil")
+    util = to_numpy(pc.cast(pc.if_else(pc.match_substring_regex(util_text, r"^\d+(\.\d+)?$"),
+                                       util_text, None), pa.float64()), fill=np.nan)
+    bad_util = np.isnan(util) & ~_blank(util_text)
+    cpu, bad_cpu = cpu_seconds(total_cpu if total_cpu is not None else nothing)
+
+    jobs, row = np.unique(job_id, return_inverse=True)
+    peak = np.full(len(jobs), np.nan)
+    np.fmax.at(peak, row, np.fmax(rss, tres_mem))
+    gpu_peak = np.full(len(jobs), np.nan)
+    np.fmax.at(gpu_peak, row, gpu_mem)
+    recorded = ~np.isnan(util)
+    weight = np.where(recorded, np.maximum(elapsed, 1.0), 0.0)
+    util_sum = np.bincount(row, weights=np.where(recorded, util, 0.0) * weight,
+                           minlength=len(jobs))
+    weights = np.bincount(row, weights=weight, minlength=len(jobs))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        gpu_util = np.where(weights > 0, util_sum / weights, np.nan)
+    cpu_known = np.bincount(row, weights=~np.isnan(cpu), minlength=len(jobs)) > 0
+    cpu_total = np.where(cpu_known, np.bincount(row, weights=np.nan_to_num(cpu),
+                                                minlength=len(jobs)), np.nan)
+    bad = {"MaxRSS": int((bad_rss | bad_tres_mem).sum()), "TotalCPU": int(bad_cpu.sum()),
+           "GPU usage": int((bad_util | bad_gpu_mem).sum())}
+    return StepUsage(jobs, peak, gpu_util, gpu_peak, cpu_total, {k: v for k, v in bad.items() if v})
+
+
+# --- per user and day ----------------------------------------------------------
+
+# The sums each efficiency is made of, per user and local day of the jobs' End.
+# held/used pairs are resource-seconds (GiB-seconds for memory); a job counts
+# in a pair only where both of its figures are recorded.
+SUMS = ("jobs", "cpu_held", "cpu_used", "mem_held", "mem_used", "time_used", "time_limit",
+        "gpu_jobs", "gpu_held", "gpu_used", "gpu_idle_jobs")
+
+
+@dataclass(frozen=True)
+class EfficiencyDays:
+    """The ended jobs' sums per (user, local day of End) cell: bounded by
+    users x days, whatever the number of jobs (like pressure.WaitDays)."""
+
+    day_starts: np.ndarray      # local midnights, epoch s (pressure.local_days)
+    users: tuple[str, ...]
+    user: np.ndarray            # per cell
+    day: np.ndarray
+    sums: dict[str, np.ndarray]  # SUMS -> per cell
+
+    def total(self, cells: np.ndarray) -> dict[str, np.ndarray]:
+        """Per user (index into `users`), the sums of the chosen cells (a mask)."""
+        n = len(self.users)
+        return {k: np.bincount(self.user[cells], weights=v[cells], minlength=n)
+                for k, v in self.sums.items()}
+
+
+def efficiency_days(jobs: JobTable, day_starts: np.ndarray, now: float) -> EfficiencyDays:
+    """The sums of the jobs that ended (before `now`, inside the days), per
+    user and local day of End. Running and never-started jobs are not counted."""
+    end, start, elapsed = jobs.end, jobs.start, jobs.elapsed
+    ended = (~np.isnan(start) & ~np.isnan(end) & (end <= now) & (elapsed > 0)
+             & (end >= day_starts[0] if len(day_starts) else False)
+             & (end < day_starts[-1] if len(day_starts) else False))
+    rows = np.flatnonzero(ended)
+    el = elapsed[rows]
+    cpus, mem, gpus = jobs.cpus[rows], jobs.mem_gib[rows], jobs.gpus[rows]
+    cpu_used, peak, util = jobs.total_cpu[rows], jobs.peak_rss_gib[rows], jobs.gpu_util[rows]
+    limit = jobs.timelimit[rows]
+    has_cpu = ~np.isnan(cpu_used) & (cpus > 0)
+    has_mem = ~np.isnan(peak) & (mem > 0)
+    has_time = ~np.isnan(limit) & (limit > 0)
+    gpu_job = gpus > 0
+    has_gpu = gpu_job & ~np.isnan(util)
+    per_job = {
+        "jobs": np.ones(len(rows)),
+        "cpu_held": np.where(has_cpu, el * cpus, 0.0),
+        "cpu_used": np.where(has_cpu, cpu_used, 0.0),
+        "mem_held": np.where(has_mem, el * mem, 0.0),
+        "mem_used": np.where(has_mem, el * peak, 0.0),
+        "time_used": np.where(has_time, el, 0.0),
+        "time_limit": np.where(has_time, limit, 0.0),
+        "gpu_jobs": gpu_job.astype(np.float64),
+        "gpu_held": np.where(has_gpu, el * gpus, 0.0),
+        "gpu_used": np.where(has_gpu, el * gpus * np.nan_to_num(util) / 100.0, 0.0),
+        "gpu_idle_jobs": (has_gpu & (np.nan_to_num(util) <= 0)).astype(np.float64),
+    }
+    n_days = max(len(day_starts) - 1, 1)
+    day = _day_of(day_starts, end[rows])
+    present = np.unique(jobs.user[rows])
+    user = np.searchsorted(present, jobs.user[rows])
+    key = user * n_days + day
+    cells, cell = np.unique(key, return_inverse=True)
+    sums = {k: np.bincount(cell, weights=v, minlength=len(cells)) for k, v in per_job.items()}
+    return EfficiencyDays(day_starts=day_starts,
+                          users=tuple(jobs.users[i] for i in present.tolist()),
+                          user=cells // n_days, day=cells % n_days, sums=sums)
+
+
+def _day_of(day_starts: np.ndarray, t: np.ndarray) -> np.ndarray:
+    return np.clip(np.searchsorted(day_starts, t, side="right") - 1, 0,
+                   max(len(day_starts) - 2, 0)).astype(np.int64)
+
+
+@dataclass(frozen=True)
+class EfficiencyRow:
+    """One user's efficiencies over a range (NaN: nothing recorded to say it)."""
+
+    user: str
+    jobs: int
+    cpu: float
+    memory: float
+    time: float
+    gpu: float
+    gpu_jobs: int
+    wasted_cpu_hours: float
+    wasted_gb_hours: float
+    cpu_hours: float
+    gb_hours: float
+    flags: tuple[str, ...]
+
+
+def _ratio(used: float, held: float) -> float:
+    return used / held if held > 0 else float("nan")
+
+
+def efficiency_rows(days: EfficiencyDays, first: float, last: float,
+                    rules: EfficiencyConfig) -> list[EfficiencyRow]:
+    """Per user, over the local days from the one holding `first` to the one
+    holding `last`: each efficiency as a weighted sum (total used over total
+    held), the wasted hours, and the flags the rules raise. Busiest first."""
+    if not len(days.user):
+        return []
+    lo, hi = _day_of(days.day_starts, np.array([first, last]))
+    totals = days.total((days.day >= lo) & (days.day <= hi))
+    rows = []
+    for i, name in enumerate(days.users):
+        t = {k: float(v[i]) for k, v in totals.items()}
+        if not t["jobs"]:
+            continue
+        cpu, mem = _ratio(t["cpu_used"], t["cpu_held"]), _ratio(t["mem_used"], t["mem_held"])
+        time, gpu = _ratio(t["time_used"], t["time_limit"]), _ratio(t["gpu_used"], t["gpu_held"])
+        cpu_hours, gb_hours = t["cpu_held"] / 3600.0, t["mem_held"] / 3600.0
+        flags = []
+        if cpu < rules.cpu_below_percent / 100 and cpu_hours > rules.cpu_over_cpu_hours:
+            flags.append("cpu")
+        if mem < rules.memory_below_percent / 100 and gb_hours > rules.memory_over_gb_hours:
+            flags.append("memory")
+        if time < rules.time_below_percent / 100:
+            flags.append("time")
+        if gpu < rules.gpu_below_percent / 100 or t["gpu_idle_jobs"] > 0:
+            flags.append("gpu")
+        rows.append(EfficiencyRow(
+            user=name, jobs=int(t["jobs"]), cpu=cpu, memory=mem, time=time, gpu=gpu,
+            gpu_jobs=int(t["gpu_jobs"]),
+            wasted_cpu_hours=max(t["cpu_held"] - t["cpu_used"], 0.0) / 3600.0,
+            wasted_gb_hours=max(t["mem_held"] - t["mem_used"], 0.0) / 3600.0,
+            cpu_hours=cpu_hours, gb_hours=gb_hours, flags=tuple(flags)))
+    return sorted(rows, key=lambda r: (-r.cpu_hours, r.user))
+
+
+__all__ = ["GIB", "SUMS", "EfficiencyDays", "EfficiencyRow", "StepUsage", "cpu_seconds",
+           "efficiency_days", "efficiency_rows", "fold_steps", "sizes_gib", "tres_entry"]
