@@ -36,12 +36,12 @@ import numpy as np
 from collector import __version__
 from collector.binning import Usage, Window, bin_usage, make_window, usage_of
 from collector.config import Config, Panel
-from collector.jobtable import JobTable, concat
+from collector.jobtable import USAGE_COLUMNS, JobTable, concat
 from collector.limits import LimitsReport, configured_limits, current_limits
 from collector.lock import DataLock
 from collector.observables import LIMITED
 from collector.palette import assign_colors
-from collector.parse import ParseResult, SacctFormatError, parse_sacct
+from collector.parse import ParseResult, SacctFormatError, UsageAnswer, parse_sacct, parse_usage
 from collector.pressure import (
     Analysis,
     analyse,
@@ -55,7 +55,7 @@ from collector.pressure import (
     span_of,
     with_waits_at_limit,
 )
-from collector.sacct import build_sacct_args
+from collector.sacct import build_sacct_args, build_usage_args
 from collector.slurm import SLURM_TIME_ZONE, Runner, SlurmError, run_slurm, slurm_tool
 from collector.snapshot import QueueState, Snapshot, snapshot_path, write_snapshot
 from collector.squeue import Queue, build_squeue_args, parse_squeue, queue_rows, seen_reasons
@@ -72,11 +72,14 @@ from collector.store import (
     fingerprint,
 )
 from collector.store.frozen import Frozen, FrozenFile, load_frozen, save_frozen
+from collector.store.records import needs_usage, with_usage
 
 log = logging.getLogger("librarian.collect")
 
 # Open jobs asked for by id go in batches of this many ids per sacct call.
 IDS_PER_QUERY = 500
+# More jobs to read than this (a backfill): their steps are asked per time span.
+USAGE_IDS_BY_ID = 5000
 
 
 class CollectError(Exception):
@@ -303,6 +306,7 @@ class _Asker:
         self.rows = 0
         self.seconds = 0.0
         self.requeried = 0      # open jobs asked for by id
+        self.usage_rows = 0     # allocation and step lines of the usage queries
         self.parses: list[ParseResult] = []
 
     def ask(self, cluster: str, start: int, end: int,
@@ -340,8 +344,51 @@ class _Asker:
             self.requeried += len(missing)
             extra = [self.ask(cluster, cycle.keep_from, cycle.now, missing[i:i + IDS_PER_QUERY])
                      for i in range(0, len(missing), IDS_PER_QUERY)]
-            out[cluster] = concat([*extra, new])
+            out[cluster] = self.with_usage(cluster, concat([*extra, new]),
+                                           store.hot.get(cluster, JobTable.empty()), cycle, plan)
         return out
+
+    def with_usage(self, cluster: str, fresh: JobTable, stored: JobTable, cycle: Cycle,
+                   plan: SyncPlan) -> JobTable:
+        """The answers with what the jobs that ended since they were last read
+        used, from their steps: asked by id, once per job; a backfill (too
+        many ids) asks the steps of its time spans instead."""
+        ids = np.unique(fresh.job_id[needs_usage(fresh, stored)])
+        if not len(ids):
+            return fresh
+        sacct = slurm_tool(self.config.site.slurm_bin, "sacct")
+        if len(ids) > USAGE_IDS_BY_ID:
+            queries = [build_usage_args(sacct, cluster=cluster, qos_names=self.qos, start=s, end=e)
+                       for s, e in plan.spans]
+        else:
+            queries = [build_usage_args(sacct, ids[i:i + IDS_PER_QUERY], cluster)
+                       for i in range(0, len(ids), IDS_PER_QUERY)]
+        answers = [self.usage(args) for args in queries]
+        job_ids = np.concatenate([a.job_id for a in answers])
+        order = np.argsort(job_ids, kind="stable")
+        usage = {c: np.concatenate([a.usage[c] for a in answers])[order] for c in USAGE_COLUMNS}
+        return with_usage(fresh, job_ids[order], usage, ids, cycle.now)
+
+    def usage(self, args: list[str]) -> UsageAnswer:
+        t = time.perf_counter()
+        try:
+            data = run_slurm(args, self.config.collect.sacct_timeout_seconds,
+                             runner=self.runner, environ=self.environ, needs_output=True)
+        except SlurmError as err:
+            raise CollectError(str(err)) from err
+        finally:
+            self.seconds += time.perf_counter() - t
+            self.queries += 1
+        try:
+            answer = parse_usage(data)
+        except SacctFormatError as err:
+            raise CollectError(f"{err}; command: {' '.join(args)}") from err
+        if answer.bad_lines or answer.bad_fields:
+            log.warning("sacct (steps of %d jobs): %d unreadable line(s); read as not recorded: %s",
+                        len(answer.job_id), answer.bad_lines,
+                        ", ".join(f"{n} {k}" for k, n in sorted(answer.bad_fields.items())) or "-")
+        self.usage_rows += answer.lines
+        return answer
 
 
 def sync_store(config: Config, window: Window, runner: Runner = subprocess.run,
@@ -375,7 +422,8 @@ def sync_store(config: Config, window: Window, runner: Runner = subprocess.run,
         raise CollectError(f"the job store is damaged ({err}); run again (or with --full) "
                            "to rebuild it") from err
     report = SyncReport(full=plan.full, reason=plan.reason, queries=asker.queries,
-                        rows=asker.rows, sacct_seconds=round(asker.seconds, 3),
+                        rows=asker.rows, usage_rows=asker.usage_rows,
+                        sacct_seconds=round(asker.seconds, 3),
                         records=synced.records, requeried_open=asker.requeried,
                         set_aside=store.set_aside_as, spans=plan.spans,
                         cold_rewritten=synced.cold_rewritten)

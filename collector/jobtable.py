@@ -15,7 +15,8 @@ import numpy as np
 
 FLOAT_COLUMNS = ("submit", "start", "end", "elapsed", "nnodes", "cpus", "gpus", "mem_gib",
                  "eligible", "timelimit", "req_cpus", "req_gpus", "req_mem_gib", "tasks",
-                 "reasons_seen", "total_cpu", "peak_rss_gib", "gpu_util", "gpu_mem_gib")
+                 "reasons_seen", "total_cpu", "peak_rss_gib", "gpu_util", "gpu_mem_gib",
+                 "usage_read")
 # What a job used (collector/efficiency.py), NaN until recorded: a table without
 # them (a saved file of allocation lines only) reads as "not recorded".
 USAGE_COLUMNS = ("total_cpu", "peak_rss_gib", "gpu_util", "gpu_mem_gib")
@@ -41,7 +42,8 @@ class JobTable:
 
     What an ended job used, from its steps (NaN: not recorded): `total_cpu`
     (TotalCPU, s), `peak_rss_gib` (the largest MaxRSS of its steps),
-    `gpu_util` (percent) and `gpu_mem_gib`."""
+    `gpu_util` (percent) and `gpu_mem_gib`; `usage_read` when its steps were
+    read (NaN: not yet; each job's are asked once, after it ends)."""
 
     job_id: np.ndarray
     user: np.ndarray
@@ -67,6 +69,7 @@ class JobTable:
     peak_rss_gib: np.ndarray
     gpu_util: np.ndarray
     gpu_mem_gib: np.ndarray
+    usage_read: np.ndarray
     users: tuple[str, ...] = ()
     qos_names: tuple[str, ...] = ()
     states: tuple[str, ...] = ()
@@ -93,7 +96,7 @@ class JobTable:
             "req_cpus": given.get("cpus"), "req_gpus": given.get("gpus"),
             "req_mem_gib": given.get("mem_gib"), "tasks": np.ones(n),
             "reasons_seen": np.zeros(n), "reason": np.zeros(n, dtype=np.int64),
-            "reasons": ("",), **{c: np.full(n, np.nan) for c in USAGE_COLUMNS},
+            "reasons": ("",), **{c: np.full(n, np.nan) for c in (*USAGE_COLUMNS, "usage_read")},
         }
         return cls(**{**defaults, **given})
 

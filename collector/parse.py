@@ -28,11 +28,13 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.csv as pcsv
 
 from collector.arrow_buffers import from_bools, from_numpy, to_floats, to_numpy
 from collector.efficiency import StepUsage, cpu_seconds, fold_steps
 from collector.jobtable import USAGE_COLUMNS, JobTable
 from collector.reasons import bits as reason_bits
+from collector.sacct import USAGE_QUERY_FIELDS
 from collector.sacct_text import MISSING_TIMES, TIME_COLUMNS, SacctFormatError, Text, read_lines
 from collector.slurm_formats import (
     HOLDING_STATES,
@@ -393,7 +395,7 @@ def parse_sacct(data: Text, tz: str = "UTC") -> ParseResult:
         # Only a wait is a reason's to tell: a job that started waits no more.
         reasons_seen=np.where(np.isnan(start[keep]), seen_bits, 0.0), reason=reason,
         users=users, qos_names=qos_names, states=states, reasons=reason_names,
-        **{c: v[keep] for c, v in usage.items()},
+        **{c: v[keep] for c, v in usage.items()}, usage_read=np.full(len(user), np.nan),
     )
     return ParseResult(
         jobs=jobs, data_lines=n + n_steps + malformed, step_lines=n_steps,
@@ -443,4 +445,53 @@ def _usage(table: pa.Table, job_id: np.ndarray, steps: StepUsage | None
     return out, bad
 
 
-__all__ = ["JobTable", "ParseResult", "SacctFormatError", "local_to_utc", "parse_sacct"]
+@dataclass(frozen=True)
+class UsageAnswer:
+    """The usage query's answer (sacct.build_usage_args): per job id asked
+    and answered, what it used (NaN: not recorded), and the values skipped."""
+
+    job_id: np.ndarray
+    usage: dict[str, np.ndarray]       # USAGE_COLUMNS -> per job
+    lines: int = 0
+    bad_lines: int = 0
+    bad_fields: dict[str, int] = field(default_factory=dict)
+
+
+def parse_usage(data: bytes) -> UsageAnswer:
+    """The allocation and step lines of some jobs -> one row per job."""
+    malformed = 0
+
+    def on_invalid(row: pcsv.InvalidRow) -> str:
+        nonlocal malformed
+        malformed += bool(row.text.strip())
+        return "skip"
+
+    text = data if data.strip() else b"|".join(f.encode() for f in USAGE_QUERY_FIELDS) + b"\n"
+    try:
+        table = pcsv.read_csv(
+            pa.py_buffer(text),
+            parse_options=pcsv.ParseOptions(delimiter="|", quote_char=False, escape_char=False,
+                                             invalid_row_handler=on_invalid),
+            convert_options=pcsv.ConvertOptions(
+                column_types=dict.fromkeys(USAGE_QUERY_FIELDS, pa.string()),
+                strings_can_be_null=False))
+    except pa.ArrowInvalid as err:
+        raise SacctFormatError(f"unreadable usage answer: {err}") from err
+    missing = [f for f in ("JobIDRaw", "JobID") if f not in table.column_names]
+    if missing:
+        raise SacctFormatError(f"the usage answer lacks the field(s) {', '.join(missing)}")
+    is_step = to_numpy(pc.match_substring(table["JobID"], "."))
+    steps = _step_usage(table, is_step) if is_step.any() and "MaxRSS" in table.column_names \
+        else None
+    allocations = table.filter(from_bools(~is_step))
+    ids = _integers(allocations["JobIDRaw"])
+    usage, bad = _usage(allocations, ids, steps)
+    known = ~np.isnan(ids)
+    return UsageAnswer(job_id=ids[known].astype(np.int64),
+                       usage={k: v[known] for k, v in usage.items()},
+                       lines=table.num_rows + malformed, bad_lines=malformed + int((~known).sum()),
+                       bad_fields=bad)
+
+
+__all__ = ["JobTable", "ParseResult", "SacctFormatError", "UsageAnswer", "local_to_utc",
+           "parse_sacct", "parse_usage"]

@@ -81,3 +81,26 @@ def build_sacct_args(sacct: str, qos_names: Sequence[str], start: int, end: int,
         f"--format={','.join(FIELDS)}",
         *extra,
     ]
+
+
+# The usage query: what the steps of jobs that ended recorded, asked by id once
+# per job (not --allocations: MaxRSS and the TRES usage live on step lines).
+USAGE_QUERY_FIELDS: tuple[str, ...] = ("JobIDRaw", "JobID", "ElapsedRaw", *USAGE_FIELDS)
+
+
+def build_usage_args(sacct: str, job_ids: Sequence[int] | np.ndarray = (), cluster: str = "",
+                     qos_names: Sequence[str] = (), start: int | None = None,
+                     end: int | None = None) -> list[str]:
+    """The argument list asking the allocation and step lines of some jobs:
+    by id (with --jobs, sacct's default start time is the epoch: no window
+    needed), or, for a backfill, of every job of the QoS active in [start, end]."""
+    extra = [f"--clusters={cluster}"] if cluster else []
+    if len(job_ids):
+        which = [f"--jobs={','.join(str(int(j)) for j in job_ids)}"]
+    elif qos_names and start is not None and end is not None:
+        which = [f"--starttime={_utc_text(start)}", f"--endtime={_utc_text(end)}",
+                 f"--qos={','.join(qos_names)}"]
+    else:
+        raise ValueError("build_usage_args needs job ids, or QoS names and a time span")
+    return [sacct, "--allusers", "--duplicates", "--parsable2", "--noconvert", *which,
+            f"--format={','.join(USAGE_QUERY_FIELDS)}", *extra]

@@ -45,9 +45,15 @@ class TestFromSacct:
         fake_sacct.install(bin_dir, prints=both)
         monkeypatch.setenv("PATH", fake_sacct.path_with(bin_dir))
         assert run(site, "--now", NOW, "--no-plots") == EXIT_OK
-        calls = fake_sacct.recorded_calls(bin_dir)
+        every = fake_sacct.recorded_calls(bin_dir)
+        calls = [a for a in every if "--allocations" in a]
         # The first run backfills the 1-day window in UTC-day chunks; every
-        # query asks for both QoS at once.
+        # query asks for both QoS at once. Then one query asks the steps of the
+        # jobs that ended, by id.
+        (usage,) = [a for a in every if "--allocations" not in a]
+        assert any(a.startswith("--jobs=") for a in usage)
+        assert "--format=JobIDRaw,JobID,ElapsedRaw,TotalCPU,MaxRSS,TRESUsageInMax,TRESUsageInAve" \
+            in usage
         assert all("--qos=avery,avery-b" in args for args in calls)
         assert [(a[5], a[6]) for a in calls] == [
             ("--starttime=2026-11-24T21:00:00", "--endtime=2026-11-25T00:00:00"),

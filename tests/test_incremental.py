@@ -228,7 +228,7 @@ def test_an_end_landing_later_than_the_overlap_is_caught_by_asking_for_open_jobs
     run_cycles(inc, db, T0 + 600, T0 + 6 * 3600)
     cycles = read_status(inc.site.data_dir)["sacct"]["cycles"]
     assert sum(c["requeried_open"] for c in cycles) >= 1
-    assert any("--jobs=7" in a for call in db.calls for a in call)
+    assert any("--jobs=7" in a for call in db.calls if "--allocations" in call for a in call)
     full = full_reference(tmp_path, db, T0 + 6 * 3600, overlap_minutes=30)
     assert_same_snapshots(inc, full)
     snap = read_snapshot(snapshot_path(inc.site.data_dir, "avery"))
@@ -377,7 +377,7 @@ def test_several_clusters_one_query_each_with_the_cluster_in_tab_and_file(
     assert next(p.label for p in inc.panels) == "avery (hpg)"
     assert {a for call in db.calls for a in call if a.startswith("--clusters")} == \
         {"--clusters=hpg", "--clusters=hpg-ai"}
-    assert all("--qos=avery,avery-b" in call for call in db.calls)
+    assert all("--qos=avery,avery-b" in call for call in db.calls if "--allocations" in call)
     assert_same_snapshots(inc, full_reference(tmp_path, db, T0 + 2 * DAY, clusters=clusters))
     doc = json.loads((inc.site.data_dir / "data_hpg-ai_avery.json").read_text())
     assert doc["metadata"]["cluster"] == "hpg-ai"
@@ -400,7 +400,7 @@ def test_a_cold_record_asked_for_again_is_replaced_not_counted_twice(tmp_path: P
     inc = write_config(tmp_path / "inc", window_days=3)
     end = T0 + 2 * DAY + 8 * 3600
     run_cycles(inc, db, T0 + 600, end, step=3600)
-    assert any("--jobs=50" in a for call in db.calls for a in call)
+    assert any("--jobs=50" in a for call in db.calls if "--allocations" in call for a in call)
     cycles = read_status(inc.site.data_dir)["sacct"]["cycles"]
     asked = [c for c in cycles if c["requeried_open"]]
     assert asked

@@ -309,6 +309,7 @@ class SyncReport:
     reason: str
     queries: int = 0
     rows: int = 0                   # job lines sacct printed (allocations)
+    usage_rows: int = 0             # lines of the usage queries (the ended jobs' steps)
     sacct_seconds: float = 0.0
     records: int = 0                # records in the store after the cycle
     requeried_open: int = 0         # open jobs asked for by id (missing from the time query)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from collector.jobtable import JobTable, concat
+from collector.jobtable import USAGE_COLUMNS, JobTable, concat
 from collector.reasons import bits as reason_bits
 
 DAY = 86400
@@ -60,7 +60,9 @@ def merge(old: JobTable, new: JobTable) -> JobTable:
 
 
 def carry_seen(old: JobTable, new: JobTable) -> JobTable:
-    """`new` with the `reasons_seen` bits of the `old` version of each record ORed in."""
+    """`new` with what only the store knows of the `old` version of each
+    record: the `reasons_seen` bits ORed in, and the usage its steps gave
+    (sacct's allocation lines never carry it) where `new` has not read it."""
     if not len(old) or not len(new):
         return new
     order = np.argsort(record_keys(old))
@@ -72,7 +74,43 @@ def carry_seen(old: JobTable, new: JobTable) -> JobTable:
         return new
     seen = new.reasons_seen.astype(np.int64)
     seen[hit] |= old.reasons_seen[order][at[hit]].astype(np.int64)
-    return replace(new, reasons_seen=seen.astype(np.float64))
+    keep_old = hit & np.isnan(new.usage_read)
+    where = at[keep_old]
+    usage = {c: getattr(new, c).copy() for c in (*USAGE_COLUMNS, "usage_read")}
+    for c, values in usage.items():
+        values[keep_old] = getattr(old, c)[order][where]
+    return replace(new, reasons_seen=seen.astype(np.float64), **usage)
+
+
+def needs_usage(fresh: JobTable, known: JobTable) -> np.ndarray:
+    """The rows of `fresh` that ended and whose steps have not been read, here
+    or in the `known` (stored) version of the same record."""
+    ended = ~np.isnan(fresh.end) & ~np.isnan(fresh.start) & np.isnan(fresh.usage_read)
+    if not ended.any() or not len(known):
+        return ended
+    read = record_keys(known)[~np.isnan(known.usage_read)]
+    return ended & ~np.isin(record_keys(fresh), read)
+
+
+def with_usage(jobs: JobTable, job_ids: np.ndarray, usage: dict[str, np.ndarray],
+               asked: np.ndarray, at: float) -> JobTable:
+    """The records of the jobs `asked` marked read at `at`, with the usage of
+    those the answer had (`job_ids`, sorted; NaN for the rest: not recorded)."""
+    rows = np.isin(jobs.job_id, asked)
+    if not rows.any():
+        return jobs
+    pos = np.minimum(np.searchsorted(job_ids, jobs.job_id), max(len(job_ids) - 1, 0))
+    found = rows & (job_ids[pos] == jobs.job_id) if len(job_ids) else np.zeros(len(jobs), bool)
+    out = {}
+    for c in USAGE_COLUMNS:
+        values = getattr(jobs, c).copy()
+        values[rows] = np.nan
+        if len(job_ids):
+            values[found] = usage[c][pos[found]]
+        out[c] = values
+    read = jobs.usage_read.copy()
+    read[rows] = at
+    return replace(jobs, usage_read=read, **out)
 
 
 def observe_reasons(jobs: JobTable, job_ids: np.ndarray, reasons: Sequence[str]) -> JobTable:
