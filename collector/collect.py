@@ -72,7 +72,7 @@ from collector.store import (
     fingerprint,
 )
 from collector.store.frozen import Frozen, FrozenFile, load_frozen, save_frozen
-from collector.store.records import needs_usage, with_usage
+from collector.store.records import keys_of, needs_usage, with_usage
 
 log = logging.getLogger("librarian.collect")
 
@@ -353,7 +353,8 @@ class _Asker:
         """The answers with what the jobs that ended since they were last read
         used, from their steps: asked by id, once per job; a backfill (too
         many ids) asks the steps of its time spans instead."""
-        ids = np.unique(fresh.job_id[needs_usage(fresh, stored)])
+        rows = needs_usage(fresh, stored)
+        ids = np.unique(fresh.job_id[rows])
         if not len(ids):
             return fresh
         sacct = slurm_tool(self.config.site.slurm_bin, "sacct")
@@ -364,10 +365,11 @@ class _Asker:
             queries = [build_usage_args(sacct, ids[i:i + IDS_PER_QUERY], cluster)
                        for i in range(0, len(ids), IDS_PER_QUERY)]
         answers = [self.usage(args) for args in queries]
-        job_ids = np.concatenate([a.job_id for a in answers])
-        order = np.argsort(job_ids, kind="stable")
+        keys = keys_of(np.concatenate([a.job_id for a in answers]),
+                       np.concatenate([a.submit for a in answers]))
+        order = np.argsort(keys, kind="stable")
         usage = {c: np.concatenate([a.usage[c] for a in answers])[order] for c in USAGE_COLUMNS}
-        return with_usage(fresh, job_ids[order], usage, ids, cycle.now)
+        return with_usage(fresh, rows, keys[order], usage, cycle.now)
 
     def usage(self, args: list[str]) -> UsageAnswer:
         t = time.perf_counter()
@@ -380,7 +382,7 @@ class _Asker:
             self.seconds += time.perf_counter() - t
             self.queries += 1
         try:
-            answer = parse_usage(data)
+            answer = parse_usage(data, SLURM_TIME_ZONE)
         except SacctFormatError as err:
             raise CollectError(f"{err}; command: {' '.join(args)}") from err
         if answer.bad_lines or answer.bad_fields:

@@ -98,10 +98,11 @@ def _strings(col: pa.Array | pa.ChunkedArray) -> pa.Array:
 
 @dataclass(frozen=True)
 class StepUsage:
-    """One row per job that has step lines: what its steps recorded (NaN: not
-    recorded), and how many unreadable values were skipped, by field."""
+    """One row per job (per `key`: its allocation line) that has step lines:
+    what its steps recorded (NaN: not recorded), and how many unreadable
+    values were skipped, by field."""
 
-    job_id: np.ndarray
+    key: np.ndarray
     peak_rss_gib: np.ndarray
     gpu_util: np.ndarray      # percent
     gpu_mem_gib: np.ndarray
@@ -109,13 +110,13 @@ class StepUsage:
     bad: dict[str, int]
 
 
-def fold_steps(job_id: np.ndarray, elapsed: np.ndarray, max_rss: pa.Array,
+def fold_steps(key: np.ndarray, elapsed: np.ndarray, max_rss: pa.Array,
                tres_max: pa.Array | None, tres_ave: pa.Array | None,
                total_cpu: pa.Array | None) -> StepUsage:
-    """Step lines (their job's JobIDRaw, ElapsedRaw and usage fields) → one row
+    """Step lines (their job's key, ElapsedRaw and usage fields) → one row
     per job: the peak RSS over its steps, its GPUs' mean utilisation weighted
     by each step's ElapsedRaw, the peak GPU memory, the CPU time summed."""
-    n = len(job_id)
+    n = len(key)
     nothing = pa.array([""] * n, pa.string()) if n else pa.array([], pa.string())
     rss, bad_rss = sizes_gib(max_rss)
     tres_mem, bad_tres_mem = sizes_gib(tres_entry(tres_max if tres_max is not None else nothing,
@@ -128,7 +129,7 @@ def fold_steps(job_id: np.ndarray, elapsed: np.ndarray, max_rss: pa.Array,
     bad_util = np.isnan(util) & ~_blank(util_text)
     cpu, bad_cpu = cpu_seconds(total_cpu if total_cpu is not None else nothing)
 
-    jobs, row = np.unique(job_id, return_inverse=True)
+    jobs, row = np.unique(key, return_inverse=True)
     peak = np.full(len(jobs), np.nan)
     np.fmax.at(peak, row, np.fmax(rss, tres_mem))
     gpu_peak = np.full(len(jobs), np.nan)

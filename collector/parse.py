@@ -314,7 +314,7 @@ def parse_sacct(data: Text, tz: str = "UTC") -> ParseResult:
     n = table.num_rows
 
     job_id = _integers(table["JobIDRaw"])
-    usage, bad_usage = _usage(table, job_id, steps)
+    usage, bad_usage = _usage(table, n, steps)
     cpus, bad_cpus = _counts(table["NCPUS"])
     nnodes, bad_nodes = _counts(table["NNodes"])
     elapsed = _integers(table["ElapsedRaw"])
@@ -406,27 +406,28 @@ def parse_sacct(data: Text, tz: str = "UTC") -> ParseResult:
 
 
 def _step_usage(table: pa.Table, is_step: np.ndarray) -> StepUsage:
-    """What the step lines recorded, one row per job (collector/efficiency.py)."""
-    rows = from_numpy(np.flatnonzero(is_step).astype(np.int64), pa.int64())
-    steps = table.take(rows)
-    owner = pc.extract_regex(steps["JobIDRaw"].cast(pa.string()), r"^(?P<id>\d{1,18})")
-    ids = pc.struct_field(owner.fill_null({"id": "-1"}), "id").cast(pa.int64())
+    """What the step lines recorded, one row per allocation line (the key: its
+    index among them). sacct prints each record's steps after its allocation
+    line, so a step belongs to the allocation line before it: a requeued job's
+    runs (one JobIDRaw) keep their own steps."""
+    owner = np.cumsum(~is_step) - 1
+    rows = np.flatnonzero(is_step & (owner >= 0))
+    steps = table.take(from_numpy(rows.astype(np.int64), pa.int64()))
     names = table.column_names
 
     def field(name: str) -> pa.ChunkedArray | None:
         return steps[name] if name in names else None
 
-    return fold_steps(to_numpy(ids), _integers(steps["ElapsedRaw"]),
+    return fold_steps(owner[rows], _integers(steps["ElapsedRaw"]),
                       steps["MaxRSS"], field("TRESUsageInMax"), field("TRESUsageInAve"),
                       field("TotalCPU"))
 
 
-def _usage(table: pa.Table, job_id: np.ndarray, steps: StepUsage | None
+def _usage(table: pa.Table, n: int, steps: StepUsage | None
            ) -> tuple[dict[str, np.ndarray], dict[str, int]]:
-    """Per allocation row, what the job used (NaN: not recorded), and the
-    unreadable values skipped, by field: TotalCPU from the allocation line
-    (its steps' sum where it has none), the rest from its steps."""
-    n = len(job_id)
+    """Per allocation row of `table` (n of them), what the job used (NaN: not
+    recorded), and the unreadable values skipped, by field: TotalCPU from the
+    allocation line (its steps' sum where it has none), the rest from its steps."""
     out = {c: np.full(n, np.nan) for c in USAGE_COLUMNS}
     bad: dict[str, int] = dict(steps.bad) if steps is not None else {}
     if "TotalCPU" in table.column_names:
@@ -434,31 +435,33 @@ def _usage(table: pa.Table, job_id: np.ndarray, steps: StepUsage | None
         out["total_cpu"] = cpu
         if unreadable.any():
             bad["TotalCPU"] = bad.get("TotalCPU", 0) + int(unreadable.sum())
-    if steps is not None and len(steps.job_id):
-        pos = np.minimum(np.searchsorted(steps.job_id, job_id), len(steps.job_id) - 1)
-        found = steps.job_id[pos] == job_id
+    if steps is not None and len(steps.key):
+        at = steps.key
         for column, values in (("peak_rss_gib", steps.peak_rss_gib),
                                ("gpu_util", steps.gpu_util), ("gpu_mem_gib", steps.gpu_mem_gib)):
-            out[column] = np.where(found, values[pos], np.nan)
-        from_steps = np.where(found, steps.total_cpu[pos], np.nan)
+            out[column][at] = values
+        from_steps = np.full(n, np.nan)
+        from_steps[at] = steps.total_cpu
         out["total_cpu"] = np.where(np.isnan(out["total_cpu"]), from_steps, out["total_cpu"])
     return out, bad
 
 
 @dataclass(frozen=True)
 class UsageAnswer:
-    """The usage query's answer (sacct.build_usage_args): per job id asked
-    and answered, what it used (NaN: not recorded), and the values skipped."""
+    """The usage query's answer (sacct.build_usage_args): per record asked and
+    answered (JobIDRaw, Submit), what it used (NaN: not recorded), and the
+    values skipped."""
 
     job_id: np.ndarray
-    usage: dict[str, np.ndarray]       # USAGE_COLUMNS -> per job
+    submit: np.ndarray
+    usage: dict[str, np.ndarray]       # USAGE_COLUMNS -> per record
     lines: int = 0
     bad_lines: int = 0
     bad_fields: dict[str, int] = field(default_factory=dict)
 
 
-def parse_usage(data: bytes) -> UsageAnswer:
-    """The allocation and step lines of some jobs -> one row per job."""
+def parse_usage(data: bytes, tz: str = "UTC") -> UsageAnswer:
+    """The allocation and step lines of some jobs -> one row per record."""
     malformed = 0
 
     def on_invalid(row: pcsv.InvalidRow) -> str:
@@ -466,7 +469,7 @@ def parse_usage(data: bytes) -> UsageAnswer:
         malformed += bool(row.text.strip())
         return "skip"
 
-    text = data if data.strip() else b"|".join(f.encode() for f in USAGE_QUERY_FIELDS) + b"\n"
+    text = data if data.strip() else "|".join(USAGE_QUERY_FIELDS).encode() + b"\n"
     try:
         table = pcsv.read_csv(
             pa.py_buffer(text),
@@ -477,7 +480,8 @@ def parse_usage(data: bytes) -> UsageAnswer:
                 strings_can_be_null=False))
     except pa.ArrowInvalid as err:
         raise SacctFormatError(f"unreadable usage answer: {err}") from err
-    missing = [f for f in ("JobIDRaw", "JobID") if f not in table.column_names]
+    missing = [f for f in ("JobIDRaw", "JobID", "Submit", "ElapsedRaw")
+               if f not in table.column_names]
     if missing:
         raise SacctFormatError(f"the usage answer lacks the field(s) {', '.join(missing)}")
     is_step = to_numpy(pc.match_substring(table["JobID"], "."))
@@ -485,9 +489,10 @@ def parse_usage(data: bytes) -> UsageAnswer:
         else None
     allocations = table.filter(from_bools(~is_step))
     ids = _integers(allocations["JobIDRaw"])
-    usage, bad = _usage(allocations, ids, steps)
-    known = ~np.isnan(ids)
-    return UsageAnswer(job_id=ids[known].astype(np.int64),
+    submit, bad_submit = _times(allocations["Submit"], tz)
+    usage, bad = _usage(allocations, len(ids), steps)
+    known = ~np.isnan(ids) & ~bad_submit
+    return UsageAnswer(job_id=ids[known].astype(np.int64), submit=submit[known],
                        usage={k: v[known] for k, v in usage.items()},
                        lines=table.num_rows + malformed, bad_lines=malformed + int((~known).sum()),
                        bad_fields=bad)

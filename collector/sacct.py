@@ -85,7 +85,9 @@ def build_sacct_args(sacct: str, qos_names: Sequence[str], start: int, end: int,
 
 # The usage query: what the steps of jobs that ended recorded, asked by id once
 # per job (not --allocations: MaxRSS and the TRES usage live on step lines).
-USAGE_QUERY_FIELDS: tuple[str, ...] = ("JobIDRaw", "JobID", "ElapsedRaw", *USAGE_FIELDS)
+# Submit tells a requeued job's records (one JobIDRaw) apart; each record's
+# steps follow its allocation line.
+USAGE_QUERY_FIELDS: tuple[str, ...] = ("JobIDRaw", "JobID", "Submit", "ElapsedRaw", *USAGE_FIELDS)
 
 
 def build_usage_args(sacct: str, job_ids: Sequence[int] | np.ndarray = (), cluster: str = "",

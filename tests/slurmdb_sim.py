@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from collector.sacct import FIELDS
+from collector.sacct import FIELDS, USAGE_QUERY_FIELDS
 from collector.squeue import SEP
 
 
@@ -47,6 +47,12 @@ class Record:
     def reason(self, started: bool) -> str:
         return "None" if started else ("JobHeldUser" if self.held else "Priority")
 
+    def used(self, elapsed: int) -> tuple[int, int]:
+        """(CPU seconds, peak RSS in bytes) this record's job used over `elapsed`:
+        a share of what it held fixed by its id, so any cycle can check it."""
+        return (self.cpus * elapsed * (self.job_id % 10) // 10,
+                self.mem_mib * 2**20 * (self.job_id % 7 + 1) // 8)
+
 
 def _t(epoch: int | None) -> str:
     if epoch is None:
@@ -59,6 +65,18 @@ def _value(args: list[str], flag: str) -> str | None:
         if a.startswith(flag + "="):
             return a.split("=", 1)[1]
     return None
+
+
+def _cpu_time(seconds: int) -> str:
+    """TotalCPU as sacct prints it: D-HH:MM:SS, HH:MM:SS or MM:SS.mmm."""
+    d, rest = divmod(seconds, 86400)
+    h, rest = divmod(rest, 3600)
+    m, sec = divmod(rest, 60)
+    if d:
+        return f"{d}-{h:02d}:{m:02d}:{sec:02d}"
+    if h:
+        return f"{h:02d}:{m:02d}:{sec:02d}"
+    return f"{m:02d}:{sec:02d}.000"
 
 
 def _epoch(text: str) -> int:
@@ -84,6 +102,8 @@ class SlurmDb:
         return (r.start if started else None), None, "RUNNING" if started else "PENDING"
 
     def answer(self, args: list[str]) -> bytes:
+        if "--allocations" not in args:
+            return self.steps(args)
         start = _epoch(_value(args, "--starttime") or "1970-01-01T00:00:00")
         end = _epoch(_value(args, "--endtime") or _t(self.clock))
         qos = set((_value(args, "--qos") or "").split(","))
@@ -118,6 +138,37 @@ class SlurmDb:
                 "TimelimitRaw": str(r.timelimit_min) if r.timelimit_min else "Partition_Limit",
             }
             lines.append("|".join(values[f] for f in FIELDS))
+        self.rows_printed += len(lines) - 1
+        return ("\n".join(lines) + "\n").encode()
+
+    def steps(self, args: list[str]) -> bytes:
+        """The usage query's answer (sacct.build_usage_args): each ended
+        record's allocation line and a batch step with what it used
+        (`Record.used`), by id or for the records active in a time span."""
+        ids = _value(args, "--jobs")
+        wanted = {int(j) for j in ids.split(",")} if ids else None
+        start = _epoch(_value(args, "--starttime") or "1970-01-01T00:00:00")
+        end = _epoch(_value(args, "--endtime") or _t(self.clock))
+        qos = set((_value(args, "--qos") or "").split(","))
+        cluster = _value(args, "--clusters") or ""
+        lines = ["|".join(USAGE_QUERY_FIELDS)]
+        for r in self.records:
+            view = self.known(r, self.clock)
+            if r.cluster != cluster or view is None:
+                continue
+            if wanted is not None and r.job_id not in wanted:
+                continue
+            s, e, _ = view
+            if wanted is None and (r.qos not in qos or r.submit > end
+                                   or (e is not None and e < start)):
+                continue
+            if s is None or e is None:
+                lines.append(f"{r.job_id}|{r.job_id}|{_t(r.submit)}|0||||")
+                continue
+            cpu, rss = r.used(e - s)
+            lines.append(f"{r.job_id}|{r.job_id}|{_t(r.submit)}|{e - s}|{_cpu_time(cpu)}|||")
+            lines.append(f"{r.job_id}.batch|{r.job_id}.batch|{_t(r.submit)}|{e - s}|"
+                         f"{_cpu_time(cpu)}|{rss}|mem={rss}|")
         self.rows_printed += len(lines) - 1
         return ("\n".join(lines) + "\n").encode()
 

@@ -52,7 +52,8 @@ class TestFromSacct:
         # jobs that ended, by id.
         (usage,) = [a for a in every if "--allocations" not in a]
         assert any(a.startswith("--jobs=") for a in usage)
-        assert "--format=JobIDRaw,JobID,ElapsedRaw,TotalCPU,MaxRSS,TRESUsageInMax,TRESUsageInAve" \
+        assert "--format=JobIDRaw,JobID,Submit,ElapsedRaw,TotalCPU,MaxRSS,TRESUsageInMax,"\
+               "TRESUsageInAve" \
             in usage
         assert all("--qos=avery,avery-b" in args for args in calls)
         assert [(a[5], a[6]) for a in calls] == [

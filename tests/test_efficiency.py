@@ -81,7 +81,7 @@ class TestSteps:
             pa.array(["mem=3145728", "mem=6G,gres/gpumem=2G", ""]),
             pa.array(["gres/gpuutil=80", "gres/gpuutil=20", ""]),
             pa.array(["00:01.000", "00:02.500", ""]))
-        assert usage.job_id.tolist() == [6, 8]
+        assert usage.key.tolist() == [6, 8]
         assert usage.peak_rss_gib[0] == pytest.approx(6.0)
         assert usage.gpu_util[0] == pytest.approx((80 * 40 + 20 * 10) / 50)
         assert usage.gpu_mem_gib[0] == pytest.approx(2.0)

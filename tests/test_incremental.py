@@ -411,3 +411,52 @@ def test_a_cold_record_asked_for_again_is_replaced_not_counted_twice(tmp_path: P
     lengths = make_window(end, 3600, snap.n_bins).bin_lengths()
     cpu_seconds = float((snap.series["NCPUS"][alice] * lengths).sum())
     assert cpu_seconds == pytest.approx(4 * (3600 - 60) + 4 * 3600, abs=1)
+
+
+@pytest.mark.parametrize("by_id_up_to", [5000, 10])
+def test_each_ended_jobs_usage_is_read_once_from_its_steps_and_kept(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, by_id_up_to: int) -> None:
+    """Every ended record in the store carries what its steps recorded (the
+    simulator's `Record.used`), asked once per record, whatever cycle it ended
+    in and however late its end landed; later versions of a record (sacct's
+    allocation lines carry no usage) keep it. With a low `by_id_up_to`, the
+    backfill asks the steps of its time spans instead of ids."""
+    import collector.collect as collect_module
+
+    monkeypatch.setattr(collect_module, "USAGE_IDS_BY_ID", by_id_up_to)
+    records = history(5, T0, T0 + 3 * DAY, 300, max_lag=1800)
+    db = SlurmDb(records)
+    inc = write_config(tmp_path / "inc", window_days=2)
+    end = T0 + 3 * DAY + 5 * 3600
+    run_cycles(inc, db, T0 + DAY, end, step=1800)
+    store = load_store(store_folder(inc.site.data_dir))
+    assert store is not None
+    jobs = store.jobs("")
+    ended = ~np.isnan(jobs.end) & ~np.isnan(jobs.start)
+    assert ended.sum() > 100
+    assert not np.isnan(jobs.usage_read[ended]).any()
+    assert np.isnan(jobs.usage_read[~ended]).all()      # running and pending: not asked
+    by_key = {(r.job_id, r.submit): r for r in records}
+    for i in np.flatnonzero(ended):
+        r = by_key[(int(jobs.job_id[i]), int(jobs.submit[i]))]
+        cpu, rss = r.used(int(jobs.end[i] - jobs.start[i]))
+        assert jobs.total_cpu[i] == cpu
+        assert jobs.peak_rss_gib[i] == pytest.approx(rss / 2**30)
+        assert np.isnan(jobs.gpu_util[i])                  # not recorded by this cluster
+    # Once per record: a JobIDRaw is asked as often as it has records that ended.
+    asked: dict[int, int] = {}
+    usage_calls = [c for c in db.calls if c[0].endswith("sacct") and "--allocations" not in c]
+    spans = [c for c in usage_calls if not any(a.startswith("--jobs=") for a in c)]
+    assert bool(spans) == (by_id_up_to < 300)      # only a backfill with many jobs asks spans
+    for call in usage_calls:
+        if call not in spans:
+            ids = next(a for a in call if a.startswith("--jobs="))[len("--jobs="):]
+            for j in ids.split(","):
+                asked[int(j)] = asked.get(int(j), 0) + 1
+    ended_records: dict[int, int] = {}
+    for r in records:
+        if r.start is not None and r.end is not None and r.end + r.lands <= end:
+            ended_records[r.job_id] = ended_records.get(r.job_id, 0) + 1
+    assert asked
+    assert all(asked[j] <= ended_records.get(j, 0) for j in asked), \
+        {j: (n, ended_records.get(j)) for j, n in asked.items() if n > ended_records.get(j, 0)}

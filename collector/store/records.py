@@ -22,8 +22,7 @@ DAY = 86400
 def record_keys(jobs: JobTable) -> np.ndarray:
     """One uint64 per record: JobIDRaw in the high bits, Submit (+1; 0 when
     unknown) in the low 33 (good until the year 2242)."""
-    submit = np.nan_to_num(jobs.submit, nan=-1.0).astype(np.int64) + 1
-    return (jobs.job_id.astype(np.uint64) << np.uint64(33)) | submit.astype(np.uint64)
+    return keys_of(jobs.job_id, jobs.submit)
 
 
 def dedupe_last(jobs: JobTable) -> JobTable:
@@ -92,25 +91,34 @@ def needs_usage(fresh: JobTable, known: JobTable) -> np.ndarray:
     return ended & ~np.isin(record_keys(fresh), read)
 
 
-def with_usage(jobs: JobTable, job_ids: np.ndarray, usage: dict[str, np.ndarray],
-               asked: np.ndarray, at: float) -> JobTable:
-    """The records of the jobs `asked` marked read at `at`, with the usage of
-    those the answer had (`job_ids`, sorted; NaN for the rest: not recorded)."""
-    rows = np.isin(jobs.job_id, asked)
+def with_usage(jobs: JobTable, rows: np.ndarray, answer_keys: np.ndarray,
+               usage: dict[str, np.ndarray], at: float) -> JobTable:
+    """The records at `rows` (a mask: those whose steps were asked) marked read
+    at `at`, with the usage of the records the answer had (`answer_keys`:
+    their record_keys, sorted; NaN for the rest: not recorded). Only those
+    rows: a requeued job's later record has the same JobIDRaw and may still
+    be running."""
     if not rows.any():
         return jobs
-    pos = np.minimum(np.searchsorted(job_ids, jobs.job_id), max(len(job_ids) - 1, 0))
-    found = rows & (job_ids[pos] == jobs.job_id) if len(job_ids) else np.zeros(len(jobs), bool)
+    keys = record_keys(jobs)
+    pos = np.minimum(np.searchsorted(answer_keys, keys), max(len(answer_keys) - 1, 0))
+    found = rows & (answer_keys[pos] == keys) if len(answer_keys) else \
+        np.zeros(len(jobs), dtype=bool)
     out = {}
     for c in USAGE_COLUMNS:
         values = getattr(jobs, c).copy()
         values[rows] = np.nan
-        if len(job_ids):
-            values[found] = usage[c][pos[found]]
+        values[found] = usage[c][pos[found]]
         out[c] = values
     read = jobs.usage_read.copy()
     read[rows] = at
     return replace(jobs, usage_read=read, **out)
+
+
+def keys_of(job_id: np.ndarray, submit: np.ndarray) -> np.ndarray:
+    """record_keys of (JobIDRaw, Submit) pairs."""
+    plus = np.nan_to_num(submit, nan=-1.0).astype(np.int64) + 1
+    return (job_id.astype(np.uint64) << np.uint64(33)) | plus.astype(np.uint64)
 
 
 def observe_reasons(jobs: JobTable, job_ids: np.ndarray, reasons: Sequence[str]) -> JobTable:
