@@ -313,16 +313,7 @@ class _Asker:
             job_ids: Sequence[int] | np.ndarray = ()) -> JobTable:
         args = build_sacct_args(slurm_tool(self.config.site.slurm_bin, "sacct"), self.qos,
                                 start, end, cluster=cluster, job_ids=job_ids)
-        log.debug("running %s", " ".join(args))
-        t = time.perf_counter()
-        try:
-            data = run_slurm(args, self.config.collect.sacct_timeout_seconds,
-                             runner=self.runner, environ=self.environ, needs_output=True)
-        except SlurmError as err:
-            raise CollectError(str(err)) from err
-        finally:
-            self.seconds += time.perf_counter() - t
-            self.queries += 1
+        data = self.run(args)
         try:
             parsed = parse_sacct(data, SLURM_TIME_ZONE)
         except SacctFormatError as err:
@@ -371,16 +362,21 @@ class _Asker:
         usage = {c: np.concatenate([a.usage[c] for a in answers])[order] for c in USAGE_COLUMNS}
         return with_usage(fresh, rows, keys[order], usage, cycle.now)
 
-    def usage(self, args: list[str]) -> UsageAnswer:
+    def run(self, args: list[str]) -> bytes:
+        """One sacct call, timed and counted; CollectError if it fails."""
+        log.debug("running %s", " ".join(args))
         t = time.perf_counter()
         try:
-            data = run_slurm(args, self.config.collect.sacct_timeout_seconds,
+            return run_slurm(args, self.config.collect.sacct_timeout_seconds,
                              runner=self.runner, environ=self.environ, needs_output=True)
         except SlurmError as err:
             raise CollectError(str(err)) from err
         finally:
             self.seconds += time.perf_counter() - t
             self.queries += 1
+
+    def usage(self, args: list[str]) -> UsageAnswer:
+        data = self.run(args)
         try:
             answer = parse_usage(data, SLURM_TIME_ZONE)
         except SacctFormatError as err:
