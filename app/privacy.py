@@ -29,15 +29,16 @@ def pseudonym(name: str, key: bytes) -> str:
 
 def _renamed(snap: Snapshot, rename: Callable[[str], str]) -> Snapshot:
     """Every user name of the snapshot through `rename`: the charts' users and
-    those of the queue, the holders of a limit and the waits."""
+    those of the queue, the holders of a limit, the waits and the efficiency sums."""
     queue = snap.queue
     if queue is not None:
         queue = replace(queue, rows=tuple(replace(r, user=rename(r.user)) for r in queue.rows))
     limit_now = tuple(replace(a, holders=tuple((rename(u), x) for u, x in a.holders))
                       for a in snap.limit_now)
     waits = replace(snap.waits, users=tuple(rename(u) for u in snap.waits.users))
+    efficiency = replace(snap.efficiency, users=tuple(rename(u) for u in snap.efficiency.users))
     return replace(snap, users=tuple(rename(u) for u in snap.users), queue=queue,
-                   limit_now=limit_now, waits=waits)
+                   limit_now=limit_now, waits=waits, efficiency=efficiency)
 
 
 def anonymize(snap: Snapshot, key: bytes) -> Snapshot:

@@ -36,6 +36,7 @@ import numpy as np
 from collector import __version__
 from collector.binning import Usage, Window, bin_usage, make_window, usage_of
 from collector.config import Config, Panel
+from collector.efficiency import NO_EFFICIENCY, EfficiencyDays, add_efficiency_days, efficiency_days
 from collector.jobtable import USAGE_COLUMNS, JobTable, concat
 from collector.limits import LimitsReport, configured_limits, current_limits
 from collector.lock import DataLock
@@ -71,7 +72,14 @@ from collector.store import (
     SyncReport,
     fingerprint,
 )
-from collector.store.frozen import Frozen, FrozenFile, load_frozen, save_frozen
+from collector.store.frozen import (
+    Frozen,
+    FrozenFile,
+    load_frozen,
+    load_frozen_efficiency,
+    save_frozen,
+    save_frozen_efficiency,
+)
 from collector.store.records import keys_of, needs_usage, with_usage
 
 log = logging.getLogger("librarian.collect")
@@ -146,6 +154,8 @@ def collect(config: Config, now: float, qos_names: Sequence[str] | None = None,
             by_qos = parsed.jobs.by_qos()
             records = {p: by_qos.get(p.qos, JobTable.empty()) for p in panels}
             usages, analyses = _bin_and_analyse(records, window, limits)
+            days = local_days(window.start, window.now, config.site.timezone)
+            efficiency = {p: efficiency_days(records[p], days, window.now) for p in panels}
             source = f"file:{sacct_file}"
             if squeue_file is not None:
                 queue = _queue_of_file(squeue_file, window.now)
@@ -158,12 +168,14 @@ def collect(config: Config, now: float, qos_names: Sequence[str] | None = None,
                       for p in panels}
             records = {p: synced.hot_jobs(p.cluster, p.qos) for p in panels}
             analyses = _live_analyses(synced, panels, window, limits, config.site.timezone)
+            efficiency = _live_efficiency(synced, panels, window, config.site.timezone)
             source = "sacct"
         # One colour per user across this run's QoS, so the charts of all QoS agree.
         colors = assign_colors(u for usage in usages.values() for u in usage.users)
         last_read = _last_queue_read(data_dir) if queue is not None and queue.errors else None
         outcomes = [_write_panel(config, p, usages[p], records[p], analyses[p], parsed, source,
-                                 plots, colors, limits, _queue_state(queue, p, last_read))
+                                 plots, colors, limits, _queue_state(queue, p, last_read),
+                                 efficiency[p])
                     for p in panels]
         if sync is not None:
             _record(data_dir, window.now, sync, limits, queue)
@@ -499,10 +511,37 @@ def _live_analyses(synced: Synced, panels: Sequence[Panel], window: Window,
     return out
 
 
+def _live_efficiency(synced: Synced, panels: Sequence[Panel], window: Window, tz: str
+                     ) -> dict[Panel, EfficiencyDays]:
+    """What the ended jobs of each panel used, per user and local day: the
+    hot records' sums each cycle, the cold records' kept from the cycle that
+    made them (collector/store/frozen.py) while the segments, the boundary and
+    the window's first day stay the same; the cold records are read only to
+    make them anew (about once a day)."""
+    days = local_days(window.start, window.now, tz)
+    out = {p: efficiency_days(synced.hot_jobs(p.cluster, p.qos), days, window.now)
+           for p in panels}
+    if synced.folder is None or synced.boundary <= days[0]:
+        return out
+    key = f"{synced.cold.fingerprint}|{synced.boundary}|{int(days[0])}"
+    kept = load_frozen_efficiency(synced.folder, key)
+    if kept is None:
+        cold = {cl: jobs.by_qos() for cl, jobs in synced.read_cold().items()}
+        kept = {(p.cluster, p.qos): efficiency_days(
+            cold.get(p.cluster, {}).get(p.qos, JobTable.empty()), days, synced.boundary)
+            for p in panels}
+        try:
+            save_frozen_efficiency(synced.folder, key, kept)
+        except OSError as err:   # only a cache: the next cycle makes it again
+            log.warning("cannot keep the efficiency sums in %s: %s", synced.folder, err)
+    return {p: add_efficiency_days(out[p], kept.get((p.cluster, p.qos), NO_EFFICIENCY))
+            for p in panels}
+
+
 def _write_panel(config: Config, panel: Panel, usage: Usage, jobs: JobTable,
                  analysis: Analysis, parsed: ParseResult, source: str, plots: bool,
                  colors: dict[str, str], limits: LimitsReport,
-                 queue: QueueState | None) -> QosOutcome:
+                 queue: QueueState | None, efficiency: EfficiencyDays) -> QosOutcome:
     window = usage.window
     thresholds = limits.limits[panel.qos].thresholds()
     steps = limits.steps.get(panel.qos, {})
@@ -517,6 +556,7 @@ def _write_panel(config: Config, panel: Panel, usage: Usage, jobs: JobTable,
         threshold_steps=steps, queue=queue, pressure=analysis.pressure,
         limit_now=tuple(at_limit_now(jobs, window.now, thresholds)),
         waits=analysis.wait_days(local_days(window.start, window.now, config.site.timezone)),
+        efficiency=efficiency,
     )
     path = snapshot_path(config.site.data_dir, panel.qos, panel.file_cluster)
     write_snapshot(path, snap)

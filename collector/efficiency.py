@@ -176,11 +176,12 @@ class EfficiencyDays:
                 for k, v in self.sums.items()}
 
 
-def efficiency_days(jobs: JobTable, day_starts: np.ndarray, now: float) -> EfficiencyDays:
-    """The sums of the jobs that ended (before `now`, inside the days), per
+def efficiency_days(jobs: JobTable, day_starts: np.ndarray, now: float,
+                    since: float = -np.inf) -> EfficiencyDays:
+    """The sums of the jobs that ended in [since, now] inside the days, per
     user and local day of End. Running and never-started jobs are not counted."""
     end, start, elapsed = jobs.end, jobs.start, jobs.elapsed
-    ended = (~np.isnan(start) & ~np.isnan(end) & (end <= now) & (elapsed > 0)
+    ended = (~np.isnan(start) & ~np.isnan(end) & (end <= now) & (end >= since) & (elapsed > 0)
              & (end >= day_starts[0] if len(day_starts) else False)
              & (end < day_starts[-1] if len(day_starts) else False))
     rows = np.flatnonzero(ended)
@@ -216,6 +217,37 @@ def efficiency_days(jobs: JobTable, day_starts: np.ndarray, now: float) -> Effic
     return EfficiencyDays(day_starts=day_starts,
                           users=tuple(jobs.users[i] for i in present.tolist()),
                           user=cells // n_days, day=cells % n_days, sums=sums)
+
+
+NO_EFFICIENCY = EfficiencyDays(np.zeros(0), (), np.zeros(0, dtype=np.int64),
+                               np.zeros(0, dtype=np.int64), {k: np.zeros(0) for k in SUMS})
+
+
+def add_efficiency_days(a: EfficiencyDays, b: EfficiencyDays) -> EfficiencyDays:
+    """The cells of both on `a`'s days (`b`'s cells on other days are dropped),
+    summed where a user and day meet twice (names, not positions: a name
+    may stand for several users, as "others" does in a public export)."""
+    users = tuple(sorted(set(a.users) | set(b.users)))
+    pos = {u: i for i, u in enumerate(users)}
+    days = a.day_starts
+    parts = []
+    for part in (a, b):
+        if not len(part.user):
+            continue
+        uid = np.array([pos[u] for u in part.users], dtype=np.int64)[part.user]
+        start = part.day_starts[part.day]
+        day = np.searchsorted(days, start)
+        on = (day < len(days) - 1) & (days[np.minimum(day, len(days) - 1)] == start)
+        parts.append((uid[on], day[on], {k: v[on] for k, v in part.sums.items()}))
+    if not parts:
+        return EfficiencyDays(days, users, NO_EFFICIENCY.user, NO_EFFICIENCY.day,
+                              dict(NO_EFFICIENCY.sums))
+    n_days = max(len(days) - 1, 1)
+    key = np.concatenate([u * n_days + d for u, d, _ in parts])
+    cells, cell = np.unique(key, return_inverse=True)
+    sums = {k: np.bincount(cell, weights=np.concatenate([x[k] for _, _, x in parts]),
+                           minlength=len(cells)) for k in SUMS}
+    return EfficiencyDays(days, users, cells // n_days, cells % n_days, sums)
 
 
 def _day_of(day_starts: np.ndarray, t: np.ndarray) -> np.ndarray:
@@ -254,9 +286,13 @@ def efficiency_rows(days: EfficiencyDays, first: float, last: float,
         return []
     lo, hi = _day_of(days.day_starts, np.array([first, last]))
     totals = days.total((days.day >= lo) & (days.day <= hi))
+    by_name: dict[str, dict[str, float]] = {}
+    for i, name in enumerate(days.users):   # a name may stand for several users ("others")
+        mine = by_name.setdefault(name, dict.fromkeys(SUMS, 0.0))
+        for k, v in totals.items():
+            mine[k] += float(v[i])
     rows = []
-    for i, name in enumerate(days.users):
-        t = {k: float(v[i]) for k, v in totals.items()}
+    for name, t in by_name.items():
         if not t["jobs"]:
             continue
         cpu, mem = _ratio(t["cpu_used"], t["cpu_held"]), _ratio(t["mem_used"], t["mem_held"])
@@ -280,5 +316,6 @@ def efficiency_rows(days: EfficiencyDays, first: float, last: float,
     return sorted(rows, key=lambda r: (-r.cpu_hours, r.user))
 
 
-__all__ = ["GIB", "SUMS", "EfficiencyDays", "EfficiencyRow", "StepUsage", "cpu_seconds",
-           "efficiency_days", "efficiency_rows", "fold_steps", "sizes_gib", "tres_entry"]
+__all__ = ["GIB", "NO_EFFICIENCY", "SUMS", "EfficiencyDays", "EfficiencyRow", "StepUsage",
+           "add_efficiency_days", "cpu_seconds", "efficiency_days", "efficiency_rows",
+           "fold_steps", "sizes_gib", "tres_entry"]

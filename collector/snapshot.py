@@ -28,12 +28,13 @@ import numpy as np
 import orjson
 
 from collector.atomic import write_atomic
+from collector.efficiency import NO_EFFICIENCY, SUMS, EfficiencyDays
 from collector.observables import KEYS, OBSERVABLES, QUEUED
 from collector.pressure import NO_WAIT_DAYS, AtLimitNow, Pressure, WaitDays
 from collector.squeue import QueueRow
 
-SCHEMA_VERSION = 2
-READABLE_VERSIONS = (1, 2)   # 1: before the queue (its queued series read as zeros)
+SCHEMA_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)   # 1: before the queue (its queued series read as zeros); 2: before efficiency
 SCHEMA_PATH = Path(__file__).with_name("snapshot.schema.json")
 DECIMALS = 4
 
@@ -86,6 +87,8 @@ class Snapshot:
     pressure: dict[str, Pressure] = dataclasses.field(default_factory=dict)
     limit_now: tuple[AtLimitNow, ...] = ()
     waits: WaitDays = NO_WAIT_DAYS
+    # What the ended jobs used, per user and local day of End (collector/efficiency.py).
+    efficiency: EfficiencyDays = NO_EFFICIENCY
 
     def limit_steps(self, obs: str) -> tuple[tuple[int, float | None], ...]:
         """The limit's steps for one observable (one step when it never changed)."""
@@ -179,7 +182,14 @@ def to_dict(snap: Snapshot, arrays: bool = False) -> dict[str, Any]:
                        "frees_by": None if a.frees_by is None else _iso(int(a.frees_by), tz)}
                       for a in snap.limit_now],
         "waits": _waits_doc(snap.waits, tz, arrays),
+        "efficiency": _efficiency_doc(snap.efficiency, tz, arrays),
     }
+
+
+def _efficiency_doc(e: EfficiencyDays, tz: ZoneInfo, arrays: bool) -> dict[str, Any]:
+    return {"day_starts": [_iso(int(t), tz) for t in e.day_starts], "users": list(e.users),
+            "user": _ints(e.user, arrays), "day": _ints(e.day, arrays),
+            **{k: _values(v, arrays) for k, v in e.sums.items()}}
 
 
 def _waits_doc(w: WaitDays, tz: ZoneInfo, arrays: bool) -> dict[str, Any]:
@@ -340,6 +350,18 @@ def _queue_parts(d: Mapping[str, Any], n_bins: int) -> dict[str, Any]:
                     (len(hist[0]) and (hist[0].min() < 0 or hist[0].max() >= len(user))):
                 raise SnapshotError("waits: its lists differ in length or point outside")
             out["waits"] = WaitDays(days, tuple(map(str, w["users"])), *cells, *sums, *hist)
+        e = d.get("efficiency")
+        if e:
+            e_days = np.array([_epoch(t, "efficiency.day_starts") for t in e["day_starts"]],
+                              dtype=float)
+            user, day = (np.asarray(e[f], dtype=np.int64) for f in ("user", "day"))
+            totals = {k: np.asarray(e[k], dtype=np.float64) for k in SUMS}
+            if any(len(a) != len(user) for a in (day, *totals.values())) or \
+                    (len(user) and (user.min() < 0 or user.max() >= len(e["users"])
+                                    or day.min() < 0 or day.max() >= max(len(e_days) - 1, 1))):
+                raise SnapshotError("efficiency: its lists differ in length or point outside")
+            out["efficiency"] = EfficiencyDays(e_days, tuple(map(str, e["users"])), user, day,
+                                               totals)
     except (KeyError, TypeError, ValueError, AttributeError) as err:
         if isinstance(err, SnapshotError):
             raise

@@ -21,7 +21,7 @@ from collector.collect import collect
 from collector.config import load_config
 from collector.jobtable import JobTable
 from collector.pressure import analyse, at_limit_now, tolerance
-from collector.snapshot import read_snapshot
+from collector.snapshot import SCHEMA_VERSION, read_snapshot
 from collector.squeue import SEP, build_squeue_args, parse_squeue, queue_rows
 from collector.status import read_status
 from collector.store.records import carry_seen, merge, observe_reasons
@@ -415,7 +415,7 @@ def test_the_demo_queue_file_reads_back(tmp_path: Path) -> None:
             __import__("sys").executable) + os.pathsep + os.environ["PATH"]})
     assert out.returncode == 0, out.stderr
     doc = json.loads((tmp_path / "data_avery.json").read_text())
-    assert doc["schema_version"] == 2
+    assert doc["schema_version"] == SCHEMA_VERSION
     assert doc["queue"]["error"] == ""
     pending = sum(r["jobs"] + r["held"] for r in doc["queue"]["rows"])
     assert pending == len(parse_squeue((tmp_path / "q.txt").read_bytes()).jobs) > 0

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from collector.atomic import write_atomic
+from collector.efficiency import SUMS, EfficiencyDays
 from collector.pressure import Began, Pressure, Span, WaitDays
 
 FROZEN_FILE = "pressure-frozen.npz"
@@ -106,3 +107,41 @@ def load_frozen(folder: Path, fingerprint: str, bin_seconds: int) -> FrozenFile:
         return empty   # missing or unreadable: it is only a cache
     return FrozenFile(fingerprint, bin_seconds, entries)
 
+
+
+# --- what the cold records used ------------------------------------------------------
+
+EFFICIENCY_FILE = "efficiency-frozen.npz"
+
+
+def save_frozen_efficiency(folder: Path, key: str,
+                           entries: dict[tuple[str, str], EfficiencyDays]) -> None:
+    """Each QoS's efficiency sums of the cold records (all ended before the
+    frozen boundary), for `key` (the segments, the boundary, the first day)."""
+    arrays: dict[str, Any] = {}
+    meta: dict[str, Any] = {"key": key, "entries": []}
+    for j, ((cluster, qos), e) in enumerate(entries.items()):
+        meta["entries"].append({"cluster": cluster, "qos": qos, "users": list(e.users)})
+        arrays[f"{j}_days"], arrays[f"{j}_user"], arrays[f"{j}_day"] = e.day_starts, e.user, e.day
+        for name, values in e.sums.items():
+            arrays[f"{j}_{name}"] = values
+    arrays["meta"] = np.array(json.dumps(meta))
+
+    def write(fh: Any) -> None:
+        np.savez(fh, **arrays)
+
+    write_atomic(folder / EFFICIENCY_FILE, write)
+
+
+def load_frozen_efficiency(folder: Path, key: str) -> dict[tuple[str, str], EfficiencyDays] | None:
+    """The kept sums if they were made for `key`; None otherwise (only a cache)."""
+    try:
+        with np.load(folder / EFFICIENCY_FILE, allow_pickle=False) as z:
+            meta = json.loads(str(z["meta"][()]))
+            if meta["key"] != key:
+                return None
+            return {(m["cluster"], m["qos"]): EfficiencyDays(
+                z[f"{j}_days"], tuple(m["users"]), z[f"{j}_user"], z[f"{j}_day"],
+                {name: z[f"{j}_{name}"] for name in SUMS}) for j, m in enumerate(meta["entries"])}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
