@@ -155,7 +155,8 @@ def collect(config: Config, now: float, qos_names: Sequence[str] | None = None,
             records = {p: by_qos.get(p.qos, JobTable.empty()) for p in panels}
             usages, analyses = _bin_and_analyse(records, window, limits)
             days = local_days(window.start, window.now, config.site.timezone)
-            efficiency = {p: efficiency_days(records[p], days, window.now) for p in panels}
+            efficiency = {p: efficiency_days(records[p], days, window.now, window.start)
+                          for p in panels}
             source = f"file:{sacct_file}"
             if squeue_file is not None:
                 queue = _queue_of_file(squeue_file, window.now)
@@ -347,8 +348,9 @@ class _Asker:
             self.requeried += len(missing)
             extra = [self.ask(cluster, cycle.keep_from, cycle.now, missing[i:i + IDS_PER_QUERY])
                      for i in range(0, len(missing), IDS_PER_QUERY)]
-            out[cluster] = self.with_usage(cluster, concat([*extra, new]),
-                                           store.hot.get(cluster, JobTable.empty()), cycle, plan)
+            # A backfill keeps nothing of the old store: every ended record is read anew.
+            stored = JobTable.empty() if plan.full else store.hot.get(cluster, JobTable.empty())
+            out[cluster] = self.with_usage(cluster, concat([*extra, new]), stored, cycle, plan)
         return out
 
     def with_usage(self, cluster: str, fresh: JobTable, stored: JobTable, cycle: Cycle,
@@ -513,29 +515,32 @@ def _live_analyses(synced: Synced, panels: Sequence[Panel], window: Window,
 
 def _live_efficiency(synced: Synced, panels: Sequence[Panel], window: Window, tz: str
                      ) -> dict[Panel, EfficiencyDays]:
-    """What the ended jobs of each panel used, per user and local day: the
-    hot records' sums each cycle, the cold records' kept from the cycle that
-    made them (collector/store/frozen.py) while the segments, the boundary and
-    the window's first day stay the same; the cold records are read only to
-    make them anew (about once a day)."""
+    """What the jobs of each panel that ended in the window used, per user and
+    local day: the hot records' sums each cycle; the cold records' summed per
+    bin of End (so any window start, a bin boundary, cuts them exactly) and
+    kept from the cycle that made them (collector/store/frozen.py) while the
+    segments and the boundary stay the same: the cold records are read only
+    to make them anew (about once a day)."""
     days = local_days(window.start, window.now, tz)
-    out = {p: efficiency_days(synced.hot_jobs(p.cluster, p.qos), days, window.now)
+    out = {p: efficiency_days(synced.hot_jobs(p.cluster, p.qos), days, window.now, window.start)
            for p in panels}
-    if synced.folder is None or synced.boundary <= days[0]:
+    if synced.folder is None or synced.boundary <= window.start:
         return out
-    key = f"{synced.cold.fingerprint}|{synced.boundary}|{int(days[0])}"
+    key = f"{synced.cold.fingerprint}|{synced.boundary}|{window.bin_seconds}"
     kept = load_frozen_efficiency(synced.folder, key)
     if kept is None:
         cold = {cl: jobs.by_qos() for cl, jobs in synced.read_cold().items()}
+        b = window.bin_seconds
+        edges = np.arange(window.start - window.n_bins * b, synced.boundary + b, b, dtype=float)
         kept = {(p.cluster, p.qos): efficiency_days(
-            cold.get(p.cluster, {}).get(p.qos, JobTable.empty()), days, synced.boundary)
+            cold.get(p.cluster, {}).get(p.qos, JobTable.empty()), edges, synced.boundary)
             for p in panels}
         try:
             save_frozen_efficiency(synced.folder, key, kept)
         except OSError as err:   # only a cache: the next cycle makes it again
             log.warning("cannot keep the efficiency sums in %s: %s", synced.folder, err)
-    return {p: add_efficiency_days(out[p], kept.get((p.cluster, p.qos), NO_EFFICIENCY))
-            for p in panels}
+    return {p: add_efficiency_days(out[p], kept.get((p.cluster, p.qos), NO_EFFICIENCY),
+                                   since=window.start) for p in panels}
 
 
 def _write_panel(config: Config, panel: Panel, usage: Usage, jobs: JobTable,

@@ -223,10 +223,13 @@ NO_EFFICIENCY = EfficiencyDays(np.zeros(0), (), np.zeros(0, dtype=np.int64),
                                np.zeros(0, dtype=np.int64), {k: np.zeros(0) for k in SUMS})
 
 
-def add_efficiency_days(a: EfficiencyDays, b: EfficiencyDays) -> EfficiencyDays:
-    """The cells of both on `a`'s days (`b`'s cells on other days are dropped),
-    summed where a user and day meet twice (names, not positions: a name
-    may stand for several users, as "others" does in a public export)."""
+def add_efficiency_days(a: EfficiencyDays, b: EfficiencyDays, since: float = -np.inf
+                        ) -> EfficiencyDays:
+    """The cells of both on `a`'s days, summed where a user and day meet twice
+    (names, not positions: a name may stand for several users, as "others"
+    does in a public export). `b`'s periods may be finer (bins): each goes to
+    the day that holds it; those outside `a`'s days, or starting before
+    `since`, are dropped."""
     users = tuple(sorted(set(a.users) | set(b.users)))
     pos = {u: i for i, u in enumerate(users)}
     days = a.day_starts
@@ -236,8 +239,8 @@ def add_efficiency_days(a: EfficiencyDays, b: EfficiencyDays) -> EfficiencyDays:
             continue
         uid = np.array([pos[u] for u in part.users], dtype=np.int64)[part.user]
         start = part.day_starts[part.day]
-        day = np.searchsorted(days, start)
-        on = (day < len(days) - 1) & (days[np.minimum(day, len(days) - 1)] == start)
+        day = np.searchsorted(days, start, side="right") - 1
+        on = (day >= 0) & (day < len(days) - 1) & (start >= since)
         parts.append((uid[on], day[on], {k: v[on] for k, v in part.sums.items()}))
     if not parts:
         return EfficiencyDays(days, users, NO_EFFICIENCY.user, NO_EFFICIENCY.day,

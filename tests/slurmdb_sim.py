@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from collector.sacct import FIELDS, USAGE_QUERY_FIELDS
+from collector.sacct import FIELDS, USAGE_FIELDS, USAGE_QUERY_FIELDS
 from collector.squeue import SEP
 
 
@@ -101,16 +101,20 @@ class SlurmDb:
             return (r.start if started else None), r.end, r.state
         return (r.start if started else None), None, "RUNNING" if started else "PENDING"
 
-    def answer(self, args: list[str]) -> bytes:
+    def answer(self, args: list[str], with_steps: bool = False) -> bytes:
+        """sacct's answer; `with_steps`: as a saved file of the same query
+        without --allocations would hold it, each ended record's usage and a
+        batch step line (the full reference of the usage proofs)."""
         if "--allocations" not in args:
             return self.steps(args)
+        fields = (*FIELDS, *USAGE_FIELDS) if with_steps else FIELDS
         start = _epoch(_value(args, "--starttime") or "1970-01-01T00:00:00")
         end = _epoch(_value(args, "--endtime") or _t(self.clock))
         qos = set((_value(args, "--qos") or "").split(","))
         cluster = _value(args, "--clusters") or ""
         ids = _value(args, "--jobs")
         wanted = {int(j) for j in ids.split(",")} if ids else None
-        lines = ["|".join(FIELDS)]
+        lines = ["|".join(fields)]
         for r in self.records:
             if r.qos not in qos or r.cluster != cluster:
                 continue
@@ -137,7 +141,19 @@ class SlurmDb:
                 "ReqCPUS": str(r.cpus), "Reason": r.reason(s is not None),
                 "TimelimitRaw": str(r.timelimit_min) if r.timelimit_min else "Partition_Limit",
             }
-            lines.append("|".join(values[f] for f in FIELDS))
+            used = r.used(e - s) if s is not None and e is not None else None
+            values.update(dict.fromkeys(USAGE_FIELDS, ""))
+            if used is not None:
+                values["TotalCPU"] = _cpu_time(used[0])
+            lines.append("|".join(values[f] for f in fields))
+            if with_steps and used is not None:
+                step = {**dict.fromkeys(fields, ""), "JobIDRaw": f"{r.job_id}.batch",
+                        "JobID": f"{r.job_id}.batch", "State": state, "Submit": values["Submit"],
+                        "Start": values["Start"], "End": values["End"],
+                        "ElapsedRaw": values["ElapsedRaw"], "NNodes": "1",
+                        "NCPUS": values["NCPUS"], "TotalCPU": values["TotalCPU"],
+                        "MaxRSS": str(used[1]), "TRESUsageInMax": f"mem={used[1]}"}
+                lines.append("|".join(step[f] for f in fields))
         self.rows_printed += len(lines) - 1
         return ("\n".join(lines) + "\n").encode()
 

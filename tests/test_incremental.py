@@ -94,7 +94,7 @@ def full_reference(tmp: Path, db: SlurmDb, now: int, **kw: object) -> Config:
         collect(config, now, plots=False, runner=db)
         return config
     answer.write_bytes(db.answer(build_sacct_args("sacct", [q.name for q in config.qos],
-                                                  window.start, now)))
+                                                  window.start, now), with_steps=True))
     del db.calls[calls_before:]
     collect(config, now, plots=False, sacct_file=answer)
     return config
@@ -129,6 +129,14 @@ def assert_same_snapshots(a: Config, b: Config) -> None:
                               w.hist_count.tolist(), strict=True))
             return cells, hist
         assert waits(x) == waits(y)
+
+        def efficiency(s):   # what the ended jobs used: from the store's usage queries
+            e = s.efficiency  # (by id or span) and from the full answer's step lines alike
+            names = [e.users[u] for u in e.user.tolist()]
+            return sorted(zip(names, e.day_starts[e.day].tolist(),
+                              *(np.round(v, 3).tolist() for v in e.sums.values()), strict=True))
+        assert efficiency(x) == efficiency(y)
+        assert y.efficiency.sums["cpu_used"].sum() > 0 or not y.efficiency.sums["jobs"].sum()
 
 
 def store_keys(config: Config, keep_from: float | None = None) -> dict[str, set[int]]:
