@@ -3,6 +3,7 @@ one row per job, the weighted sums per user and the flags, on hand-worked cases.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -249,3 +250,76 @@ class TestFlags:
         config = parse_config({"qos": [{"name": "avery"}],
                                "efficiency": {"cpu_below_percent": 20}}, "t.toml", tmp_path)
         assert self.flags(self.big(total_cpu=100), config.efficiency) == ()
+
+
+class TestEndToEnd:
+    """A saved sacct file with step lines → `librarian collect` → the
+    snapshot (schema 3, valid) → the efficiency table's rows; anonymised,
+    the table names only pseudonyms."""
+
+    def collect(self, tmp_path: Path) -> Path:
+        from collector.collect import collect
+        from collector.config import load_config
+
+        text = "\n".join([
+            HEADER,
+            # alice spins 4 CPUs for an hour and uses 6 of 8 GB: efficient.
+            line("1", total_cpu="03:58:00", alloc="cpu=4,mem=8G,node=1", timelimit="90"),
+            line("1.batch", total_cpu="03:58:00", max_rss="6G"),
+            # bob holds 32 CPUs for 10 hours, sleeps, asks 3 days: every flag but GPU.
+            line("2", user="bob", elapsed="36000", ncpus="32", total_cpu="00:10:00",
+                 alloc="cpu=32,mem=200G,node=1", timelimit="4320"),
+            line("2.batch", elapsed="36000", total_cpu="00:10:00", max_rss="5G"),
+        ]) + "\n"
+        (tmp_path / "sacct.txt").write_text(text)
+        (tmp_path / "librarian.toml").write_text(
+            '[site]\nname = "T"\ntimezone = "UTC"\ndata_dir = "data"\n'
+            '[collect]\nbin_seconds = 3600\nwindow_days = 2\n[[qos]]\nname = "avery"\n'
+            'limits = { cpus = 64, gpus = 0, memory_gb = 512 }\n')
+        config = load_config(tmp_path / "librarian.toml")
+        now = datetime(2026, 11, 25, 20, tzinfo=UTC).timestamp()
+        collect(config, now, qos_names=None, sacct_file=tmp_path / "sacct.txt", plots=False)
+        return tmp_path / "data" / "data_avery.json"
+
+    def test_the_table_from_a_saved_file(self, tmp_path: Path) -> None:
+        import json
+
+        import jsonschema
+
+        from app.efficiency_view import NOT_RECORDED, efficiency_table
+        from app.figures import resolve_view
+        from collector.snapshot import SCHEMA_PATH, read_snapshot
+
+        path = self.collect(tmp_path)
+        doc = json.loads(path.read_text())
+        jsonschema.validate(doc, json.loads(SCHEMA_PATH.read_text()))
+        assert doc["schema_version"] == 3
+        snap = read_snapshot(path)
+        rows = {r["user"]: r for r in efficiency_table(snap, resolve_view(snap, "7d"), RULES)}
+        assert rows["alice"]["cpu"] == f"{100 * (3 * 3600 + 58 * 60) / (4 * 3600):.0f}%"
+        assert rows["alice"]["memory"] == "75%"
+        assert rows["alice"]["flags"] == ""
+        assert rows["alice"]["gpu"] == "no GPU jobs"
+        bob = rows["bob"]
+        assert bob["cpu"] == "0%"
+        assert bob["flags"] == "cpu, memory, time"
+        assert [h.split(":")[1].strip().split(" ")[:2] for h in bob["hints"]] == \
+            [["try", "fewer"], ["try", "a"], ["a", "shorter"]]
+        assert bob["wasted_cpu_hours"] == pytest.approx(320 - 10 / 60, abs=0.1)
+        assert NOT_RECORDED not in (bob["cpu"], bob["memory"], bob["time"])
+
+    def test_anonymised_the_table_names_only_pseudonyms(self, tmp_path: Path) -> None:
+        from app.efficiency_view import efficiency_table
+        from app.figures import resolve_view
+        from app.privacy import anonymize, top_users
+        from collector.snapshot import read_snapshot
+
+        snap = read_snapshot(self.collect(tmp_path))
+        hidden = anonymize(snap, b"k" * 32)
+        names = {r["user"] for r in efficiency_table(hidden, resolve_view(hidden, "7d"), RULES)}
+        assert len(names) == 2
+        assert all(n.startswith("user-") for n in names)
+        folded = top_users(snap, 1)
+        rows = efficiency_table(folded, resolve_view(folded, "7d"), RULES)
+        assert {r["user"] for r in rows} <= set(folded.users)
+        assert sum(int(r["jobs"]) for r in rows) == 2   # nobody's jobs lost in the fold
