@@ -529,12 +529,12 @@ def _live_efficiency(synced: Synced, panels: Sequence[Panel], window: Window, tz
     key = f"{synced.cold.fingerprint}|{synced.boundary}|{window.bin_seconds}"
     kept = load_frozen_efficiency(synced.folder, key)
     if kept is None:
-        cold = {cl: jobs.by_qos() for cl, jobs in synced.read_cold().items()}
         b = window.bin_seconds
         edges = np.arange(window.start - window.n_bins * b, synced.boundary + b, b, dtype=float)
-        kept = {(p.cluster, p.qos): efficiency_days(
-            cold.get(p.cluster, {}).get(p.qos, JobTable.empty()), edges, synced.boundary)
-            for p in panels}
+        # All records (read once a cycle, shared with the pressure), those that
+        # ended before the boundary: the cold ones (times are whole seconds).
+        kept = {(p.cluster, p.qos): efficiency_days(synced.jobs(p.cluster, p.qos), edges,
+                                                    synced.boundary - 1) for p in panels}
         try:
             save_frozen_efficiency(synced.folder, key, kept)
         except OSError as err:   # only a cache: the next cycle makes it again
