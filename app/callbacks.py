@@ -16,6 +16,7 @@ from dash import ClientsideFunction, Dash, Input, Output, State, ctx, html, no_u
 
 from app import ids
 from app.data import SnapshotStore
+from app.efficiency_view import efficiency_table, flag_tooltips
 from app.figures import (
     CUSTOM,
     DEFAULT_RANGE,
@@ -109,6 +110,7 @@ def register_callbacks(app: Dash, config: Config, store: SnapshotStore) -> None:
         Output(ids.QUEUE_TABLE, "data"), Output(ids.QUEUE_NOTE, "children"),
         Output(ids.PRESSURE_TABLE, "data"), Output(ids.PRESSURE_GRAPH, "figure"),
         Output(ids.WAIT_TABLE, "data"), Output(ids.WAIT_GRAPH, "figure"),
+        Output(ids.EFFICIENCY_TABLE, "data"), Output(ids.EFFICIENCY_TABLE, "tooltip_data"),
         Input(ids.URL, "search"), Input(ids.CHANGED, "data"),
         State(ids.HIDDEN, "data"), State(ids.THEME_SWITCH, "value"),
         State(ids.CURRENT_TABLE, "sort_by"), State(ids.TOTAL_TABLE, "sort_by"),
@@ -122,7 +124,7 @@ def register_callbacks(app: Dash, config: Config, store: SnapshotStore) -> None:
             empty = empty_figure("No data", theme)
             return (*[empty] * 4, [], [], "Total usage over the visible range", [],
                     loaded.error, True, "danger", "", rendered, "", False, [], "", [], empty, [],
-                    empty)
+                    empty, [], [])
         snap = loaded.snapshot
         range_error = ""
         try:
@@ -142,11 +144,13 @@ def register_callbacks(app: Dash, config: Config, store: SnapshotStore) -> None:
         else:
             message, show, color = empty_qos_message(snap), True, "info"
         sentences = limit_sentences(snap)
+        efficiency = efficiency_table(snap, view, config.efficiency)
         return (*figures, current, totals, title, _legend(snap.users, hidden_set, colors),
                 message, show, color, range_error, rendered,
                 [html.Div(t) for t in sentences], bool(sentences), queue_table(snap),
                 queue_note(snap), pressure_rows(snap, view), pressure_figure(snap, view, theme),
-                wait_rows(snap, view), wait_figure(snap, view, theme))
+                wait_rows(snap, view), wait_figure(snap, view, theme), efficiency,
+                flag_tooltips(efficiency))
 
     for table in (ids.CURRENT_TABLE, ids.TOTAL_TABLE):
         @app.callback(Output(table, "data", allow_duplicate=True), Input(table, "sort_by"),

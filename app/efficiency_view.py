@@ -18,6 +18,10 @@ EFFICIENCY_COLUMNS = (("user", "User"), ("jobs", "Jobs ended"), ("cpu", "CPU"),
                       ("wasted_cpu_hours", "CPU-h unused"), ("wasted_gb_hours", "GB-h unused"),
                       ("flags", "Worth a look"))
 NOT_RECORDED = "not recorded"
+EFFICIENCY_NOTE = ("From Slurm's own accounting: CPU time used ÷ CPU time held, peak memory ÷ "
+                   "memory held, run time ÷ time limit, GPU utilisation where the cluster "
+                   "records it; each a user's total, weighted by what was held. \"Not recorded\" "
+                   "means Slurm kept no figure, not zero. Hover a flag for what to try.")
 
 
 def hint(flag: str, rules: EfficiencyConfig) -> str:
@@ -62,4 +66,11 @@ def efficiency_table(snap: Snapshot, view: View, rules: EfficiencyConfig
             for r in rows]
 
 
-__all__ = ["EFFICIENCY_COLUMNS", "NOT_RECORDED", "efficiency_table", "hint"]
+def flag_tooltips(rows: list[dict[str, object]]) -> list[dict[str, object]]:
+    """The DataTable's tooltip_data: each flagged row's hints on its flags cell."""
+    return [{"flags": {"value": " ".join(map(str, r["hints"])), "type": "text"}}  # type: ignore[call-overload]
+            if r["hints"] else {} for r in rows]
+
+
+__all__ = ["EFFICIENCY_COLUMNS", "EFFICIENCY_NOTE", "NOT_RECORDED", "efficiency_table",
+           "flag_tooltips", "hint"]

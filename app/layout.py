@@ -6,6 +6,7 @@ import dash_bootstrap_components as dbc
 from dash import dash_table, dcc, html
 
 from app import ids
+from app.efficiency_view import EFFICIENCY_COLUMNS, EFFICIENCY_NOTE
 from app.figures import DEFAULT_RANGE, DEFAULT_SHOW, RANGES, SHOW_MODES, THEMES
 from app.queue_view import PRESSURE_COLUMNS, QUEUE_COLUMNS, WAIT_COLUMNS, WAIT_INFERENCE
 from collector.config import Config
@@ -197,5 +198,14 @@ def build_layout(config: Config) -> html.Div:
                    "(held jobs, a future begin time and dependencies are not counted; the "
                    "queue table counts them as held). " + WAIT_INFERENCE,
                    className="small text-body-secondary"),
+            html.H5("Is what we hold being used?", className="mt-2"),
+            dbc.Row([
+                _table(ids.EFFICIENCY_TABLE,
+                       _plain(EFFICIENCY_COLUMNS, text=("user", "cpu", "memory", "time", "gpu",
+                                                        "flags")),
+                       "Efficiency of the jobs that ended in the visible range", sortable=False,
+                       lg=12),
+            ], class_name="g-3"),
+            html.P(EFFICIENCY_NOTE, className="small text-body-secondary"),
         ], fluid=True),
     ])
