@@ -62,7 +62,7 @@ def record_sync(status: dict[str, Any], now: int, sync: Any) -> dict[str, Any]:
     entry = {"at": int(now), "mode": "full" if sync.full else "incremental",
              "reason": sync.reason, "queries": sync.queries, "rows": sync.rows,
              "sacct_seconds": sync.sacct_seconds, "records": sync.records,
-             "requeried_open": sync.requeried_open,
+             "requeried_open": sync.requeried_open, "usage_rows": sync.usage_rows,
              "cold_rewritten": sync.cold_rewritten}
     if sync.set_aside:
         entry["set_aside"] = sync.set_aside
@@ -72,6 +72,7 @@ def record_sync(status: dict[str, Any], now: int, sync: Any) -> dict[str, Any]:
     day = [c for c in cycles if c.get("at", 0) > now - 86400]
     summary = {"last": entry, "cycles": cycles,
                "last_24h": {"cycles": len(day), "rows": sum(c.get("rows", 0) for c in day),
+                            "usage_rows": sum(c.get("usage_rows", 0) for c in day),
                             "queries": sum(c.get("queries", 0) for c in day),
                             "sacct_seconds": round(sum(c.get("sacct_seconds", 0) for c in day), 3)}}
     return {**status, "sacct": summary, "updated": round(time.time(), 3)}

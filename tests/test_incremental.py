@@ -466,5 +466,8 @@ def test_each_ended_jobs_usage_is_read_once_from_its_steps_and_kept(
         if r.start is not None and r.end is not None and r.end + r.lands <= end:
             ended_records[r.job_id] = ended_records.get(r.job_id, 0) + 1
     assert asked
+    # The status file counts the usage queries' lines apart from the time queries'.
+    cycles = read_status(inc.site.data_dir)["sacct"]["cycles"]
+    assert sum(c["usage_rows"] for c in cycles) >= ended.sum()
     assert all(asked[j] <= ended_records.get(j, 0) for j in asked), \
         {j: (n, ended_records.get(j)) for j, n in asked.items() if n > ended_records.get(j, 0)}
