@@ -101,6 +101,13 @@ def chromium(tmp: Path) -> Iterator[object]:
             context.close()
 
 
+def new_page(browser, errors: list[str]) -> object:
+    """A page of `browser` whose console errors are appended to `errors`."""
+    page = browser.new_page()
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    return page
+
+
 def have_chromium() -> bool:
     return Path(CHROMIUM).exists() and shutil.which("chromium") is not None
 

@@ -17,7 +17,7 @@ from collector.demo import run_demo
 from collector.efficiency import SUMS, EfficiencyDays
 from collector.pressure import local_days
 from collector.snapshot import read_snapshot, snapshot_path, write_snapshot
-from tests.browser import chromium, gunicorn, until
+from tests.browser import chromium, gunicorn, new_page, until
 
 pytestmark = pytest.mark.browser
 H = 3600.0
@@ -63,8 +63,7 @@ def rows(page) -> dict[str, list[str]]:
 def test_dash_page(site: Path, tmp_path: Path) -> None:
     errors: list[str] = []
     with gunicorn(site / "librarian.toml") as base, chromium(tmp_path) as browser:
-        page = browser.new_page()
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page = new_page(browser, errors)
         page.goto(base + "/?qos=avery&range=7d")
         until(page, TABLE_FILLED)
         table = rows(page)

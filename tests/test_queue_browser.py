@@ -15,7 +15,7 @@ from collector.config import load_config
 from collector.demo import run_demo
 from collector.pressure import AtLimitNow
 from collector.snapshot import read_snapshot, snapshot_path, write_snapshot
-from tests.browser import chromium, gunicorn, until
+from tests.browser import chromium, gunicorn, new_page, until
 from tests.test_export import http_server
 
 pytestmark = pytest.mark.browser
@@ -95,8 +95,7 @@ def check_queue_parts(page) -> None:
 def test_dash_page(site: Path, tmp_path: Path) -> None:
     errors: list[str] = []
     with gunicorn(site / "librarian.toml") as base, chromium(tmp_path) as browser:
-        page = browser.new_page()
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page = new_page(browser, errors)
         page.goto(base + "/?qos=avery&range=7d")
         until(page, "() => document.querySelectorAll('#graph-ncpus .trace').length > 0")
         check_switch(page, base + "/")
@@ -111,8 +110,7 @@ def test_static_export(site: Path, tmp_path: Path) -> None:
     export_site(load_config(site / "librarian.toml"), out)
     errors: list[str] = []
     with http_server(out) as url, chromium(tmp_path) as browser:
-        page = browser.new_page()
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page = new_page(browser, errors)
         page.goto(url + "/?qos=avery&range=7d")
         until(page, "() => document.querySelectorAll('#graph-ncpus .trace').length > 0")
         check_switch(page, url + "/")
