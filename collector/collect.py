@@ -350,10 +350,10 @@ class _Asker:
                      for i in range(0, len(missing), IDS_PER_QUERY)]
             # A backfill keeps nothing of the old store: every ended record is read anew.
             stored = JobTable.empty() if plan.full else store.hot.get(cluster, JobTable.empty())
-            out[cluster] = self.with_usage(cluster, concat([*extra, new]), stored, cycle, plan)
+            out[cluster] = self.read_usage(cluster, concat([*extra, new]), stored, cycle, plan)
         return out
 
-    def with_usage(self, cluster: str, fresh: JobTable, stored: JobTable, cycle: Cycle,
+    def read_usage(self, cluster: str, fresh: JobTable, stored: JobTable, cycle: Cycle,
                    plan: SyncPlan) -> JobTable:
         """The answers with what the jobs that ended since they were last read
         used, from their steps: asked by id, once per job; a backfill (too
