@@ -100,7 +100,8 @@ MinJobAge=300
 KillWait=2
 InactiveLimit=0
 MessageTimeout=20
-JobAcctGatherType=jobacct_gather/none
+JobAcctGatherType=jobacct_gather/linux
+JobAcctGatherFrequency=task=1
 JobCompType=jobcomp/none
 AccountingStorageType=accounting_storage/slurmdbd
 AccountingStorageHost=127.0.0.1
@@ -134,6 +135,20 @@ StorageLoc=slurm_acct_db
 EOF
 chmod 600 "$LAB/etc/slurmdbd.conf"
 chmod 644 "$LAB/etc/slurm.conf" "$LAB/etc/gres.conf"
+
+# A lab started with an older slurm.conf (say, before job accounting gathering
+# was switched on) restarts slurmctld and slurmd, which read it only at start.
+CONF_SUM="$(cat "$LAB/etc/slurm.conf" "$LAB/etc/gres.conf" | sha256sum | cut -d' ' -f1)"
+if [[ -f "$LAB/run/conf.sum" && "$(cat "$LAB/run/conf.sum")" != "$CONF_SUM" ]]; then
+    for d in slurmd slurmctld; do
+        if alive "$LAB/run/$d.pid"; then
+            log "slurm.conf changed: restarting $d"
+            pid="$(cat "$LAB/run/$d.pid")"; kill "$pid"
+            for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        fi
+    done
+fi
+echo "$CONF_SUM" > "$LAB/run/conf.sum"
 
 cat > "$LAB/lab.env" <<EOF
 # source this file to use the lab's Slurm commands
