@@ -16,7 +16,7 @@ from dash import ClientsideFunction, Dash, Input, Output, State, ctx, html, no_u
 
 from app import ids
 from app.data import SnapshotStore
-from app.efficiency_view import efficiency_table, flag_tooltips
+from app.efficiency_view import efficiency_table, flag_tooltips, flags_markdown
 from app.figures import (
     CUSTOM,
     DEFAULT_RANGE,
@@ -149,7 +149,7 @@ def register_callbacks(app: Dash, config: Config, store: SnapshotStore) -> None:
                 message, show, color, range_error, rendered,
                 [html.Div(t) for t in sentences], bool(sentences), queue_table(snap),
                 queue_note(snap), pressure_rows(snap, view), pressure_figure(snap, view, theme),
-                wait_rows(snap, view), wait_figure(snap, view, theme), efficiency,
+                wait_rows(snap, view), wait_figure(snap, view, theme), flags_markdown(efficiency),
                 flag_tooltips(efficiency))
 
     for table in (ids.CURRENT_TABLE, ids.TOTAL_TABLE):

@@ -13,15 +13,20 @@ from collector.config_model import EfficiencyConfig
 from collector.efficiency import EfficiencyRow, efficiency_rows
 from collector.snapshot import Snapshot
 
-EFFICIENCY_COLUMNS = (("user", "User"), ("jobs", "Jobs ended"), ("cpu", "CPU"),
+EFFICIENCY_COLUMNS = (("user", "User"), ("jobs", "Jobs ended"), ("running", "Running now"),
+                      ("cpu", "CPU"),
                       ("memory", "Memory"), ("time", "Time"), ("gpu", "GPU"),
                       ("wasted_cpu_hours", "CPU-h unused"), ("wasted_gb_hours", "GB-h unused"),
                       ("flags", "Worth a look"))
 NOT_RECORDED = "not recorded"
+RUNNING = "running"
+# A flag's words on its badge: the resource to look at, never a verdict.
+FLAG_LABELS = {"cpu": "CPUs", "memory": "memory", "time": "time limit", "gpu": "GPUs"}
 EFFICIENCY_NOTE = ("From Slurm's own accounting: CPU time used ÷ CPU time held, peak memory ÷ "
                    "memory held, run time ÷ time limit, GPU utilisation where the cluster "
                    "records it; each a user's total, weighted by what was held. \"Not recorded\" "
-                   "means Slurm kept no figure, not zero. Hover a flag for what to try.")
+                   "means Slurm kept no figure, not zero; jobs still running are counted once they "
+                   "end. Hover a flag for what to try.")
 
 
 def hint(flag: str, rules: EfficiencyConfig) -> str:
@@ -56,13 +61,33 @@ def efficiency_table(snap: Snapshot, view: View, rules: EfficiencyConfig
                      ) -> list[dict[str, object]]:
     """Per user, over the local days the view covers: each efficiency as text
     ("not recorded" where Slurm did not record it, never 0), the unused
-    hours, the flags and their hints. Busiest (CPU-hours held) first."""
+    hours, the flags (their badge words) and their hints, and the jobs
+    running now, which are not guessed at: a user with only running jobs
+    reads "running". Busiest (CPU-hours held) first."""
     rows = efficiency_rows(snap.efficiency, view.start, max(view.end - 1, view.start), rules)
-    return [{"user": r.user, "jobs": r.jobs, "cpu": _percent(r.cpu), "memory": _percent(r.memory),
-             "time": _percent(r.time), "gpu": _gpu_text(r),
-             "wasted_cpu_hours": round(r.wasted_cpu_hours, 1),
-             "wasted_gb_hours": round(r.wasted_gb_hours, 1),
-             "flags": ", ".join(r.flags), "hints": [hint(f, rules) for f in r.flags]}
+    running = {u: int(n) for u, n in zip(snap.users, snap.current.get("NJOBS", ()), strict=False)
+               if n > 0}
+    table: list[dict[str, object]] = [
+        {"user": r.user, "jobs": r.jobs, "running": running.get(r.user, 0),
+         "cpu": _percent(r.cpu), "memory": _percent(r.memory),
+         "time": _percent(r.time), "gpu": _gpu_text(r),
+         "wasted_cpu_hours": round(r.wasted_cpu_hours, 1),
+         "wasted_gb_hours": round(r.wasted_gb_hours, 1),
+         "flags": [FLAG_LABELS[f] for f in r.flags], "hints": [hint(f, rules) for f in r.flags]}
+        for r in rows]
+    counted = {r.user for r in rows}
+    table += [{"user": u, "jobs": 0, "running": n, "cpu": RUNNING, "memory": RUNNING,
+               "time": RUNNING, "gpu": RUNNING, "wasted_cpu_hours": 0.0, "wasted_gb_hours": 0.0,
+               "flags": [], "hints": []}
+              for u, n in sorted(running.items(), key=lambda kv: (-kv[1], kv[0]))
+              if u not in counted]
+    return table
+
+
+def flags_markdown(rows: list[dict[str, object]]) -> list[dict[str, object]]:
+    """The rows for the Dash table: each flag a code span, which the page's
+    CSS draws as a quiet badge (assets/librarian.css, `.flag-badge`)."""
+    return [{**r, "flags": " ".join(f"`{f}`" for f in r["flags"])}  # type: ignore[attr-defined]
             for r in rows]
 
 
@@ -72,5 +97,5 @@ def flag_tooltips(rows: list[dict[str, object]]) -> list[dict[str, object]]:
             if r["hints"] else {} for r in rows]
 
 
-__all__ = ["EFFICIENCY_COLUMNS", "EFFICIENCY_NOTE", "NOT_RECORDED", "efficiency_table",
-           "flag_tooltips", "hint"]
+__all__ = ["EFFICIENCY_COLUMNS", "EFFICIENCY_NOTE", "FLAG_LABELS", "NOT_RECORDED", "RUNNING",
+           "efficiency_table", "flag_tooltips", "flags_markdown", "hint"]

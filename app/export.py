@@ -22,6 +22,7 @@ from pathlib import Path
 import plotly
 
 from app import ASSETS
+from app.efficiency_view import EFFICIENCY_COLUMNS, EFFICIENCY_NOTE, efficiency_table
 from app.figures import (
     DEFAULT_RANGE,
     DEFAULT_SHOW,
@@ -58,12 +59,14 @@ from app.queue_view import (
     wait_rows,
 )
 from collector.config import Config
+from collector.config_model import EfficiencyConfig
 from collector.observables import CHART_KEYS, OBSERVABLES
 from collector.palette import assign_colors
 from collector.snapshot import Snapshot, SnapshotError, read_snapshot, snapshot_path
 from collector.status import failures, read_status
 
 SITE = Path(__file__).resolve().parent / "static_site"
+DEFAULT_RULES = EfficiencyConfig()
 PLOTLY_JS = Path(plotly.__file__).resolve().parent / "package_data" / "plotly.min.js"
 
 
@@ -80,7 +83,8 @@ class ExportReport:
     errors: dict[str, str] = field(default_factory=dict)  # QoS -> why it has no data
 
 
-def qos_data(snap: Snapshot, colors: dict[str, str], wall_now: float, interval_minutes: int) -> dict:
+def qos_data(snap: Snapshot, colors: dict[str, str], wall_now: float, interval_minutes: int,
+             rules: EfficiencyConfig = DEFAULT_RULES) -> dict:
     """Everything the static page shows for one QoS (pure)."""
     views = {}
     for key in RANGES:
@@ -95,6 +99,7 @@ def qos_data(snap: Snapshot, colors: dict[str, str], wall_now: float, interval_m
             "totals": total_rows(snap, view), "title": total_title(snap, view),
             "pressure": pressure_rows(snap, view), "pressure_figure": pressure_figure(snap, view),
             "waits": wait_rows(snap, view), "wait_figure": wait_figure(snap, view),
+            "efficiency": efficiency_table(snap, view, rules),
         }
     f = freshness(snap, wall_now, interval_minutes)
     return {
@@ -168,12 +173,14 @@ def export_site(config: Config, out: Path, privacy: Privacy = Privacy(),
         "observables": [o.as_dict() for o in OBSERVABLES],
         "presets": list(RANGES), "default_range": DEFAULT_RANGE,
         "show_modes": list(SHOW_MODES), "default_show": DEFAULT_SHOW,
-        "columns": {"queue": QUEUE_COLUMNS, "pressure": PRESSURE_COLUMNS, "waits": WAIT_COLUMNS},
+        "columns": {"queue": QUEUE_COLUMNS, "pressure": PRESSURE_COLUMNS, "waits": WAIT_COLUMNS,
+                    "efficiency": EFFICIENCY_COLUMNS},
         "texts": {"total_title": TOTAL_TITLE, "range_fallback": range_fallback(RANGE_EMPTY),
                   "unreadable": {p.key: unreadable_message(p.label) for p in config.panels},
-                  "wait_inference": WAIT_INFERENCE,
-                  "custom_queue_parts": "Limit pressure and waits: the last 30 days (a custom "
-                                        "range is drawn in the charts and the total table)."},
+                  "wait_inference": WAIT_INFERENCE, "efficiency_note": EFFICIENCY_NOTE,
+                  "custom_queue_parts": "Limit pressure, waits and efficiency: the last 30 days "
+                                        "(a custom range is drawn in the charts and the total "
+                                        "table)."},
         # Which QoS have no data, never why: a reason can quote a user name.
         "errors": dict.fromkeys(report.errors, "unreadable"),
         # Steps of the last run that failed (collector/status.py); errors only in private copies.
@@ -183,7 +190,8 @@ def export_site(config: Config, out: Path, privacy: Privacy = Privacy(),
     }
     dump = lambda obj: json.dumps(obj, separators=(",", ":"), allow_nan=False).encode()  # noqa: E731
     for name, snap in snaps.items():
-        data = qos_data(snap, colors, wall_now, config.app.collect_interval_minutes)
+        data = qos_data(snap, colors, wall_now, config.app.collect_interval_minutes,
+                        config.efficiency)
         _write_if_changed(out / "data" / f"{name}.json", dump(data), report)
     _write_if_changed(out / "data" / "manifest.json", dump(manifest), report)
     page = (SITE / "index.html").read_text().replace("{{SITE}}", html.escape(config.site.name))

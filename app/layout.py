@@ -201,8 +201,9 @@ def build_layout(config: Config) -> html.Div:
             html.H5("Is what we hold being used?", className="mt-2"),
             dbc.Row([
                 _table(ids.EFFICIENCY_TABLE,
-                       _plain(EFFICIENCY_COLUMNS, text=("user", "cpu", "memory", "time", "gpu",
-                                                        "flags")),
+                       [{**c, "presentation": "markdown"} if c["id"] == "flags" else c
+                        for c in _plain(EFFICIENCY_COLUMNS,
+                                        text=("user", "cpu", "memory", "time", "gpu", "flags"))],
                        "Efficiency of the jobs that ended in the visible range", sortable=False,
                        lg=12),
             ], class_name="g-3"),

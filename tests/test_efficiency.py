@@ -298,15 +298,41 @@ class TestEndToEnd:
         rows = {r["user"]: r for r in efficiency_table(snap, resolve_view(snap, "7d"), RULES)}
         assert rows["alice"]["cpu"] == f"{100 * (3 * 3600 + 58 * 60) / (4 * 3600):.0f}%"
         assert rows["alice"]["memory"] == "75%"
-        assert rows["alice"]["flags"] == ""
+        assert rows["alice"]["flags"] == []
         assert rows["alice"]["gpu"] == "no GPU jobs"
         bob = rows["bob"]
         assert bob["cpu"] == "0%"
-        assert bob["flags"] == "cpu, memory, time"
+        assert bob["flags"] == ["CPUs", "memory", "time limit"]
         assert [h.split(":")[1].strip().split(" ")[:2] for h in bob["hints"]] == \
             [["try", "fewer"], ["try", "a"], ["a", "shorter"]]
         assert bob["wasted_cpu_hours"] == pytest.approx(320 - 10 / 60, abs=0.1)
         assert NOT_RECORDED not in (bob["cpu"], bob["memory"], bob["time"])
+
+    def test_running_jobs_are_shown_as_running_never_guessed(self, tmp_path: Path) -> None:
+        import dataclasses
+
+        from app.efficiency_view import RUNNING, efficiency_table, flags_markdown
+        from app.figures import resolve_view
+        from collector.snapshot import read_snapshot
+
+        snap = read_snapshot(self.collect(tmp_path))
+        users = (*snap.users, "dora")     # dora: a job running now, none ended
+        jobs = np.zeros(len(users))
+        jobs[users.index("bob")], jobs[-1] = 2, 1
+        current = {k: np.append(v, 0.0) for k, v in snap.current.items()}
+        current["NJOBS"] = jobs
+        series = {k: np.vstack([v, np.zeros((1, v.shape[1]))]) for k, v in snap.series.items()}
+        snap = dataclasses.replace(snap, users=users, current=current, series=series)
+        rows = {r["user"]: r for r in efficiency_table(snap, resolve_view(snap, "7d"), RULES)}
+        assert rows["bob"]["running"] == 2
+        assert rows["bob"]["cpu"] == "0%"
+        assert rows["alice"]["running"] == 0
+        dora = rows["dora"]
+        assert (dora["jobs"], dora["running"]) == (0, 1)
+        assert [dora[k] for k in ("cpu", "memory", "time", "gpu")] == [RUNNING] * 4
+        marked = {r["user"]: r["flags"] for r in flags_markdown(list(rows.values()))}
+        assert marked["bob"] == "`CPUs` `memory` `time limit`"
+        assert marked["dora"] == ""
 
     def test_anonymised_the_table_names_only_pseudonyms(self, tmp_path: Path) -> None:
         from app.efficiency_view import efficiency_table

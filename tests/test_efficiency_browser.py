@@ -1,7 +1,7 @@
-"""The efficiency table on the Dash page, in real Chromium: each user's
-efficiencies, "not recorded" where Slurm kept nothing, and a flag whose
-tooltip says what to try. (The static export's table comes with issue 15's
-page work.)"""
+"""The efficiency table in real Chromium, on the Dash page and in the static
+export (plain and anonymised): each user's efficiencies, "not recorded" where
+Slurm kept nothing, the jobs running now, and flags drawn as quiet badges
+whose tooltip says what to try."""
 
 from __future__ import annotations
 
@@ -12,12 +12,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from app.export import Privacy, export_site
+from app.privacy import pseudonym
 from collector.config import load_config
 from collector.demo import run_demo
 from collector.efficiency import SUMS, EfficiencyDays
 from collector.pressure import local_days
 from collector.snapshot import read_snapshot, snapshot_path, write_snapshot
 from tests.browser import chromium, gunicorn, new_page, until
+from tests.test_export import http_server
 
 pytestmark = pytest.mark.browser
 H = 3600.0
@@ -47,6 +50,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 TABLE_FILLED = "() => document.querySelectorAll('#efficiency-table td').length > 0"
+COLUMNS = ["User", "Jobs ended", "Running now", "CPU", "Memory", "Time", "GPU", "CPU-h unused",
+           "GB-h unused", "Worth a look"]
 
 
 def rows(page) -> dict[str, list[str]]:
@@ -60,20 +65,52 @@ def rows(page) -> dict[str, list[str]]:
     }""")
 
 
+def headers(page) -> list[str]:
+    return page.evaluate("() => [...document.querySelectorAll('#efficiency-table th')]"
+                         ".map(th => th.innerText.trim()).filter(t => t)")
+
+
+def badges(page) -> list[dict[str, str]]:
+    """Each flag's badge: its words, its tooltip (the static page's title), and
+    whether it is drawn as a badge (a rounded, bordered box) and not as text."""
+    return page.evaluate("""() => [...document.querySelectorAll(
+            '#efficiency-table .flag-badge, #efficiency-table td[data-dash-column="flags"] code')]
+        .map(b => { const s = getComputedStyle(b);
+                    return {text: b.innerText.trim(), title: b.title || "",
+                            badge: parseFloat(s.borderTopLeftRadius) > 0 && s.borderTopStyle === "solid"
+                                   && s.display === "inline-block"}; })""")
+
+
+def check_table(page, names: dict[str, str]) -> None:
+    """The rows the fixture set, under the names the page shows (`names`)."""
+    until(page, TABLE_FILLED)
+    assert headers(page) == COLUMNS
+    table = rows(page)
+    alice, bob = table[names["alice"]], table[names["bob"]]
+    assert alice[1:7] == ["3", "0", "95%", "not recorded", "67%", "no GPU jobs"]
+    assert alice[-1] == ""
+    assert bob[1:6] == ["1", "0", "0%", "3%", "14%"]
+    assert bob[7:9] == ["319", "1940"]
+    flags = badges(page)
+    assert [b["text"] for b in flags] == ["CPUs", "memory", "time limit"]
+    assert all(b["badge"] for b in flags), flags
+    # The demo's other users run jobs now and have ended none in the fixture:
+    # they read "running", never a guessed figure.
+    running = [r for name, r in table.items() if name not in (names["alice"], names["bob"])]
+    assert running
+    for r in running:
+        assert int(r[2]) > 0
+        assert r[3:7] == ["running"] * 4
+
+
 def test_dash_page(site: Path, tmp_path: Path) -> None:
     errors: list[str] = []
     with gunicorn(site / "librarian.toml") as base, chromium(tmp_path) as browser:
         page = new_page(browser, errors)
         page.goto(base + "/?qos=avery&range=7d")
-        until(page, TABLE_FILLED)
-        table = rows(page)
-        alice, bob = table["alice"], table["bob"]
-        assert alice[1:6] == ["3", "95%", "not recorded", "67%", "no GPU jobs"]
-        assert alice[-1] == ""
-        assert bob[1:5] == ["1", "0%", "3%", "14%"]
-        assert bob[-1] == "cpu, memory, time"
+        check_table(page, {"alice": "alice", "bob": "bob"})
         # The flag's tooltip says what to try.
-        page.hover("#efficiency-table td[data-dash-column='flags'] >> text=cpu, memory, time")
+        page.hover("#efficiency-table td[data-dash-column='flags'] code >> text=memory")
         until(page, "() => (document.querySelector('.dash-tooltip') || {}).innerText > ''")
         tip = page.inner_text(".dash-tooltip")
         assert "fewer CPUs" in tip
@@ -81,4 +118,38 @@ def test_dash_page(site: Path, tmp_path: Path) -> None:
         assert "shorter --time" in tip
         page.set_viewport_size({"width": 1400, "height": 2800})
         page.screenshot(path=str(tmp_path / "dash-efficiency.png"), full_page=True)
+    assert not errors, errors
+
+
+@pytest.mark.parametrize("anonymised", [False, True])
+def test_static_export(site: Path, tmp_path: Path, anonymised: bool) -> None:
+    out = tmp_path / "site"
+    privacy = Privacy(key=b"k" * 32) if anonymised else Privacy()
+    export_site(load_config(site / "librarian.toml"), out, privacy)
+    names = {"alice": "alice", "bob": "bob"}
+    if anonymised:   # the pseudonyms the export keeps, and no real name in its data
+        names = {u: pseudonym(u, privacy.key) for u in names}
+        data = (out / "data" / "avery.json").read_text()
+        assert "alice" not in data
+        assert "bob" not in data
+        assert all(p in data for p in names.values())
+    errors: list[str] = []
+    with http_server(out) as url, chromium(tmp_path) as browser:
+        page = new_page(browser, errors)
+        page.goto(url + "/?qos=avery&range=7d")
+        check_table(page, names)
+        titles = [b["title"] for b in badges(page)]
+        assert "fewer CPUs" in titles[0]
+        assert "smaller --mem" in titles[1]
+        assert "shorter --time" in titles[2]
+        assert "not zero" in page.inner_text("#efficiency-note")
+        # Another preset redraws the table (the fixture's cells are today's: the same rows).
+        page.click("text=30d")
+        until(page, "() => location.search.includes('range=30d')")
+        check_table(page, names)
+        page.click("#theme-switch")
+        until(page, "() => document.documentElement.getAttribute('data-bs-theme') === 'dark'")
+        assert all(b["badge"] for b in badges(page))
+        page.set_viewport_size({"width": 1400, "height": 2800})
+        page.screenshot(path=str(tmp_path / "static-efficiency.png"), full_page=True)
     assert not errors, errors

@@ -16,9 +16,9 @@ test leave jobs of the same three kinds in it, which keeps the order true.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -43,7 +43,7 @@ HALF = ("/usr/bin/python3 -c 'import time; b = bytearray(512 << 20); "
 
 
 def _reportseff() -> str:
-    exe = shutil.which("reportseff") or str(Path(os.sys.executable).parent / "reportseff")
+    exe = shutil.which("reportseff") or str(Path(sys.executable).parent / "reportseff")
     if not Path(exe).exists():
         raise AssertionError("reportseff is missing: `pip install .[test]` installs it")
     return exe

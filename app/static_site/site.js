@@ -315,6 +315,23 @@
         header(d);
     }
 
+    /* A cell's content: text, or for a list (the efficiency flags) one quiet
+       badge per item with the row's hint for it as its tooltip (never HTML). */
+    function cell(td, v, r) {
+        if (Array.isArray(v)) {
+            td.replaceChildren.apply(td, v.map(function (label, i) {
+                var badge = document.createElement("span");
+                badge.className = "flag-badge";
+                badge.textContent = label;
+                badge.title = (r.hints || [])[i] || "";
+                return badge;
+            }));
+            return;
+        }
+        td.textContent = v === null || v === undefined ? "" : String(v);
+        if (typeof v === "number") { td.className = "text-end"; }
+    }
+
     /* A table of text cells from rows and [id, header] columns (never HTML). */
     function plainTable(id, columns, rows) {
         var head = document.createElement("thead"), tr = document.createElement("tr");
@@ -330,10 +347,9 @@
             var line = document.createElement("tr");
             if (r.is_total) { line.className = "fw-bold border-top border-2"; }
             columns.forEach(function (c) {
-                var td = document.createElement("td"), v = r[c[0]];
-                td.textContent = v === null || v === undefined ? "" : String(v);
+                var td = document.createElement("td");
+                cell(td, r[c[0]], r);
                 td.setAttribute("data-column", c[0]);
-                if (typeof v === "number") { td.className = "text-end"; }
                 line.appendChild(td);
             });
             body.appendChild(line);
@@ -350,7 +366,7 @@
         return {data: fig.data, layout: layout};
     }
 
-    /* The queue now, the limit sentence, the limit pressure and the waits
+    /* The queue now, the limit sentence, the limit pressure, the waits and efficiency
        (pre-computed per preset; a custom range shows the 30-day ones, and says so). */
     function queueParts(d, view, custom) {
         var alert = $("limit-alert");
@@ -365,6 +381,8 @@
         $("pressure-note").textContent = custom ? manifest.texts.custom_queue_parts : "";
         plainTable("pressure-table", manifest.columns.pressure, view.pressure);
         plainTable("wait-table", manifest.columns.waits, view.waits);
+        plainTable("efficiency-table", manifest.columns.efficiency, view.efficiency);
+        $("efficiency-note").textContent = manifest.texts.efficiency_note;
         Plotly.react($("pressure-graph"), themed(view.pressure_figure), {displaylogo: false, responsive: true});
         Plotly.react($("wait-graph"), themed(view.wait_figure), {displaylogo: false, responsive: true});
     }
