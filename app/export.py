@@ -32,6 +32,7 @@ from app.figures import (
     STALE_TEXT,
     THEMES,
     TOTAL_TITLE,
+    USED_NOTE,
     current_rows,
     empty_qos_message,
     freshness,
@@ -178,6 +179,7 @@ def export_site(config: Config, out: Path, privacy: Privacy = Privacy(),
         "texts": {"total_title": TOTAL_TITLE, "range_fallback": range_fallback(RANGE_EMPTY),
                   "unreadable": {p.key: unreadable_message(p.label) for p in config.panels},
                   "wait_inference": WAIT_INFERENCE, "efficiency_note": EFFICIENCY_NOTE,
+                  "used_note": USED_NOTE,
                   "custom_queue_parts": "Limit pressure, waits and efficiency: the last 30 days "
                                         "(a custom range is drawn in the charts and the total "
                                         "table)."},

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from collector.observables import CHART_KEYS, observable, queued_key
+from collector.observables import CHART_KEYS, observable, queued_key, used_key
 from collector.palette import assign_colors, user_color
 from collector.snapshot import Snapshot
 
@@ -174,6 +174,39 @@ def _user_traces(snap: Snapshot, key: str, segments: list[tuple[int, int, str]],
     return traces
 
 
+# What ended jobs used, laid over the held stack: a darker, hatched shade, the
+# same in both themes (it darkens whatever user colour lies beneath; the
+# queue's hatch leans the other way).
+USED_FILL = "rgba(0, 0, 0, 0.30)"
+USED_PATTERN = {"shape": "\\", "fgcolor": "rgba(0, 0, 0, 0.45)", "size": 6, "solidity": 0.3}
+USED_NOTE = ("The darker part of the CPU and memory charts is what jobs used of what they held, "
+             "once they have ended and Slurm recorded it: each job's CPU time spread evenly "
+             "over its run, and its peak memory over the whole run. Running jobs' use is not "
+             "known until they end.")
+
+
+def _used_traces(snap: Snapshot, key: str, segments: list[tuple[int, int, str]], first: int,
+                 last: int, hidden: frozenset[str] | set[str]) -> list[dict]:
+    """Each user's used part, stacked in its own group in the held stack's
+    user order, so the shade's top is what the shown users used in all."""
+    values = snap.series[key][:, first:last]
+    traces = []
+    for i, user in enumerate(snap.users):
+        if not values[i].any():
+            continue
+        for a, b, x0 in segments:
+            row = snap.series[key][i, a:b]
+            if not row.any() and len(segments) > 1:
+                continue
+            traces.append({
+                "type": "scatter", "mode": "lines", "name": user, "legendgroup": user,
+                "stackgroup": "used", "line": {"width": 0, "shape": "hv"},
+                "fillcolor": USED_FILL, "fillpattern": USED_PATTERN, "y": _typed(row), "x0": x0,
+                "dx": snap.bin_seconds * 1000, "hovertemplate": "%{y:.1f} used",
+                "visible": "legendonly" if user in hidden else True, "meta": "used"})
+    return traces
+
+
 def usage_figure(snap: Snapshot, obs: str, view: View, theme: str = "light",
                  hidden: frozenset[str] | set[str] = frozenset(),
                  colors: dict[str, str] | None = None, show: str = DEFAULT_SHOW) -> dict:
@@ -194,8 +227,13 @@ def usage_figure(snap: Snapshot, obs: str, view: View, theme: str = "light",
         if show != "queued" else []
     waiting = _user_traces(snap, queue_key, segments, first, last, hidden, colors, True) \
         if queue_key and show != "running" else []
-    traces = running + waiting
+    use_key = used_key(obs)
+    used = _used_traces(snap, use_key, segments, first, last, hidden) \
+        if use_key and show != "queued" else []
+    traces = running + used + waiting
     run_sum = snap.series[obs][:, first:last].sum(axis=0)
+    if use_key:   # a peak can pass what was held where the cluster does not enforce it
+        run_sum = np.maximum(run_sum, snap.series[use_key][:, first:last].sum(axis=0))
     queue_sum = snap.series[queue_key][:, first:last].sum(axis=0) if queue_key else \
         np.zeros_like(run_sum)
     peaks = {"running": float(run_sum.max(initial=0)), "queued": float(queue_sum.max(initial=0)),

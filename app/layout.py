@@ -7,10 +7,10 @@ from dash import dash_table, dcc, html
 
 from app import ids
 from app.efficiency_view import EFFICIENCY_COLUMNS, EFFICIENCY_NOTE
-from app.figures import DEFAULT_RANGE, DEFAULT_SHOW, RANGES, SHOW_MODES, THEMES
+from app.figures import DEFAULT_RANGE, DEFAULT_SHOW, RANGES, SHOW_MODES, THEMES, USED_NOTE
 from app.queue_view import PRESSURE_COLUMNS, QUEUE_COLUMNS, WAIT_COLUMNS, WAIT_INFERENCE
 from collector.config import Config
-from collector.observables import RUNNING
+from collector.observables import HELD
 
 # Before the first paint: apply the remembered colour mode, so a dark page
 # never flashes white on reload. Kept tiny and free of dependencies.
@@ -121,7 +121,7 @@ def _columns(label: str) -> list[dict]:
     """A column per observable (headed by its `label` attribute: current_label or
     total_label) and, where a QoS limit can exist, the share of it."""
     cols: list[dict] = [{"name": "User", "id": "user"}]
-    for o in RUNNING:
+    for o in HELD:
         cols.append({"name": getattr(o, label), "id": o.key, "type": "numeric"})
         if o.limit_key:
             cols.append({"name": "% limit", "id": f"{o.key}_share", "type": "numeric"})
@@ -154,7 +154,7 @@ def build_layout(config: Config) -> html.Div:
             html.Div(id=ids.LEGEND, className="legend mb-2", role="group",
                      title="Click a user to hide or show them in every chart"),
             dbc.Alert(id=ids.LIMIT_ALERT, color="warning", is_open=False, class_name="py-2"),
-            dbc.Row([_graph(o.key) for o in RUNNING], class_name="g-3"),
+            dbc.Row([_graph(o.key) for o in HELD], class_name="g-3"),
             dbc.Row([
                 _table(ids.CURRENT_TABLE, _columns("current_label"),
                        "Current usage (jobs running at collection time)"),
@@ -164,7 +164,7 @@ def build_layout(config: Config) -> html.Div:
             html.P("Charts show each user's average allocation in each bin, stacked. "
                    "Hours are resource-hours (a job holding 4 CPUs for 2 h is 8 CPU-h); "
                    "'% limit' is the share of what the QoS limit allows (at collection time, "
-                   "or over the range). Memory GB are GiB, as Slurm counts them.",
+                   "or over the range). Memory GB are GiB, as Slurm counts them. " + USED_NOTE,
                    className="small text-body-secondary"),
             html.H5("The queue and the limit", className="mt-2"),
             dbc.Row([

@@ -43,7 +43,7 @@ def run_demo(folder: Path, seed: int = 7, plots: bool = True, now: float | None 
     days = config.collect.window_days
     n_jobs = int(TARGET_CPUS * days * 86400 / mean_job_cpu_seconds())
     history = synth_sacct(now_s, days, n_jobs, n_users=DEMO_USERS, qos=DEMO_QOS,
-                          tz=config.site.timezone, seed=seed, steps=0.1)
+                          tz=config.site.timezone, seed=seed, steps=0.9, usage=True)
     history_path = folder / "sacct-history.txt"
     history_path.write_bytes(history)
     queue_path = folder / "squeue-now.txt"

@@ -100,6 +100,18 @@ class JobTable:
         }
         return cls(**{**defaults, **given})
 
+    @property
+    def used_cpus(self) -> np.ndarray:
+        """CPUs used on average over the run (TotalCPU / ElapsedRaw); 0 where
+        not recorded (running, not yet read, or not gathered by the cluster)."""
+        ok = ~np.isnan(self.total_cpu) & (self.elapsed > 0)
+        return np.where(ok, self.total_cpu / np.where(ok, self.elapsed, 1.0), 0.0)
+
+    @property
+    def used_mem_gib(self) -> np.ndarray:
+        """The job's peak memory (GiB), drawn over its whole run; 0 where not recorded."""
+        return np.nan_to_num(self.peak_rss_gib, nan=0.0)
+
     def take(self, rows: np.ndarray) -> JobTable:
         """The rows selected by a boolean mask or an index array (codes keep their names)."""
         columns = {name: getattr(self, name)[rows] for name in COLUMNS}

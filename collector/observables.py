@@ -8,9 +8,13 @@ export ships these rows in its manifest). A new observable is one row here
 plus its computation: the job-table column it sums, and where it has a QoS
 limit, the function that reads that limit from a TRES string.
 
-Two kinds of rows: what running jobs hold (counted from Start to End: the
-four charts) and what waiting jobs ask for (`queued_of` names the running
-row it is drawn with: counted from Eligible to Start, collector/binning.py).
+Three kinds of rows: what running jobs hold (counted from Start to End: the
+four charts); what ended jobs used of it (`used_of` names the held row it is
+drawn inside: also from Start to End, each job's CPU time spread evenly over
+its run and its peak memory held over the whole run, zero until the job has
+ended and its steps were read); and what waiting jobs ask for (`queued_of`
+names the running row it is drawn with: counted from Eligible to Start,
+collector/binning.py).
 """
 
 from __future__ import annotations
@@ -43,12 +47,14 @@ class Observable:
     limit_key: str | None = None   # the [[qos]] limits key; None: never limited
     limit_from_tres: Callable[[str], float | None] | None = None  # from sacctmgr GrpTRES
     queued_of: str | None = None   # a queued row: the key of the running row it belongs to
+    used_of: str | None = None     # a used row: the key of the held row it is drawn inside
 
     def as_dict(self) -> dict[str, object]:
         """What the static page needs of the row (no functions)."""
         return {"key": self.key, "title": self.title, "unit": self.unit,
                 "current_label": self.current_label, "total_label": self.total_label,
-                "limited": self.limit_key is not None, "queued_of": self.queued_of}
+                "limited": self.limit_key is not None, "queued_of": self.queued_of,
+                "used_of": self.used_of}
 
 
 OBSERVABLES: tuple[Observable, ...] = (
@@ -57,6 +63,11 @@ OBSERVABLES: tuple[Observable, ...] = (
     Observable("MEMORY", "mem_gib", "Memory (GB)", "GB", "Mem GB", "Mem GB-h", "memory_gb",
                _tres_mem_gib),
     Observable("NJOBS", None, "# of Jobs", "jobs", "Jobs", "Job-h"),
+    # What ended jobs used of what they held (TotalCPU / ElapsedRaw; the peak MaxRSS).
+    Observable("USED_NCPUS", "used_cpus", "# of CPUs used", "CPUs", "CPUs used", "CPU-h used",
+               used_of="NCPUS"),
+    Observable("USED_MEMORY", "used_mem_gib", "Peak memory used (GB)", "GB", "Mem GB used",
+               "Mem GB-h used", used_of="MEMORY"),
     # What waiting jobs ask for (ReqCPUS, ReqTRES), per array task still pending.
     Observable("QUEUED_NCPUS", "req_cpus", "# of CPUs queued", "CPUs", "Queued CPUs",
                "Queued CPU-h", queued_of="NCPUS"),
@@ -70,16 +81,24 @@ OBSERVABLES: tuple[Observable, ...] = (
 KEYS: tuple[str, ...] = tuple(o.key for o in OBSERVABLES)
 RUNNING: tuple[Observable, ...] = tuple(o for o in OBSERVABLES if o.queued_of is None)
 QUEUED: tuple[Observable, ...] = tuple(o for o in OBSERVABLES if o.queued_of is not None)
-CHART_KEYS: tuple[str, ...] = tuple(o.key for o in RUNNING)   # one chart each
+USED: tuple[Observable, ...] = tuple(o for o in OBSERVABLES if o.used_of is not None)
+HELD: tuple[Observable, ...] = tuple(o for o in RUNNING if o.used_of is None)   # one chart each
+CHART_KEYS: tuple[str, ...] = tuple(o.key for o in HELD)
 LIMITED: tuple[Observable, ...] = tuple(o for o in OBSERVABLES if o.limit_key)
 LIMIT_KEYS: tuple[str, ...] = tuple(o.limit_key for o in LIMITED if o.limit_key)
 _BY_KEY = {o.key: o for o in OBSERVABLES}
 _QUEUED_OF = {o.queued_of: o.key for o in QUEUED}
+_USED_OF = {o.used_of: o.key for o in USED}
 
 
 def queued_key(key: str) -> str | None:
     """The queued row drawn with a running row (None: it has none)."""
     return _QUEUED_OF.get(key)
+
+
+def used_key(key: str) -> str | None:
+    """The used row drawn inside a held row (None: it has none)."""
+    return _USED_OF.get(key)
 
 
 def observable(key: str) -> Observable:
@@ -123,7 +142,7 @@ class Limits:
 
     def thresholds(self) -> dict[str, float | None]:
         """Per charted observable key, the limit line of a chart (None: no line)."""
-        return {o.key: self.get(o.limit_key) if o.limit_key else None for o in RUNNING}
+        return {o.key: self.get(o.limit_key) if o.limit_key else None for o in HELD}
 
 
 # Binning stacks the running rows' sums, then the queued rows': keep that order.

@@ -6,7 +6,9 @@ the window, the skipped-line count and each user's current usage. Version 2
 adds the queue: the queued observables beside the seed's four (same shape),
 the queue now as squeue read it, the limit pressure per bin, the resources
 at their limit now, and the waits of the jobs that started in the window.
-Version 1 files still read (no queue). The JSON Schema is
+Version 3 adds the efficiency sums per user and day, version 4 the used
+series (USED_NCPUS, USED_MEMORY: what ended jobs used of what they held).
+Files of versions 1-3 still read (what they lack reads as nothing). The JSON Schema is
 `snapshot.schema.json` beside this file.
 
 `to_dict`/`from_dict` are pure; `write_snapshot` is atomic (collector/atomic.py),
@@ -29,12 +31,14 @@ import orjson
 
 from collector.atomic import write_atomic
 from collector.efficiency import NO_EFFICIENCY, SUMS, EfficiencyDays
-from collector.observables import KEYS, OBSERVABLES, QUEUED
+from collector.observables import KEYS, OBSERVABLES, QUEUED, USED
 from collector.pressure import NO_WAIT_DAYS, AtLimitNow, Pressure, WaitDays
 from collector.squeue import QueueRow
 
-SCHEMA_VERSION = 3
-READABLE_VERSIONS = (1, 2, 3)   # 1: before the queue (its queued series read as zeros); 2: before efficiency
+SCHEMA_VERSION = 4
+# 1: before the queue (its queued series read as zeros); 2: before efficiency;
+# 3: before the used series (read as zeros: nothing recorded).
+READABLE_VERSIONS = (1, 2, 3, 4)
 SCHEMA_PATH = Path(__file__).with_name("snapshot.schema.json")
 DECIMALS = 4
 
@@ -260,8 +264,10 @@ def from_dict(d: Any) -> Snapshot:
     series: dict[str, np.ndarray] = {}
     cur: dict[str, np.ndarray] = {}
     queued = {o.key for o in QUEUED}
+    used = {o.key for o in USED}
     for obs in KEYS:
-        if version == 1 and obs in queued:   # before the queue: nothing was queued
+        if (version == 1 and obs in queued) or (version <= 3 and obs in used):
+            # before the queue nothing was queued; before the used series nothing was recorded
             series[obs], cur[obs] = np.zeros((len(users), n_bins)), np.zeros(len(users))
             continue
         per_user = _need(observables, obs, dict, "observables.")

@@ -11,7 +11,11 @@ would print it, times local to `tz`:
   Unknown), running jobs (End Unknown), jobs cancelled before they started,
   every terminal state (including 'CANCELLED by N'), carry-in jobs that
   started before the window, a few old-style ReqMem values ('4000Mc');
-- optionally .batch/.extern step lines (empty User) for some of the jobs.
+- optionally .batch/.extern step lines (empty User) for some of the jobs,
+  and with `usage` what they used (TotalCPU, MaxRSS, TRESUsageInMax/Ave, as
+  a cluster gathering job accounting records them): each user has a habit
+  (how much of the CPUs and memory they ask for they use), and each job
+  varies around it; the steps of running jobs carry no figures yet.
 Generation is vectorised with numpy; the same seed gives the same bytes.
 """
 
@@ -23,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from collector.sacct import FIELDS
+from collector.sacct import FIELDS, READ_FIELDS
 
 _FIRST = ("ana", "ben", "chen", "dana", "eli", "fatima", "gus", "hana", "ivan", "jo", "kai",
           "lena", "mo", "nia", "omar", "pia", "quin", "raj", "sara", "tom", "uma", "vic",
@@ -110,9 +114,10 @@ def _local_text(epoch: np.ndarray, tz: str) -> np.ndarray:
 def synth_sacct(now: int, days: int, n_jobs: int, *, n_users: int = 50,
                 qos: Sequence[SynthQos] = (SynthQos("avery"),), tz: str = "UTC",
                 seed: int = 0, steps: float = 0.0, carry_in_days: float = 7.0,
-                user_prefix: str = "", first_job_id: int = 1000) -> bytes:
+                user_prefix: str = "", first_job_id: int = 1000, usage: bool = False) -> bytes:
     """A sacct --parsable2 text of `n_jobs` job lines active in the `days` before `now`,
-    plus .batch and .extern step lines for a fraction `steps` of the started jobs.
+    plus .batch and .extern step lines for a fraction `steps` of the started jobs,
+    and with `usage` the usage fields (collector.sacct.USAGE_FIELDS) after the others.
     `user_prefix` and `first_job_id` keep several histories apart (one per group)."""
     rng = np.random.default_rng(seed)
     n = n_jobs
@@ -211,6 +216,19 @@ def synth_sacct(now: int, days: int, n_jobs: int, *, n_users: int = 50,
     eligible_t[held] = "Unknown"
     minutes = np.ceil(dur * rng.uniform(1.0, 3.0, size=n) / 60).astype(np.int64)
 
+    if usage:   # drawn after everything else: the other columns stay as they were
+        cpu_habit = rng.beta(2.0, 1.2, size=n_users)      # most use most of their CPUs
+        mem_habit = rng.beta(1.3, 2.5, size=n_users)      # and ask for more memory than they touch
+        cpu_use = np.clip(cpu_habit[user_idx] * rng.lognormal(0, 0.25, size=n), 0.001, 1.0)
+        mem_use = np.clip(mem_habit[user_idx] * rng.lognormal(0, 0.3, size=n), 0.005, 1.0)
+        total_cpu = elapsed * cpus * cpu_use
+        peak = (mem_mib * mem_use * 2**20).astype(np.int64)   # bytes, as --noconvert prints
+        ended = ~pending & ~never_started & ~running
+        total_t = np.array([_cpu_text(t) for t in total_cpu.tolist()], dtype=object)
+        total_t[~ended] = ""
+        rss_t = peak.astype(str).astype(object)
+        rss_t[~ended] = ""
+
     order = np.argsort(submit, kind="stable")
     cols = {
         "JobIDRaw": job_raw.astype(str), "JobID": job_id, "User": users[user_idx],
@@ -220,18 +238,45 @@ def synth_sacct(now: int, days: int, n_jobs: int, *, n_users: int = 50,
         "Eligible": eligible_t, "ReqCPUS": cpus.astype(str), "Reason": reason,
         "TimelimitRaw": minutes.astype(str),
     }
-    rows = zip(*(np.asarray(cols[f])[order].tolist() for f in FIELDS), strict=True)
-    lines = ["|".join(FIELDS)]
+    fields = FIELDS
+    if usage:
+        fields = READ_FIELDS
+        # The allocation line carries TotalCPU (its steps' sum), never MaxRSS.
+        empty = np.full(n, "", dtype=object)
+        cols.update({"TotalCPU": total_t, "MaxRSS": empty, "TRESUsageInMax": empty,
+                     "TRESUsageInAve": empty})
+        batch_usage = [f"{c}|{r}|{'' if not r else f'cpu={c},mem={r}'}|"
+                       for c, r in zip(total_t[order].tolist(), rss_t[order].tolist(), strict=True)]
+        small = "00:00.001|1024|cpu=00:00:00,mem=1024|"
+    rows = zip(*(np.asarray(cols[f])[order].tolist() for f in fields), strict=True)
+    lines = ["|".join(fields)]
     if steps:
         started = ((~pending & ~never_started) & (rng.random(n) < steps))[order].tolist()
-        for r, has_steps in zip(rows, started, strict=True):
+        width = len(FIELDS)
+        for k, (r, has_steps) in enumerate(zip(rows, started, strict=True)):
             lines.append("|".join(r))
             if has_steps:
-                lines.append(_step_line(r, "batch"))
-                lines.append(_step_line(r, "extern"))
+                batch = _step_line(r[:width], "batch")
+                extern = _step_line(r[:width], "extern")
+                if usage:
+                    ended_job = bool(r[width])   # TotalCPU set: it ended
+                    batch += "|" + (batch_usage[k] if ended_job else "|||")
+                    extern += "|" + (small if ended_job else "|||")
+                lines.append(batch)
+                lines.append(extern)
     else:
         lines.extend("|".join(r) for r in rows)
     return ("\n".join(lines) + "\n").encode()
+
+
+def _cpu_text(seconds: float) -> str:
+    """TotalCPU as sacct prints it: MM:SS.mmm under an hour, [D-]HH:MM:SS above."""
+    if seconds < 3600:
+        return f"{int(seconds // 60):02d}:{seconds % 60:06.3f}"
+    s = int(seconds)
+    days, rest = divmod(s, 86400)
+    text = f"{rest // 3600:02d}:{rest % 3600 // 60:02d}:{rest % 60:02d}"
+    return f"{days}-{text}" if days else text
 
 
 def _step_line(row: tuple[str, ...], step: str) -> str:

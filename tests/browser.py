@@ -7,6 +7,7 @@ they skip and say what to install.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -116,6 +117,6 @@ def until(page, expression: str, **kwargs: object) -> object:
     """page.wait_for_function for an expression, sent as a function: the pages
     have a Content-Security-Policy without 'unsafe-eval', and Playwright
     evaluates a bare expression string with eval inside the page."""
-    if not expression.lstrip().startswith("() =>"):
+    if not re.match(r"\s*\(\w*\)\s*=>", expression):   # a function already: "(arg) => ..."
         expression = f"() => ({expression})"
     return page.wait_for_function(expression, **kwargs)

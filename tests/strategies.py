@@ -25,11 +25,14 @@ def job_tables(draw: st.DrawFn, window: Window, max_jobs: int = 40) -> JobTable:
     """Jobs that start and end anywhere around the window: before it, across
     it, after `now`, still running (End NaN) or never started (Start NaN:
     pending, cancelled while pending, or held), having waited since Submit or
-    since an Eligible after it; a pending one may be an array of tasks."""
+    since an Eligible after it; a pending one may be an array of tasks. An
+    ended job may carry what it used (TotalCPU up to all it held, a peak
+    memory), or not (NaN: not recorded)."""
     n = draw(st.integers(0, max_jobs))
     span = window.end - window.start
     lo, hi = window.start - span, window.end + span
     starts, ends, submits, eligibles, tasks, reasons = [], [], [], [], [], []
+    cpu_share, rss = [], []
     for _ in range(n):
         kind = draw(st.sampled_from(["done", "done", "done", "running", "pending", "cancelled",
                                      "held"]))
@@ -54,17 +57,22 @@ def job_tables(draw: st.DrawFn, window: Window, max_jobs: int = 40) -> JobTable:
             ends.append(float(s + draw(st.integers(0, 2 * span))))
         submits.append(float(submit))
         eligibles.append(np.nan if kind == "held" else eligible)
+        recorded = kind == "done" and draw(st.booleans())
+        cpu_share.append(draw(st.floats(0, 1)) if recorded else np.nan)
+        rss.append(draw(st.floats(0, 600)) if recorded else np.nan)
     users = draw(st.lists(st.sampled_from(["ann", "bo", "cy", "di"]), min_size=n, max_size=n))
     names = tuple(sorted(set(users)))
     cpus = draw(st.lists(st.integers(1, 64), min_size=n, max_size=n))
     gpus = draw(st.lists(st.integers(0, 8), min_size=n, max_size=n))
     mem = draw(st.lists(st.floats(0, 512, allow_nan=False), min_size=n, max_size=n))
     f = lambda xs: np.asarray(xs, dtype=np.float64)  # noqa: E731
+    elapsed = np.nan_to_num(f(ends) - f(starts), nan=0.0)
     return JobTable.build(
         job_id=np.arange(n, dtype=np.int64), user=np.array([names.index(u) for u in users], dtype=np.int64),
         qos=np.zeros(n, dtype=np.int64), state=np.zeros(n, dtype=np.int64),
-        submit=f(submits), start=f(starts), end=f(ends), elapsed=np.zeros(n),
+        submit=f(submits), start=f(starts), end=f(ends), elapsed=elapsed,
         nnodes=np.ones(n), cpus=f(cpus), gpus=f(gpus), mem_gib=f(mem),
         eligible=f(eligibles), tasks=f(tasks), reason=np.asarray(reasons, dtype=np.int64),
         reasons=("", "JobHeldUser"), users=names, qos_names=("q",), states=("COMPLETED",),
+        total_cpu=f(cpu_share) * elapsed * f(cpus), peak_rss_gib=f(rss),
     )

@@ -197,6 +197,10 @@ class TestProperties:
         waited = _waited_seconds(j, w)
         expected = {"NCPUS": j.cpus * overlap, "NGPUS": j.gpus * overlap,
                     "MEMORY": j.mem_gib * overlap, "NJOBS": overlap,
+                    # CPU time spread evenly over the run; the peak held all along.
+                    "USED_NCPUS": np.where(j.elapsed > 0, np.nan_to_num(j.total_cpu)
+                                           / np.maximum(j.elapsed, 1), 0) * overlap,
+                    "USED_MEMORY": np.nan_to_num(j.peak_rss_gib) * overlap,
                     "QUEUED_NCPUS": j.req_cpus * j.tasks * waited,
                     "QUEUED_NGPUS": j.req_gpus * j.tasks * waited,
                     "QUEUED_MEMORY": j.req_mem_gib * j.tasks * waited,

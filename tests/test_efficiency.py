@@ -254,8 +254,8 @@ class TestFlags:
 
 class TestEndToEnd:
     """A saved sacct file with step lines → `librarian collect` → the
-    snapshot (schema 3, valid) → the efficiency table's rows; anonymised,
-    the table names only pseudonyms."""
+    snapshot (schema 4, valid) → the efficiency table's rows and the used
+    series; anonymised, the table names only pseudonyms."""
 
     def collect(self, tmp_path: Path) -> Path:
         from collector.collect import collect
@@ -288,12 +288,12 @@ class TestEndToEnd:
 
         from app.efficiency_view import NOT_RECORDED, efficiency_table
         from app.figures import resolve_view
-        from collector.snapshot import SCHEMA_PATH, read_snapshot
+        from collector.snapshot import SCHEMA_PATH, SCHEMA_VERSION, read_snapshot
 
         path = self.collect(tmp_path)
         doc = json.loads(path.read_text())
         jsonschema.validate(doc, json.loads(SCHEMA_PATH.read_text()))
-        assert doc["schema_version"] == 3
+        assert doc["schema_version"] == SCHEMA_VERSION == 4
         snap = read_snapshot(path)
         rows = {r["user"]: r for r in efficiency_table(snap, resolve_view(snap, "7d"), RULES)}
         assert rows["alice"]["cpu"] == f"{100 * (3 * 3600 + 58 * 60) / (4 * 3600):.0f}%"
@@ -307,6 +307,24 @@ class TestEndToEnd:
             [["try", "fewer"], ["try", "a"], ["a", "shorter"]]
         assert bob["wasted_cpu_hours"] == pytest.approx(320 - 10 / 60, abs=0.1)
         assert NOT_RECORDED not in (bob["cpu"], bob["memory"], bob["time"])
+
+    def test_used_series_spread_cpu_time_over_the_run_and_hold_the_peak(self,
+                                                                       tmp_path: Path) -> None:
+        from collector.snapshot import read_snapshot
+
+        snap = read_snapshot(self.collect(tmp_path))
+        ten = int((datetime(2026, 11, 25, 10, tzinfo=UTC).timestamp() - snap.window_start)
+                  // snap.bin_seconds)
+        a, b = snap.users.index("alice"), snap.users.index("bob")
+        used, held = snap.series["USED_NCPUS"], snap.series["NCPUS"]
+        assert used[a, ten] == pytest.approx((3 * 3600 + 58 * 60) / 3600, abs=1e-3)   # 3.97 of 4
+        assert held[a, ten] == 4
+        assert used[b, ten] == pytest.approx(600 / 36000, abs=1e-3)   # 10 CPU-minutes a 10 h run
+        assert snap.series["USED_MEMORY"][a, ten] == pytest.approx(6.0)   # the peak, all the run
+        assert snap.series["USED_MEMORY"][b, ten] == pytest.approx(5.0)
+        others = np.delete(np.arange(snap.n_bins), ten)
+        assert not used[:, others].any()
+        assert (used <= held + 1e-9).all()
 
     def test_running_jobs_are_shown_as_running_never_guessed(self, tmp_path: Path) -> None:
         import dataclasses

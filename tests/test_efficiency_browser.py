@@ -103,6 +103,57 @@ def check_table(page, names: dict[str, str]) -> None:
         assert r[3:7] == ["running"] * 4
 
 
+USED = """(id) => {
+    const el = document.getElementById(id);
+    const gd = el.querySelector('.js-plotly-plot') || el;
+    const sum = (kind) => gd._fullData.filter(t => t.meta === kind && t.visible === true)
+        .reduce((acc, t) => { Array.from(t.y).forEach((v, i) => { acc[i] = (acc[i] || 0) + v; });
+                              return acc; }, []);
+    const used = sum('used'), held = sum('running');
+    return {users: gd.data.filter(t => t.meta === 'used' && t.visible === true).map(t => t.name),
+            hidden: gd.data.filter(t => t.meta === 'used' && t.visible === 'legendonly')
+                .map(t => t.name),
+            over: used.filter((v, i) => v > (held[i] || 0) + 1e-6).length,
+            used: used.reduce((a, b) => a + b, 0), held: held.reduce((a, b) => a + b, 0)};
+}"""
+
+
+def check_used(page) -> None:
+    """The demo's ended jobs recorded what they used: CPU and memory charts
+    shade it inside the held stack (never above it here), GPUs and jobs not;
+    a user hidden in the legend takes their used part along; the queued view
+    draws none."""
+    until(page, "() => document.querySelectorAll('#graph-ncpus .trace').length > 0")
+    cpu = page.evaluate(USED, "graph-ncpus")
+    mem = page.evaluate(USED, "graph-memory")
+    assert cpu["users"], cpu
+    assert mem["users"], mem
+    assert 0 < cpu["used"] < cpu["held"]
+    assert 0 < mem["used"] < mem["held"]
+    assert cpu["over"] == 0
+    assert not page.evaluate(USED, "graph-ngpus")["users"]
+    assert not page.evaluate(USED, "graph-njobs")["users"]
+    assert "darker part" in page.inner_text("body")
+    user = cpu["users"][0]
+    page.click(f"#legend .legend-item[data-user='{user}']")
+    until(page, "(u) => { const el = document.getElementById('graph-ncpus');"
+                " const gd = el.querySelector('.js-plotly-plot') || el;"
+                " return gd.data.some(t => t.meta === 'used' && t.name === u"
+                " && t.visible === 'legendonly'); }", arg=user)
+    after = page.evaluate(USED, "graph-ncpus")
+    assert user in after["hidden"]
+    assert user not in after["users"]
+    assert after["used"] < cpu["used"]
+    page.click(f"#legend .legend-item[data-user='{user}']")   # back
+    page.click("#show-mode >> text=Queued")
+    until(page, "() => location.search.includes('show=queued')")
+    until(page, "() => { const el = document.getElementById('graph-ncpus');"
+                " const gd = el.querySelector('.js-plotly-plot') || el;"
+                " return gd.data.every(t => t.meta !== 'used' || t.visible !== true); }")
+    page.click("#show-mode >> text=Running")
+    until(page, "() => location.search.indexOf('show=queued') < 0")
+
+
 def test_dash_page(site: Path, tmp_path: Path) -> None:
     errors: list[str] = []
     with gunicorn(site / "librarian.toml") as base, chromium(tmp_path) as browser:
@@ -118,6 +169,8 @@ def test_dash_page(site: Path, tmp_path: Path) -> None:
         assert "shorter --time" in tip
         page.set_viewport_size({"width": 1400, "height": 2800})
         page.screenshot(path=str(tmp_path / "dash-efficiency.png"), full_page=True)
+        check_used(page)
+        page.screenshot(path=str(tmp_path / "dash-used.png"))
     assert not errors, errors
 
 
@@ -147,6 +200,7 @@ def test_static_export(site: Path, tmp_path: Path, anonymised: bool) -> None:
         page.click("text=30d")
         until(page, "() => location.search.includes('range=30d')")
         check_table(page, names)
+        check_used(page)
         page.click("#theme-switch")
         until(page, "() => document.documentElement.getAttribute('data-bs-theme') === 'dark'")
         assert all(b["badge"] for b in badges(page))

@@ -45,6 +45,11 @@ def snap(users: tuple[str, ...] = ("ann", "bo"), n_bins: int = 48, tz: str = "UT
         queued[1, -3:] = 8     # bo's 8 CPUs waited in the last three bins
     series.update({"QUEUED_NCPUS": queued, "QUEUED_NGPUS": queued * 0,
                    "QUEUED_MEMORY": queued * 2, "QUEUED_NJOBS": (queued > 0) * 1.0})
+    # ann's ended jobs used 3 of her 4 CPUs and 1 GB; her last 5 bins' job still runs.
+    used = np.zeros((len(users), n_bins))
+    if users:
+        used[0, :-5] = 3
+    series.update({"USED_NCPUS": used, "USED_MEMORY": (used > 0) * 1.0})
     current = {o: series[o][:, -1].copy() for o in OBSERVABLES}
     return Snapshot(qos="avery", site="Test", timezone=tz, now=NOW, bin_seconds=HOUR,
                     window_start=NOW - NOW % HOUR - (n_bins - 1) * HOUR, n_bins=n_bins,
@@ -89,9 +94,9 @@ class TestViews:
 class TestFigure:
     def test_stacked_traces_with_user_colours_and_the_limit(self) -> None:
         fig = usage_figure(snap(), "NCPUS", resolve_view(snap(), "24h"))
-        names = [t["name"] for t in fig["data"]]
+        names = [t["name"] for t in fig["data"] if t["meta"] == "running"]
         assert names == ["ann", "bo"]
-        assert all(t["stackgroup"] == "usage" for t in fig["data"])
+        assert all(t["stackgroup"] == "usage" for t in fig["data"] if t["meta"] == "running")
         assert fig["data"][0]["line"]["color"] != fig["data"][1]["line"]["color"]
         assert decode(fig["data"][1]["y"])[-10:] == [2.0] * 10
         assert len(decode(fig["data"][0]["y"])) == 25  # 24 h back from 12:30 touches 25 bins
@@ -100,6 +105,25 @@ class TestFigure:
         assert limit["line"]["dash"] == "dash"
         assert fig["layout"]["annotations"][0]["text"] == "QoS limit 10"
 
+    def test_the_used_part_is_shaded_inside_the_held_stack(self) -> None:
+        s = snap()
+        fig = usage_figure(s, "NCPUS", resolve_view(s, "24h"))
+        (used,) = [t for t in fig["data"] if t["meta"] == "used"]
+        assert used["name"] == "ann"
+        assert used["stackgroup"] == "used"        # its own stack, over the held one
+        assert used["fillcolor"].startswith("rgba(0, 0, 0")   # a darker shade of the colour beneath
+        assert used["hovertemplate"].endswith(" used")
+        y = decode(used["y"])
+        assert y[:-5] == [3.0] * 20                   # 3 of her 4 CPUs
+        assert y[-5:] == [0.0] * 5                    # her running job: not known yet
+        mem = usage_figure(s, "MEMORY", resolve_view(s, "24h"))
+        assert [t["name"] for t in mem["data"] if t["meta"] == "used"] == ["ann"]
+        for obs in ("NGPUS", "NJOBS"):                # no used figures for these
+            assert not [t for t in usage_figure(s, obs, resolve_view(s, "24h"))["data"]
+                        if t["meta"] == "used"]
+        queued = usage_figure(s, "NCPUS", resolve_view(s, "24h"), show="queued")
+        assert not [t for t in queued["data"] if t["meta"] == "used"]
+
     def test_no_limit_no_line(self) -> None:
         fig = usage_figure(snap(), "NGPUS", resolve_view(snap(), "24h"))
         assert fig["layout"]["shapes"] == []
@@ -107,11 +131,12 @@ class TestFigure:
     def test_users_without_usage_in_the_view_get_no_trace(self) -> None:
         fig = usage_figure(snap(), "NCPUS", resolve_view(snap(), CUSTOM, "2026-11-24T00:00",
                                                          "2026-11-24T06:00"))
-        assert [t["name"] for t in fig["data"]] == ["ann"]
+        assert [(t["name"], t["meta"]) for t in fig["data"]] == [("ann", "running"), ("ann", "used")]
 
     def test_hidden_users_stay_hidden(self) -> None:
-        fig = usage_figure(snap(), "NCPUS", resolve_view(snap(), "24h"), hidden={"bo"})
-        assert [t["visible"] for t in fig["data"]] == [True, "legendonly"]
+        fig = usage_figure(snap(), "NCPUS", resolve_view(snap(), "24h"), hidden={"ann"})
+        assert [(t["name"], t["visible"]) for t in fig["data"]] == \
+            [("ann", "legendonly"), ("bo", True), ("ann", "legendonly")]   # her used part too
 
     def test_empty_qos_has_a_message_not_an_error(self) -> None:
         fig = usage_figure(snap(users=()), "NCPUS", resolve_view(snap(users=()), "7d"))
@@ -127,7 +152,7 @@ class TestFigure:
     def test_a_dst_change_splits_each_trace_in_two_runs(self) -> None:
         s = snap(tz="America/New_York", n_bins=720)
         fig = usage_figure(s, "NCPUS", resolve_view(s, "30d"))
-        ann = [t for t in fig["data"] if t["name"] == "ann"]
+        ann = [t for t in fig["data"] if t["name"] == "ann" and t["meta"] == "running"]
         assert len(ann) == 2
         # 2026-11-01 01:00 EDT is followed by 01:00 EST: the second run starts there.
         assert ann[1]["x0"] == "2026-11-01 01:00:00"

@@ -60,7 +60,8 @@ class TestShape:
         assert doc["metadata"]["qos"] == "avery"
         assert doc["metadata"]["time_resolution_seconds"] == 3600
         seed = {"NCPUS", "NGPUS", "MEMORY", "NJOBS"}
-        assert set(doc["observables"]) == seed | {f"QUEUED_{k}" for k in seed}
+        assert set(doc["observables"]) == seed | {f"QUEUED_{k}" for k in seed} | \
+            {"USED_NCPUS", "USED_MEMORY"}
         assert doc["nice_names"]["MEMORY"] == "Memory (GB)"
         assert doc["thresholds"] == {"NCPUS": 430, "NGPUS": 39, "MEMORY": None, "NJOBS": None}
 
@@ -78,6 +79,22 @@ class TestShape:
         assert not snap.limit_now
         assert snap.series["QUEUED_NCPUS"].shape == snap.series["NCPUS"].shape
         assert not snap.series["QUEUED_NCPUS"].any()
+
+    def test_a_version_3_file_reads_with_nothing_used(self) -> None:
+        doc = to_dict(make())
+        doc["schema_version"] = 3
+        for key in ("USED_NCPUS", "USED_MEMORY"):
+            del doc["observables"][key]
+            for per_user in doc["current_usage"].values():
+                del per_user[key]
+        snap = from_dict(doc)
+        assert snap.series["USED_NCPUS"].shape == snap.series["NCPUS"].shape
+        assert not snap.series["USED_NCPUS"].any()
+        assert not snap.series["USED_MEMORY"].any()
+        assert snap.series["NCPUS"].any()
+        doc["schema_version"] = 4     # a version 4 file must have them
+        with pytest.raises(SnapshotError, match="USED_NCPUS"):
+            from_dict(doc)
 
     def test_the_queue_parts_round_trip(self) -> None:
         from collector.pressure import AtLimitNow, Pressure, Waits, local_days, wait_days

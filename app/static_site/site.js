@@ -9,7 +9,7 @@
     var OBS, GRAPHS, PRESETS, DEFAULT, COLUMNS, SHOWS, DEFAULT_SHOW;   // from the manifest
 
     function vocabulary(m) {
-        var charted = m.observables.filter(function (o) { return !o.queued_of; });
+        var charted = m.observables.filter(function (o) { return !o.queued_of && !o.used_of; });
         OBS = charted.map(function (o) { return o.key; });
         SHOWS = m.show_modes;
         DEFAULT_SHOW = m.default_show;
@@ -58,7 +58,8 @@
 
     /* A trace is drawn when its user is not hidden and the switch shows its kind. */
     function visibility(t, show) {
-        if (show !== "both" && t.meta && t.meta !== show) { return false; }
+        var kind = t.meta === "used" ? "running" : t.meta;   // the used shade goes with running
+        if (show !== "both" && kind && kind !== show) { return false; }
         return hidden.has(t.name) ? "legendonly" : true;
     }
 
@@ -97,7 +98,7 @@
         var per = {};
         OBS.forEach(function (obs, i) {
             figs[i].data.forEach(function (t) {
-                if (t.meta === "queued") { return; }   // the totals are of running jobs
+                if (t.meta === "queued" || t.meta === "used") { return; }   // the totals are of what running jobs held
                 var y = decode(t.y), x0 = wallMs(t.x0), sum = 0;
                 for (var k = 0; k < y.length; k++) {
                     var a = x0 + k * t.dx, b = Math.min(a + t.dx, end);
@@ -383,6 +384,7 @@
         plainTable("wait-table", manifest.columns.waits, view.waits);
         plainTable("efficiency-table", manifest.columns.efficiency, view.efficiency);
         $("efficiency-note").textContent = manifest.texts.efficiency_note;
+        $("used-note").textContent = manifest.texts.used_note;
         Plotly.react($("pressure-graph"), themed(view.pressure_figure), {displaylogo: false, responsive: true});
         Plotly.react($("wait-graph"), themed(view.wait_figure), {displaylogo: false, responsive: true});
     }
