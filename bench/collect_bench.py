@@ -6,10 +6,17 @@ pending and running jobs, and .batch/.extern step lines for 5% of the jobs,
 in the site's time zone. Then runs, each as its own process, alternately and `--runs` times:
   floor    bench/floor.py: the same file read with Arrow's CSV reader and binned
            with plain numpy (no validation, time zones, TRES rules or output);
-  collect  the real command, writing the snapshots.
-and prints the median wall time and peak memory (max RSS) of each, and the ratio.
+  collect  the real command, writing the snapshots;
+  usage    (with --usage) the real command on the same history with what the
+           jobs used on their step lines (TotalCPU, MaxRSS, TRESUsageIn*: the
+           efficiency fields), `--steps` of the jobs having steps;
+  baseline (with --baseline DIR) the collect of another checkout of the code
+           (`git worktree add DIR REV`), run with PYTHONPATH=DIR, on the file
+           without usage: "today's" collect, to compare a change against;
+and prints the median wall time and peak memory (max RSS) of each, and the ratios.
 
     .venv/bin/python bench/collect_bench.py [--jobs 1000000] [--runs 5]
+        [--usage] [--steps 0.05] [--baseline /tmp/old]
 """
 
 from __future__ import annotations
@@ -49,29 +56,33 @@ name = "avery-b"
 GENERATE = """
 import sys
 from collector.synth import SynthQos, synth_sacct
-text = synth_sacct({now}, 30, {n_jobs}, n_users=50, tz="{tz}", seed=2026, steps=0.05,
-                   qos=(SynthQos("avery", 0.8, 0.15), SynthQos("avery-b", 0.2, 0.0)))
+text = synth_sacct({now}, 30, {n_jobs}, n_users=50, tz="{tz}", seed=2026, steps={steps},
+                   qos=(SynthQos("avery", 0.8, 0.15), SynthQos("avery-b", 0.2, 0.0)),
+                   usage={usage})
 open(sys.argv[1], "wb").write(text)
 """
 
 
-def make_input(n_jobs: int) -> Path:
+def make_input(n_jobs: int, steps: float = 0.05, usage: bool = False) -> Path:
     """The input file, made once. In a child process: a child's peak RSS starts
     from its parent's at fork, so the measuring process must stay small."""
-    path = OUT / f"sacct_{n_jobs}.txt"
+    name = f"sacct_{n_jobs}" + ("" if steps == 0.05 else f"_steps{steps:g}") + \
+        ("_usage" if usage else "")
+    path = OUT / f"{name}.txt"
     if not path.exists():
         t = time.perf_counter()
-        code = GENERATE.format(now=NOW, n_jobs=n_jobs, tz=TZ)
+        code = GENERATE.format(now=NOW, n_jobs=n_jobs, tz=TZ, steps=steps, usage=usage)
         subprocess.run([sys.executable, "-c", code, str(path)], check=True, cwd=HERE.parent)
         print(f"generated {path} ({path.stat().st_size / 1e6:.0f} MB) in "
               f"{time.perf_counter() - t:.1f} s")
     return path
 
 
-def timed(cmd: list[str], cwd: Path) -> tuple[float, float]:
+def timed(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> tuple[float, float]:
     """Wall seconds and peak RSS (MiB) of one child process."""
     t = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            env=env)
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t
     if os.waitstatus_to_exitcode(status) != 0:
@@ -83,26 +94,44 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--jobs", type=int, default=1_000_000)
     p.add_argument("--runs", type=int, default=5)
+    p.add_argument("--usage", action="store_true", help="also collect the history with step usage")
+    p.add_argument("--steps", type=float, default=0.05, help="share of the jobs with step lines")
+    p.add_argument("--baseline", type=Path, help="a checkout of the code to compare against")
     args = p.parse_args()
     OUT.mkdir(exist_ok=True)
-    data = make_input(args.jobs)
+    data = make_input(args.jobs, args.steps)
     site = OUT / "site"
     site.mkdir(exist_ok=True)
     (site / "librarian.toml").write_text(CONFIG)
     librarian = Path(sys.executable).with_name("librarian")
+
+    def collect(path: Path, *python: str) -> list[str]:
+        return [*python, "collect", "--config", "librarian.toml", "--sacct-file",
+                str(path), "--no-plots", "--now", str(NOW), "-q"]
+
     commands = {
         "floor": [sys.executable, str(HERE / "floor.py"), str(data), str(NOW)],
-        "collect": [str(librarian), "collect", "--config", "librarian.toml", "--sacct-file",
-                    str(data), "--no-plots", "--now", str(NOW), "-q"],
+        "collect": collect(data, str(librarian)),
     }
+    envs: dict[str, dict[str, str] | None] = dict.fromkeys(commands)
+    if args.usage:
+        with_usage = make_input(args.jobs, args.steps, usage=True)
+        commands["usage"] = collect(with_usage, str(librarian))
+        envs["usage"] = None
+    if args.baseline:
+        commands["baseline"] = collect(data, sys.executable, "-m", "collector")
+        envs["baseline"] = {**os.environ, "PYTHONPATH": str(args.baseline.resolve())}
     results: dict[str, list[tuple[float, float]]] = {k: [] for k in commands}
-    timed(commands["collect"], site)  # warm the page cache
+    for name, cmd in commands.items():
+        timed(cmd, site, envs[name])  # warm the page cache
     for _ in range(args.runs):
         for name, cmd in commands.items():
-            results[name].append(timed(cmd, site))
+            results[name].append(timed(cmd, site, envs[name]))
     lines = data.read_bytes().count(b"\n") - 1
     print(f"input: {data.name}, {args.jobs:,} job lines ({lines:,} lines with steps), "
           f"{data.stat().st_size / 1e6:.0f} MB; {args.runs} runs each, medians")
+    if args.usage:
+        print(f"  with usage: {with_usage.name}, {with_usage.stat().st_size / 1e6:.0f} MB")
     med = {k: (statistics.median(w for w, _ in v), statistics.median(m for _, m in v))
            for k, v in results.items()}
     for name, (wall, rss) in med.items():
@@ -110,6 +139,13 @@ def main() -> None:
         print(f"  {name:8s} {wall:6.2f} s  peak {rss:6.0f} MiB   (runs: {runs})")
     print(f"  collect / floor = {med['collect'][0] / med['floor'][0]:.2f}x (target <= 2x, "
           f"peak memory target < 1536 MiB)")
+    if "baseline" in med:
+        print(f"  collect / baseline = {med['collect'][0] / med['baseline'][0]:.2f}x")
+        if "usage" in med:
+            print(f"  usage / baseline = {med['usage'][0] / med['baseline'][0]:.2f}x "
+                  "(efficiency target <= 1.3x)")
+    if "usage" in med:
+        print(f"  usage / collect = {med['usage'][0] / med['collect'][0]:.2f}x")
 
 
 if __name__ == "__main__":

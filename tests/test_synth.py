@@ -17,6 +17,26 @@ def test_same_seed_same_bytes() -> None:
     assert a != synth_sacct(NOW, 3, 500, seed=5)
 
 
+def test_usage_adds_what_ended_jobs_used_and_changes_nothing_else() -> None:
+    plain = parse_sacct(synth_sacct(NOW, 5, 3000, seed=2, steps=0.8), "UTC").jobs
+    r = parse_sacct(synth_sacct(NOW, 5, 3000, seed=2, steps=0.8, usage=True), "UTC")
+    assert r.bad_lines == 0
+    assert not r.bad_fields
+    j = r.jobs
+    for column in ("job_id", "start", "end", "cpus", "mem_gib", "gpus", "user"):
+        assert np.array_equal(getattr(plain, column), getattr(j, column), equal_nan=True), column
+    ended = ~np.isnan(j.end) & ~np.isnan(j.start) & (j.elapsed > 0)
+    recorded = ~np.isnan(j.peak_rss_gib)
+    assert recorded.sum() > 0.5 * ended.sum()          # most ended jobs have steps
+    assert not (recorded & np.isnan(j.end)).any()      # running jobs: nothing yet
+    cpu = ~np.isnan(j.total_cpu)
+    # Never more than was held (a step's rounding to the millisecond aside).
+    assert (j.total_cpu[cpu] <= j.elapsed[cpu] * j.cpus[cpu] + 0.01).all()
+    assert (j.peak_rss_gib[recorded] <= j.mem_gib[recorded] + 1e-9).all()
+    share = j.total_cpu[cpu & ended] / (j.elapsed * j.cpus)[cpu & ended]
+    assert 0.2 < np.median(share) < 0.95               # habits differ: not all 0, not all 1
+
+
 def test_parses_cleanly_with_every_feature() -> None:
     text = synth_sacct(NOW, 10, 5000, n_users=20, tz="America/New_York", seed=1, steps=0.5,
                        qos=(SynthQos("a", gpu_fraction=0.3), SynthQos("b")))
