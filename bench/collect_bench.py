@@ -78,8 +78,11 @@ def make_input(n_jobs: int, steps: float = 0.05, usage: bool = False) -> Path:
     return path
 
 
-def timed(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MiB) of one child process."""
+def timed(cmd: list[str], cwd: Path, env: dict[str, str] | None = None
+          ) -> tuple[float, float, float]:
+    """Wall seconds, peak RSS (MiB) and user CPU seconds of one child process
+    (user time is the steadier measure on a shared machine: the wall time's
+    spread is mostly system time, page faults stalling on huge-page compaction)."""
     t = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             env=env)
@@ -87,7 +90,7 @@ def timed(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> tuple
     wall = time.perf_counter() - t
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"failed: {' '.join(cmd)}\n{proc.stderr.read().decode()}")
-    return wall, usage.ru_maxrss / 1024
+    return wall, usage.ru_maxrss / 1024, usage.ru_utime
 
 
 def main() -> None:
@@ -121,7 +124,7 @@ def main() -> None:
     if args.baseline:
         commands["baseline"] = collect(data, sys.executable, "-m", "collector")
         envs["baseline"] = {**os.environ, "PYTHONPATH": str(args.baseline.resolve())}
-    results: dict[str, list[tuple[float, float]]] = {k: [] for k in commands}
+    results: dict[str, list[tuple[float, float, float]]] = {k: [] for k in commands}
     for name, cmd in commands.items():
         timed(cmd, site, envs[name])  # warm the page cache
     for _ in range(args.runs):
@@ -132,20 +135,23 @@ def main() -> None:
           f"{data.stat().st_size / 1e6:.0f} MB; {args.runs} runs each, medians")
     if args.usage:
         print(f"  with usage: {with_usage.name}, {with_usage.stat().st_size / 1e6:.0f} MB")
-    med = {k: (statistics.median(w for w, _ in v), statistics.median(m for _, m in v))
+    med = {k: tuple(statistics.median(r[i] for r in v) for i in range(3))
            for k, v in results.items()}
-    for name, (wall, rss) in med.items():
-        runs = ", ".join(f"{w:.2f}" for w, _ in results[name])
-        print(f"  {name:8s} {wall:6.2f} s  peak {rss:6.0f} MiB   (runs: {runs})")
+    for name, (wall, rss, user) in med.items():
+        runs = ", ".join(f"{r[0]:.2f}" for r in results[name])
+        print(f"  {name:8s} {wall:6.2f} s  peak {rss:6.0f} MiB  user {user:5.2f} s   (runs: {runs})")
     print(f"  collect / floor = {med['collect'][0] / med['floor'][0]:.2f}x (target <= 2x, "
           f"peak memory target < 1536 MiB)")
     if "baseline" in med:
-        print(f"  collect / baseline = {med['collect'][0] / med['baseline'][0]:.2f}x")
+        print(f"  collect / baseline = {med['collect'][0] / med['baseline'][0]:.2f}x "
+              f"(user time {med['collect'][2] / med['baseline'][2]:.2f}x)")
         if "usage" in med:
             print(f"  usage / baseline = {med['usage'][0] / med['baseline'][0]:.2f}x "
-                  "(efficiency target <= 1.3x)")
+                  f"(user time {med['usage'][2] / med['baseline'][2]:.2f}x; "
+                  "efficiency target <= 1.3x)")
     if "usage" in med:
-        print(f"  usage / collect = {med['usage'][0] / med['collect'][0]:.2f}x")
+        print(f"  usage / collect = {med['usage'][0] / med['collect'][0]:.2f}x "
+              f"(user time {med['usage'][2] / med['collect'][2]:.2f}x)")
 
 
 if __name__ == "__main__":

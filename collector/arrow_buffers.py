@@ -55,6 +55,33 @@ def to_floats(values: pa.Array | pa.ChunkedArray, fill: float = np.nan) -> np.nd
     return out
 
 
+def empty_strings(n: int) -> pa.Array:
+    """`n` empty strings, built from buffers (a Python "" would be converted
+    by pa.scalar, which imports pandas)."""
+    return pa.StringArray.from_buffers(n, pa.py_buffer(np.zeros(n + 1, dtype=np.int32)),
+                                       pa.py_buffer(b""))
+
+
+# A "" to fill nulls with (fill_null converts anything but a Scalar with pa.scalar).
+EMPTY_STRING = empty_strings(1)[0]
+
+
+def string_bytes(values: pa.Array, pad: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A string array (no nulls) as its UTF-8 bytes (followed by `pad` zero
+    bytes, so a fixed-width read past a short string stays in bounds) and
+    each string's start and length in them."""
+    if not (pa.types.is_string(values.type) or pa.types.is_large_string(values.type)):
+        raise TypeError(f"string_bytes needs a string array, not {values.type}")
+    width = 8 if pa.types.is_large_string(values.type) else 4
+    offsets = np.frombuffer(values.buffers()[1], dtype=np.int64 if width == 8 else np.int32,
+                            count=len(values) + 1, offset=values.offset * width).astype(np.int64)
+    raw = values.buffers()[2]
+    data = np.zeros((raw.size if raw is not None else 0) + pad, dtype=np.uint8)
+    if raw is not None and raw.size:
+        data[:raw.size] = np.frombuffer(raw, dtype=np.uint8)
+    return data, offsets[:-1], np.diff(offsets)
+
+
 def from_numpy(values: np.ndarray, arrow_type: pa.DataType) -> pa.Array:
     """A numpy array (of `arrow_type`'s width) as an Arrow array without nulls."""
     values = np.ascontiguousarray(values)

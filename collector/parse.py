@@ -34,7 +34,7 @@ from collector.arrow_buffers import from_bools, from_numpy, to_floats, to_numpy
 from collector.efficiency import StepUsage, cpu_seconds, fold_steps
 from collector.jobtable import USAGE_COLUMNS, JobTable
 from collector.reasons import bits as reason_bits
-from collector.sacct import USAGE_QUERY_FIELDS
+from collector.sacct import USAGE_FIELDS, USAGE_QUERY_FIELDS
 from collector.sacct_text import MISSING_TIMES, TIME_COLUMNS, SacctFormatError, Text, read_lines
 from collector.slurm_formats import (
     HOLDING_STATES,
@@ -412,8 +412,9 @@ def _step_usage(table: pa.Table, is_step: np.ndarray) -> StepUsage:
     runs (one JobIDRaw) keep their own steps."""
     owner = np.cumsum(~is_step) - 1
     rows = np.flatnonzero(is_step & (owner >= 0))
-    steps = table.take(from_numpy(rows.astype(np.int64), pa.int64()))
-    names = table.column_names
+    wanted = [c for c in ("ElapsedRaw", *USAGE_FIELDS) if c in table.column_names]
+    steps = table.select(wanted).take(from_numpy(rows.astype(np.int64), pa.int64()))
+    names = steps.column_names
 
     def field(name: str) -> pa.ChunkedArray | None:
         return steps[name] if name in names else None

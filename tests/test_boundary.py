@@ -61,6 +61,19 @@ def test_a_live_collect_without_plots_loads_none_of_them(site: Path, samples: Pa
     assert not any(loaded.values()), f"collect loaded {[m for m, v in loaded.items() if v]}"
 
 
+def test_a_file_collect_with_step_usage_loads_none_of_them(site: Path) -> None:
+    """A saved history with step lines and their usage fields (the efficiency
+    path: regexes, folding steps) stays off pandas too."""
+    from collector.synth import synth_sacct
+
+    history = site / "history.txt"
+    history.write_bytes(synth_sacct(1_764_100_000, 2, 400, seed=3, steps=0.8, usage=True))
+    args = ["collect", "--config", str(site / "librarian.toml"), "--sacct-file", str(history),
+            "--now", NOW, "--no-plots", "-q"]
+    loaded = _loaded(f"from collector.cli import main\nassert main({args!r}) == 0\n")
+    assert not any(loaded.values()), f"collect loaded {[m for m, v in loaded.items() if v]}"
+
+
 def _main(args: list[str]) -> str:
     return (f"from collector.cli import main\ntry:\n    main({args!r})\n"
             "except SystemExit:\n    pass")

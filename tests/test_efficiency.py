@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from collector.config import parse_config
 from collector.config_model import EfficiencyConfig
@@ -39,6 +41,24 @@ class TestFormats:
         value, bad = cpu_seconds(pa.array([text]))
         assert value[0] == pytest.approx(seconds)
         assert not bad[0]
+
+    @given(st.lists(st.one_of(
+        # sacct's three shapes, any digits...
+        st.from_regex(r"\A[0-9]{2}:[0-9]{2}\.[0-9]{3}\Z"),
+        st.from_regex(r"\A[0-9]{2}:[0-9]{2}:[0-9]{2}\Z"),
+        st.from_regex(r"\A[0-9]{1,6}-[0-9]{2}:[0-9]{2}:[0-9]{2}\Z"),
+        # ...looser ones the regex takes, and near misses and junk of the same lengths
+        st.from_regex(r"\A[0-9]{1,3}(:[0-9]{1,3}){1,2}(\.[0-9]{1,4})?\Z"),
+        st.from_regex(r"\A[0-9:.\- a]{0,14}\Z"), st.text(max_size=12), st.just("")),
+        max_size=30))
+    @settings(max_examples=300, deadline=None)
+    def test_total_cpu_by_position_equals_the_regex(self, texts: list[str]) -> None:
+        from collector.efficiency import _cpu_seconds_by_regex
+
+        fast, fast_bad = cpu_seconds(pa.array(texts, pa.string()))
+        slow, slow_bad = _cpu_seconds_by_regex(pa.array(texts, pa.string()))
+        assert np.array_equal(fast, slow, equal_nan=True), list(zip(texts, fast, slow, strict=True))
+        assert fast_bad.tolist() == slow_bad.tolist()
 
     def test_total_cpu_empty_is_not_recorded_and_junk_is_counted(self) -> None:
         value, bad = cpu_seconds(pa.array(["", "soon", "1:2:3:4", None]))
