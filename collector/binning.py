@@ -85,10 +85,10 @@ def _weights(jobs: JobTable, rows: np.ndarray, queued: bool = False) -> np.ndarr
     none (a job count); what a queued row asks is per task."""
     if queued:
         tasks = jobs.tasks[rows]
-        return np.stack([tasks if o.column == "tasks" else getattr(jobs, str(o.column))[rows] * tasks
+        return np.stack([tasks if o.column == "tasks" else jobs.column_at(str(o.column), rows) * tasks
                          for o in QUEUED])
     return np.stack([
-        np.ones(len(rows)) if o.column is None else getattr(jobs, o.column)[rows]
+        np.ones(len(rows)) if o.column is None else jobs.column_at(o.column, rows)
         for o in RUNNING
     ])
 
@@ -130,6 +130,9 @@ def _binned_seconds(user: np.ndarray, s: np.ndarray, e: np.ndarray, weights: np.
     diff_idx = np.concatenate([(drow + i0 + 1)[inner], (drow + i1)[inner]])
     out = np.empty((weights.shape[0], n_users, nb))
     for k, w in enumerate(weights):
+        if not w.any():   # nothing of this observable (no GPUs, no usage recorded): no work
+            out[k] = 0.0
+            continue
         total = np.bincount(partial_idx, weights=np.concatenate([w * first_w, w[multi] * last_w]),
                             minlength=size)
         w_inner = w[inner]

@@ -273,26 +273,33 @@ def efficiency_days(jobs: JobTable, day_starts: np.ndarray, now: float,
     has_time = ~np.isnan(limit) & (limit > 0)
     gpu_job = gpus > 0
     has_gpu = gpu_job & ~np.isnan(util)
+    # Each sum's per-job values made only when summed, and never where its
+    # figures were recorded for no job (a history without usage fields).
     per_job = {
-        "jobs": np.ones(len(rows)),
-        "cpu_held": np.where(has_cpu, el * cpus, 0.0),
-        "cpu_used": np.where(has_cpu, cpu_used, 0.0),
-        "mem_held": np.where(has_mem, el * mem, 0.0),
-        "mem_used": np.where(has_mem, el * peak, 0.0),
-        "time_used": np.where(has_time, el, 0.0),
-        "time_limit": np.where(has_time, limit, 0.0),
-        "gpu_jobs": gpu_job.astype(np.float64),
-        "gpu_held": np.where(has_gpu, el * gpus, 0.0),
-        "gpu_used": np.where(has_gpu, el * gpus * np.nan_to_num(util) / 100.0, 0.0),
-        "gpu_idle_jobs": (has_gpu & (np.nan_to_num(util) <= 0)).astype(np.float64),
+        "jobs": lambda: np.ones(len(rows)),
+        "cpu_held": lambda: np.where(has_cpu, el * cpus, 0.0),
+        "cpu_used": lambda: np.where(has_cpu, cpu_used, 0.0),
+        "mem_held": lambda: np.where(has_mem, el * mem, 0.0),
+        "mem_used": lambda: np.where(has_mem, el * peak, 0.0),
+        "time_used": lambda: np.where(has_time, el, 0.0),
+        "time_limit": lambda: np.where(has_time, limit, 0.0),
+        "gpu_jobs": lambda: gpu_job.astype(np.float64),
+        "gpu_held": lambda: np.where(has_gpu, el * gpus, 0.0),
+        "gpu_used": lambda: np.where(has_gpu, el * gpus * np.nan_to_num(util) / 100.0, 0.0),
+        "gpu_idle_jobs": lambda: (has_gpu & (np.nan_to_num(util) <= 0)).astype(np.float64),
     }
+    recorded = {"jobs": True, "cpu_held": has_cpu, "cpu_used": has_cpu, "mem_held": has_mem,
+                "mem_used": has_mem, "time_used": has_time, "time_limit": has_time,
+                "gpu_jobs": gpu_job, "gpu_held": has_gpu, "gpu_used": has_gpu,
+                "gpu_idle_jobs": has_gpu}
     n_days = max(len(day_starts) - 1, 1)
     day = _day_of(day_starts, end[rows])
     present = np.unique(jobs.user[rows])
     user = np.searchsorted(present, jobs.user[rows])
     key = user * n_days + day
     cells, cell = np.unique(key, return_inverse=True)
-    sums = {k: np.bincount(cell, weights=v, minlength=len(cells)) for k, v in per_job.items()}
+    sums = {k: np.bincount(cell, weights=make(), minlength=len(cells))
+            if np.any(recorded[k]) else np.zeros(len(cells)) for k, make in per_job.items()}
     return EfficiencyDays(day_starts=day_starts,
                           users=tuple(jobs.users[i] for i in present.tolist()),
                           user=cells // n_days, day=cells % n_days, sums=sums)
