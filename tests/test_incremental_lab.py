@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from collector.observables import USED
 from collector.sacct import build_sacct_args
 from collector.slurm import slurm_environment
 from collector.snapshot import read_snapshot
@@ -56,15 +57,30 @@ def sacct_cycles(folder: Path) -> list[dict]:
     return json.loads((folder / "data" / "status.json").read_text())["sacct"]["cycles"]
 
 
-def assert_same(a: Path, b: Path, name: str, limits: bool = True) -> None:
+def _efficiency(snap) -> list[tuple]:
+    e = snap.efficiency
+    names = [e.users[u] for u in e.user.tolist()]
+    return sorted(zip(names, e.day_starts[e.day].tolist(),
+                      *(np.round(v, 3).tolist() for v in e.sums.values()), strict=True))
+
+
+def assert_same(a: Path, b: Path, name: str, limits: bool = True, usage: bool = True) -> None:
     """The snapshots agree; `limits`: both knew the QoS limits (a saved file is
-    collected without sacctmgr, so it has no limit pressure to compare)."""
+    collected without sacctmgr, so it has no limit pressure to compare);
+    `usage`: both knew what the jobs used (an --allocations answer saved to a
+    file has no steps: its used series and efficiency sums are empty)."""
     x, y = read_snapshot(a / "data" / name), read_snapshot(b / "data" / name)
     assert x.now == y.now
     assert x.users == y.users
+    used = {o.key for o in USED}
     for obs in x.series:
+        if obs in used and not usage:
+            assert not y.series[obs].any(), obs
+            continue
         np.testing.assert_allclose(x.series[obs], y.series[obs], atol=1e-3, err_msg=f"{name} {obs}")
         np.testing.assert_allclose(x.current[obs], y.current[obs], atol=1e-3)
+    if usage:   # what the ended jobs used: the store's usage queries and a full query's alike
+        assert _efficiency(x) == _efficiency(y)
     assert x.jobs_counted == y.jobs_counted
     assert set(x.pressure) == set(y.pressure) or not limits   # the queue's parts agree too
     for k in x.pressure if limits else ():
@@ -142,9 +158,12 @@ def test_incremental_cycles_equal_a_full_query_on_real_slurm(lab: Lab, tmp_path:
     cycle(lab, plain, now, "--sacct-file", str(tmp_path / "plain" / "sacct.txt"))
     for name in ("data_avery.json", "data_avery-b.json"):
         assert_same(tmp_path / "inc", tmp_path / "full", name)
-        assert_same(tmp_path / "inc", tmp_path / "plain", name, limits=False)
+        assert_same(tmp_path / "inc", tmp_path / "plain", name, limits=False, usage=False)
     snap = read_snapshot(tmp_path / "inc" / "data" / "data_avery.json")
     assert {"alice", "bob", "carol"} <= set(snap.users)
+    # The lab gathers job accounting: the ended jobs' CPU time reached the snapshots.
+    assert snap.efficiency.sums["cpu_held"].sum() > 0
+    assert snap.series["USED_NCPUS"].any()
     modes = [c["mode"] for c in sacct_cycles(tmp_path / "inc")]
     assert modes.count("full") == 3  # first run, deleted store, damaged store
     lab.cancel(requeued)
