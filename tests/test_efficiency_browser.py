@@ -152,6 +152,9 @@ def check_used(page) -> None:
                 " return gd.data.every(t => t.meta !== 'used' || t.visible !== true); }")
     page.click("#show-mode >> text=Running")
     until(page, "() => location.search.indexOf('show=queued') < 0")
+    until(page, "() => { const el = document.getElementById('graph-ncpus');"   # the shade is back
+                " const gd = el.querySelector('.js-plotly-plot') || el;"
+                " return gd.data.some(t => t.meta === 'used' && t.visible === true); }")
 
 
 def test_dash_page(site: Path, tmp_path: Path) -> None:
