@@ -153,10 +153,8 @@ def collect(config: Config, now: float, qos_names: Sequence[str] | None = None,
             limits, sync = configured_limits(config), None
             by_qos = parsed.jobs.by_qos()
             records = {p: by_qos.get(p.qos, JobTable.empty()) for p in panels}
-            usages, analyses = _bin_and_analyse(records, window, limits)
             days = local_days(window.start, window.now, config.site.timezone)
-            efficiency = {p: efficiency_days(records[p], days, window.now, window.start)
-                          for p in panels}
+            usages, analyses, efficiency = _bin_and_analyse(records, window, limits, days)
             source = f"file:{sacct_file}"
             if squeue_file is not None:
                 queue = _queue_of_file(squeue_file, window.now)
@@ -184,22 +182,28 @@ def collect(config: Config, now: float, qos_names: Sequence[str] | None = None,
                          limits=limits, queue=queue)
 
 
-def _bin_and_analyse(records: Mapping[Panel, JobTable], window: Window, limits: LimitsReport
-                     ) -> tuple[dict[Panel, Usage], dict[Panel, Analysis]]:
-    """Binning and pressure of a whole history, on two cores: they read the same
-    jobs and share nothing, and numpy releases the GIL in both. The pressure
-    is cut into two spans at the middle bin boundary (spans add up: `finish`):
-    a thread takes the first half while this one bins, then the second half."""
+def _bin_and_analyse(records: Mapping[Panel, JobTable], window: Window, limits: LimitsReport,
+                     days: np.ndarray
+                     ) -> tuple[dict[Panel, Usage], dict[Panel, Analysis],
+                                dict[Panel, EfficiencyDays]]:
+    """Binning, pressure and efficiency sums of a whole history, on two cores:
+    they read the same jobs and share nothing, and numpy releases the GIL in
+    all three. The pressure is cut into two spans at the middle bin boundary
+    (spans add up: `finish`): a thread takes the first half and the
+    efficiency sums while this one bins, then the second half."""
     middle = window.start + (window.n_bins // 2) * window.bin_seconds
     steps = {p: _steps(limits, p, window) for p in records}
     with ThreadPoolExecutor(max_workers=1) as pool:
         early = {p: pool.submit(span_of, jobs, window, steps[p], window.start, middle)
                  for p, jobs in records.items()}
+        sums = {p: pool.submit(efficiency_days, jobs, days, window.now, window.start)
+                for p, jobs in records.items()}
         usages = {p: bin_usage(jobs, window) for p, jobs in records.items()}
         late = {p: span_of(jobs, window, steps[p], middle, window.now)
                 for p, jobs in records.items()}
         analyses = {p: finish([early[p].result(), late[p]], window) for p in records}
-    return usages, analyses
+        efficiency = {p: sums[p].result() for p in records}
+    return usages, analyses, efficiency
 
 
 def _read_file(config: Config, sacct_file: Path) -> ParseResult:

@@ -294,12 +294,19 @@ def efficiency_days(jobs: JobTable, day_starts: np.ndarray, now: float,
                 "gpu_idle_jobs": has_gpu}
     n_days = max(len(day_starts) - 1, 1)
     day = _day_of(day_starts, end[rows])
-    present = np.unique(jobs.user[rows])
-    user = np.searchsorted(present, jobs.user[rows])
-    key = user * n_days + day
-    cells, cell = np.unique(key, return_inverse=True)
-    sums = {k: np.bincount(cell, weights=make(), minlength=len(cells))
-            if np.any(recorded[k]) else np.zeros(len(cells)) for k, make in per_job.items()}
+    # Cells (user x day) counted densely over the users present, then the
+    # empty ones dropped: no sort of the jobs.
+    codes = jobs.user[rows]
+    seen = np.zeros(len(jobs.users) or 1, dtype=bool)
+    seen[codes] = True
+    present = np.flatnonzero(seen)
+    lookup = np.cumsum(seen) - 1
+    key = lookup[codes] * n_days + day
+    size = len(present) * n_days
+    dense = {k: np.bincount(key, weights=make(), minlength=size)
+             if np.any(recorded[k]) else None for k, make in per_job.items()}
+    cells = np.flatnonzero(np.bincount(key, minlength=size))
+    sums = {k: v[cells] if v is not None else np.zeros(len(cells)) for k, v in dense.items()}
     return EfficiencyDays(day_starts=day_starts,
                           users=tuple(jobs.users[i] for i in present.tolist()),
                           user=cells // n_days, day=cells % n_days, sums=sums)
