@@ -62,7 +62,7 @@ def cpu_seconds(col: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray
 
     sacct prints one of three fixed shapes (`MM:SS.mmm`, `HH:MM:SS`,
     `D-HH:MM:SS`), which are read here from the bytes by position, in numpy:
-    a million allocation lines' TotalCPU in a few hundredths of a second,
+    a million allocation lines' TotalCPU in about 0.15 s,
     where the regex costs about a second. Anything else (a shorter hour, junk)
     goes to the regex, which decides."""
     col = _strings(col)
