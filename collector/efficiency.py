@@ -95,23 +95,22 @@ def cpu_seconds(col: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray
         ok &= good & fine
         seconds[rows[ok]] = (minutes * 60.0 + (secs * 1000.0 + millis) / 1000.0)[ok]
         done[rows[ok]] = True
-    rows = np.flatnonzero(hours)
-    if len(rows):
-        total, ok = np.zeros(len(rows)), np.ones(len(rows), dtype=bool)
+    def clock(pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:   # HH:MM:SS at pos
+        total, ok = np.zeros(len(pos)), np.ones(len(pos), dtype=bool)
         for offset, scale in ((0, 3600.0), (3, 60.0), (6, 1.0)):
-            value, good = number(start[rows] + offset, 2)
+            value, good = number(pos + offset, 2)
             total += value * scale
             ok &= good
+        return total, ok
+
+    rows = np.flatnonzero(hours)
+    if len(rows):
+        total, ok = clock(start[rows])
         seconds[rows[ok]] = total[ok]
         done[rows[ok]] = True
     rows = np.flatnonzero(days)
     if len(rows):
-        tail = end[rows] - 8          # HH:MM:SS after the dash
-        total, ok = np.zeros(len(rows)), np.ones(len(rows), dtype=bool)
-        for offset, scale in ((0, 3600.0), (3, 60.0), (6, 1.0)):
-            value, good = number(tail + offset, 2)
-            total += value * scale
-            ok &= good
+        total, ok = clock(end[rows] - 8)   # HH:MM:SS after the dash
         n_digits = length[rows] - 9
         day = np.zeros(len(rows))
         for k in range(5):            # up to 5 digits of days, read left to right
@@ -273,25 +272,24 @@ def efficiency_days(jobs: JobTable, day_starts: np.ndarray, now: float,
     has_time = ~np.isnan(limit) & (limit > 0)
     gpu_job = gpus > 0
     has_gpu = gpu_job & ~np.isnan(util)
-    # Each sum's per-job values made only when summed, and never where its
-    # figures were recorded for no job (a history without usage fields).
+    # Each sum: the jobs whose figures it needs, and its per-job values, made
+    # only when summed and never where no job recorded them (a history
+    # without usage fields).
     per_job = {
-        "jobs": lambda: np.ones(len(rows)),
-        "cpu_held": lambda: np.where(has_cpu, el * cpus, 0.0),
-        "cpu_used": lambda: np.where(has_cpu, cpu_used, 0.0),
-        "mem_held": lambda: np.where(has_mem, el * mem, 0.0),
-        "mem_used": lambda: np.where(has_mem, el * peak, 0.0),
-        "time_used": lambda: np.where(has_time, el, 0.0),
-        "time_limit": lambda: np.where(has_time, limit, 0.0),
-        "gpu_jobs": lambda: gpu_job.astype(np.float64),
-        "gpu_held": lambda: np.where(has_gpu, el * gpus, 0.0),
-        "gpu_used": lambda: np.where(has_gpu, el * gpus * np.nan_to_num(util) / 100.0, 0.0),
-        "gpu_idle_jobs": lambda: (has_gpu & (np.nan_to_num(util) <= 0)).astype(np.float64),
+        "jobs": (True, lambda: np.ones(len(rows))),
+        "cpu_held": (has_cpu, lambda: np.where(has_cpu, el * cpus, 0.0)),
+        "cpu_used": (has_cpu, lambda: np.where(has_cpu, cpu_used, 0.0)),
+        "mem_held": (has_mem, lambda: np.where(has_mem, el * mem, 0.0)),
+        "mem_used": (has_mem, lambda: np.where(has_mem, el * peak, 0.0)),
+        "time_used": (has_time, lambda: np.where(has_time, el, 0.0)),
+        "time_limit": (has_time, lambda: np.where(has_time, limit, 0.0)),
+        "gpu_jobs": (gpu_job, lambda: gpu_job.astype(np.float64)),
+        "gpu_held": (has_gpu, lambda: np.where(has_gpu, el * gpus, 0.0)),
+        "gpu_used": (has_gpu, lambda: np.where(has_gpu, el * gpus * np.nan_to_num(util) / 100.0,
+                                               0.0)),
+        "gpu_idle_jobs": (has_gpu, lambda: (has_gpu & (np.nan_to_num(util) <= 0))
+                          .astype(np.float64)),
     }
-    recorded = {"jobs": True, "cpu_held": has_cpu, "cpu_used": has_cpu, "mem_held": has_mem,
-                "mem_used": has_mem, "time_used": has_time, "time_limit": has_time,
-                "gpu_jobs": gpu_job, "gpu_held": has_gpu, "gpu_used": has_gpu,
-                "gpu_idle_jobs": has_gpu}
     n_days = max(len(day_starts) - 1, 1)
     day = _day_of(day_starts, end[rows])
     # Cells (user x day) counted densely over the users present, then the
@@ -303,8 +301,8 @@ def efficiency_days(jobs: JobTable, day_starts: np.ndarray, now: float,
     lookup = np.cumsum(seen) - 1
     key = lookup[codes] * n_days + day
     size = len(present) * n_days
-    dense = {k: np.bincount(key, weights=make(), minlength=size)
-             if np.any(recorded[k]) else None for k, make in per_job.items()}
+    dense = {k: np.bincount(key, weights=make(), minlength=size) if np.any(needs) else None
+             for k, (needs, make) in per_job.items()}
     cells = np.flatnonzero(np.bincount(key, minlength=size))
     sums = {k: v[cells] if v is not None else np.zeros(len(cells)) for k, v in dense.items()}
     return EfficiencyDays(day_starts=day_starts,

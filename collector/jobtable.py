@@ -100,22 +100,16 @@ class JobTable:
         }
         return cls(**{**defaults, **given})
 
-    @property
-    def used_cpus(self) -> np.ndarray:
-        """CPUs used on average over the run (TotalCPU / ElapsedRaw); 0 where
-        not recorded (running, not yet read, or not gathered by the cluster)."""
-        return _used_cpus(self.total_cpu, self.elapsed)
-
-    @property
-    def used_mem_gib(self) -> np.ndarray:
-        """The job's peak memory (GiB), drawn over its whole run; 0 where not recorded."""
-        return np.nan_to_num(self.peak_rss_gib, nan=0.0)
-
     def column_at(self, name: str, rows: np.ndarray) -> np.ndarray:
-        """One column's values at `rows`; a derived one (used_cpus,
-        used_mem_gib) is computed on those rows only."""
+        """One column's values at `rows`, computed on those rows only for the
+        derived ones the used observables sum: `used_cpus`, the CPUs used on
+        average over the run (TotalCPU / ElapsedRaw), and `used_mem_gib`, the
+        peak memory held over the whole run; 0 where not recorded (running,
+        not yet read, or not gathered by the cluster)."""
         if name == "used_cpus":
-            return _used_cpus(self.total_cpu[rows], self.elapsed[rows])
+            total_cpu, elapsed = self.total_cpu[rows], self.elapsed[rows]
+            ok = ~np.isnan(total_cpu) & (elapsed > 0)
+            return np.where(ok, total_cpu / np.where(ok, elapsed, 1.0), 0.0)
         if name == "used_mem_gib":
             return np.nan_to_num(self.peak_rss_gib[rows], nan=0.0)
         return getattr(self, name)[rows]
@@ -153,11 +147,6 @@ class JobTable:
         for name in FLOAT_COLUMNS:
             frame[name] = getattr(self, name)
         return frame
-
-
-def _used_cpus(total_cpu: np.ndarray, elapsed: np.ndarray) -> np.ndarray:
-    ok = ~np.isnan(total_cpu) & (elapsed > 0)
-    return np.where(ok, total_cpu / np.where(ok, elapsed, 1.0), 0.0)
 
 
 def concat(tables: Sequence[JobTable]) -> JobTable:
