@@ -27,7 +27,7 @@ import mmap
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,6 +45,7 @@ from collector.palette import assign_colors
 from collector.parse import ParseResult, SacctFormatError, UsageAnswer, parse_sacct, parse_usage
 from collector.pressure import (
     Analysis,
+    Span,
     analyse,
     at_limit_now,
     finish,
@@ -151,10 +152,9 @@ def collect(config: Config, now: float, qos_names: Sequence[str] | None = None,
         if sacct_file is not None:
             parsed = _read_file(config, sacct_file)
             limits, sync = configured_limits(config), None
-            by_qos = parsed.jobs.by_qos()
-            records = {p: by_qos.get(p.qos, JobTable.empty()) for p in panels}
             days = local_days(window.start, window.now, config.site.timezone)
-            usages, analyses, efficiency = _bin_and_analyse(records, window, limits, days)
+            records, usages, analyses, efficiency = _bin_and_analyse(parsed.jobs, panels, window,
+                                                                     limits, days)
             source = f"file:{sacct_file}"
             if squeue_file is not None:
                 queue = _queue_of_file(squeue_file, window.now)
@@ -182,28 +182,38 @@ def collect(config: Config, now: float, qos_names: Sequence[str] | None = None,
                          limits=limits, queue=queue)
 
 
-def _bin_and_analyse(records: Mapping[Panel, JobTable], window: Window, limits: LimitsReport,
-                     days: np.ndarray
-                     ) -> tuple[dict[Panel, Usage], dict[Panel, Analysis],
+def _bin_and_analyse(jobs: JobTable, panels: Sequence[Panel], window: Window,
+                     limits: LimitsReport, days: np.ndarray
+                     ) -> tuple[dict[Panel, JobTable], dict[Panel, Usage], dict[Panel, Analysis],
                                 dict[Panel, EfficiencyDays]]:
-    """Binning, pressure and efficiency sums of a whole history, on two cores:
-    they read the same jobs and share nothing, and numpy releases the GIL in
-    all three. The pressure is cut into two spans at the middle bin boundary
-    (spans add up: `finish`): a thread takes the first half and the
-    efficiency sums while this one bins, then the second half."""
+    """Each panel's jobs, binning, pressure and efficiency sums from a whole
+    history, on two cores. The pieces share nothing and numpy releases the
+    GIL in nearly all of them, so they are tasks of one two-thread pool,
+    given out largest first (each QoS's rows taken from the table, then its
+    binning, its pressure in two spans cut at the middle bin boundary, which
+    add up in `finish`, and its efficiency sums), which keeps both cores busy
+    to the end."""
     middle = window.start + (window.n_bins // 2) * window.bin_seconds
-    steps = {p: _steps(limits, p, window) for p in records}
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        early = {p: pool.submit(span_of, jobs, window, steps[p], window.start, middle)
-                 for p, jobs in records.items()}
-        sums = {p: pool.submit(efficiency_days, jobs, days, window.now, window.start)
-                for p, jobs in records.items()}
-        usages = {p: bin_usage(jobs, window) for p, jobs in records.items()}
-        late = {p: span_of(jobs, window, steps[p], middle, window.now)
-                for p, jobs in records.items()}
-        analyses = {p: finish([early[p].result(), late[p]], window) for p in records}
-        efficiency = {p: sums[p].result() for p in records}
-    return usages, analyses, efficiency
+    rows = jobs.qos_rows()
+    names = sorted({p.qos for p in panels}, key=lambda q: -len(rows.get(q, ())))
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        tables = {q: pool.submit(jobs.take, rows[q]) if q in rows else None for q in names}
+        work: dict[str, tuple[Future[Usage], Future[Span], Future[Span], Future[EfficiencyDays]]] = {}
+        mine: dict[str, JobTable] = {}
+        for q in names:
+            table = tables[q]
+            mine[q] = table.result() if table is not None else JobTable.empty()
+            steps = _steps(limits, next(p for p in panels if p.qos == q), window)
+            work[q] = (pool.submit(bin_usage, mine[q], window),
+                       pool.submit(span_of, mine[q], window, steps, window.start, middle),
+                       pool.submit(span_of, mine[q], window, steps, middle, window.now),
+                       pool.submit(efficiency_days, mine[q], days, window.now, window.start))
+        analysed = {q: finish([early.result(), late.result()], window)
+                    for q, (_, early, late, _) in work.items()}
+        usages = {q: work[q][0].result() for q in names}
+        sums = {q: work[q][3].result() for q in names}
+    return ({p: mine[p.qos] for p in panels}, {p: usages[p.qos] for p in panels},
+            {p: analysed[p.qos] for p in panels}, {p: sums[p.qos] for p in panels})
 
 
 def _read_file(config: Config, sacct_file: Path) -> ParseResult:

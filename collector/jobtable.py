@@ -120,16 +120,21 @@ class JobTable:
         return JobTable(**columns, users=self.users, qos_names=self.qos_names, states=self.states,
                         reasons=self.reasons)
 
-    def by_qos(self) -> dict[str, JobTable]:
-        """The rows of each QoS, in one pass (a stable sort by QoS code): what
-        lets per-QoS work cost the QoS's own rows, never all rows per QoS."""
+    def qos_rows(self) -> dict[str, np.ndarray]:
+        """The row indices of each QoS, in table order, in one pass (a stable
+        sort by QoS code)."""
         if not len(self):
             return {}
         order = np.argsort(self.qos, kind="stable")
         counts = np.bincount(self.qos, minlength=len(self.qos_names))
         edges = np.concatenate(([0], np.cumsum(counts)))
-        return {name: self.take(order[edges[i]:edges[i + 1]])
+        return {name: order[edges[i]:edges[i + 1]]
                 for i, name in enumerate(self.qos_names) if counts[i]}
+
+    def by_qos(self) -> dict[str, JobTable]:
+        """The rows of each QoS: what lets per-QoS work cost the QoS's own
+        rows, never all rows per QoS."""
+        return {name: self.take(rows) for name, rows in self.qos_rows().items()}
 
     def to_frame(self) -> Any:
         """A pandas DataFrame with names instead of codes (for tests and exploring)."""
