@@ -16,7 +16,7 @@ from dash import ClientsideFunction, Dash, Input, Output, State, ctx, html, no_u
 
 from app import ids
 from app.data import SnapshotStore
-from app.efficiency_view import efficiency_table, flag_tooltips, flags_markdown
+from app.efficiency_view import EFFICIENCY_COLUMNS, efficiency_table
 from app.figures import (
     CUSTOM,
     DEFAULT_RANGE,
@@ -27,13 +27,15 @@ from app.figures import (
     freshness,
     range_fallback,
     resolve_view,
-    sort_rows,
     stale_message,
     total_rows,
     total_title,
     usage_figure,
 )
 from app.queue_view import (
+    PRESSURE_COLUMNS,
+    QUEUE_COLUMNS,
+    WAIT_COLUMNS,
     limit_sentences,
     pressure_figure,
     pressure_rows,
@@ -42,6 +44,7 @@ from app.queue_view import (
     wait_figure,
     wait_rows,
 )
+from app.tables import CURRENT_COLUMNS, TOTAL_COLUMNS, download_stem, table_spec
 from app.urlstate import UrlState, parse_search
 from collector.config import Config
 from collector.observables import CHART_KEYS
@@ -101,30 +104,29 @@ def register_callbacks(app: Dash, config: Config, store: SnapshotStore) -> None:
 
     @app.callback(
         *[Output(g, "figure") for g in GRAPHS],
-        Output(ids.CURRENT_TABLE, "data"), Output(ids.TOTAL_TABLE, "data"),
+        Output(ids.spec(ids.CURRENT_TABLE), "data"), Output(ids.spec(ids.TOTAL_TABLE), "data"),
         Output(ids.TOTAL_TITLE, "children"),
         Output(ids.LEGEND, "children"),
         Output(ids.MESSAGE, "children"), Output(ids.MESSAGE, "is_open"), Output(ids.MESSAGE, "color"),
         Output(ids.RANGE_ERROR, "children"), Output(ids.RENDERED, "data"),
         Output(ids.LIMIT_ALERT, "children"), Output(ids.LIMIT_ALERT, "is_open"),
-        Output(ids.QUEUE_TABLE, "data"), Output(ids.QUEUE_NOTE, "children"),
-        Output(ids.PRESSURE_TABLE, "data"), Output(ids.PRESSURE_GRAPH, "figure"),
-        Output(ids.WAIT_TABLE, "data"), Output(ids.WAIT_GRAPH, "figure"),
-        Output(ids.EFFICIENCY_TABLE, "data"), Output(ids.EFFICIENCY_TABLE, "tooltip_data"),
+        Output(ids.spec(ids.QUEUE_TABLE), "data"), Output(ids.QUEUE_NOTE, "children"),
+        Output(ids.spec(ids.PRESSURE_TABLE), "data"), Output(ids.PRESSURE_GRAPH, "figure"),
+        Output(ids.spec(ids.WAIT_TABLE), "data"), Output(ids.WAIT_GRAPH, "figure"),
+        Output(ids.spec(ids.EFFICIENCY_TABLE), "data"), Output(ids.STEM, "data"),
         Input(ids.URL, "search"), Input(ids.CHANGED, "data"),
         State(ids.HIDDEN, "data"), State(ids.THEME_SWITCH, "value"),
-        State(ids.CURRENT_TABLE, "sort_by"), State(ids.TOTAL_TABLE, "sort_by"),
     )
-    def render(search, _changed, hidden, dark, current_sort, total_sort):
+    def render(search, _changed, hidden, dark):
         state = parse_search(search, qos_names)
         theme = "dark" if dark else "light"
         loaded = store.load(state.qos)
         rendered = {"qos": state.qos, "version": loaded.version}
         if loaded.snapshot is None:
             empty = empty_figure("No data", theme)
-            return (*[empty] * 4, [], [], "Total usage over the visible range", [],
-                    loaded.error, True, "danger", "", rendered, "", False, [], "", [], empty, [],
-                    empty, [], [])
+            return (*[empty] * 4, None, None, "Total usage over the visible range", [],
+                    loaded.error, True, "danger", "", rendered, "", False, None, "", None, empty,
+                    None, empty, None, None)
         snap = loaded.snapshot
         range_error = ""
         try:
@@ -136,8 +138,13 @@ def register_callbacks(app: Dash, config: Config, store: SnapshotStore) -> None:
         colors = store.colors()
         figures = [usage_figure(snap, o, view, theme, hidden_set, colors, state.show)
                    for o in CHART_KEYS]
-        current = sort_rows(current_rows(snap), *_sort(current_sort))
-        totals = sort_rows(total_rows(snap, view), *_sort(total_sort))
+        shown = DEFAULT_RANGE if range_error else state.range
+        stem = download_stem(config.site.name, state.qos,
+                             f"{state.start}-to-{state.end}" if shown == CUSTOM else shown)
+
+        def spec(table: str, columns, rows):
+            return table_spec(table, columns, rows, stem)
+
         title = total_title(snap, view)
         if snap.users:
             message, show, color = "", False, "info"
@@ -145,18 +152,23 @@ def register_callbacks(app: Dash, config: Config, store: SnapshotStore) -> None:
             message, show, color = empty_qos_message(snap), True, "info"
         sentences = limit_sentences(snap)
         efficiency = efficiency_table(snap, view, config.efficiency)
-        return (*figures, current, totals, title, _legend(snap.users, hidden_set, colors),
+        return (*figures, spec(ids.CURRENT_TABLE, CURRENT_COLUMNS, current_rows(snap)),
+                spec(ids.TOTAL_TABLE, TOTAL_COLUMNS, total_rows(snap, view)), title,
+                _legend(snap.users, hidden_set, colors),
                 message, show, color, range_error, rendered,
-                [html.Div(t) for t in sentences], bool(sentences), queue_table(snap),
-                queue_note(snap), pressure_rows(snap, view), pressure_figure(snap, view, theme),
-                wait_rows(snap, view), wait_figure(snap, view, theme), flags_markdown(efficiency),
-                flag_tooltips(efficiency))
+                [html.Div(t) for t in sentences], bool(sentences),
+                spec(ids.QUEUE_TABLE, QUEUE_COLUMNS, queue_table(snap)),
+                queue_note(snap), spec(ids.PRESSURE_TABLE, PRESSURE_COLUMNS, pressure_rows(snap, view)),
+                pressure_figure(snap, view, theme),
+                spec(ids.WAIT_TABLE, WAIT_COLUMNS, wait_rows(snap, view)),
+                wait_figure(snap, view, theme),
+                spec(ids.EFFICIENCY_TABLE, EFFICIENCY_COLUMNS, efficiency), stem)
 
-    for table in (ids.CURRENT_TABLE, ids.TOTAL_TABLE):
-        @app.callback(Output(table, "data", allow_duplicate=True), Input(table, "sort_by"),
-                      State(table, "data"), prevent_initial_call=True)
-        def sort_table(sort_by, rows):
-            return sort_rows(rows or [], *_sort(sort_by))
+    app.clientside_callback(
+        ClientsideFunction(namespace="tables", function_name="draw"),
+        Output(ids.TABLES_DRAWN, "data"),
+        Input(ids.STEM, "data"), *[Input(ids.spec(t), "data") for t in ids.TABLES],
+    )
 
     @app.callback(
         Output(ids.CHANGED, "data"), Output(ids.UPDATED, "children"),
@@ -191,10 +203,4 @@ def register_callbacks(app: Dash, config: Config, store: SnapshotStore) -> None:
         Input(ids.THEME_SWITCH, "value"), State(ids.THEME_COLORS, "data"),
         *[State(g, "id") for g in (*GRAPHS, ids.PRESSURE_GRAPH, ids.WAIT_GRAPH)],
     )
-
-
-def _sort(sort_by: list[dict] | None) -> tuple[str | None, bool]:
-    if not sort_by:
-        return None, False
-    return sort_by[0]["column_id"], sort_by[0]["direction"] == "desc"
 

@@ -9,15 +9,20 @@ from __future__ import annotations
 import math
 
 from app.figures import View
+from app.tables import Column, text_column
 from collector.config_model import EfficiencyConfig
 from collector.efficiency import EfficiencyRow, efficiency_rows
 from collector.snapshot import Snapshot
 
-EFFICIENCY_COLUMNS = (("user", "User"), ("jobs", "Jobs ended"), ("running", "Running now"),
-                      ("cpu", "CPU"),
-                      ("memory", "Memory"), ("time", "Time"), ("gpu", "GPU"),
-                      ("wasted_cpu_hours", "CPU-h unused"), ("wasted_gb_hours", "GB-h unused"),
-                      ("flags", "Worth a look"))
+EFFICIENCY_COLUMNS = (text_column("user", "User"), Column("jobs", "Jobs ended", decimals=0),
+                      Column("running", "Running now", decimals=0),
+                      Column("cpu", "CPU", unit="%", decimals=0),
+                      Column("memory", "Memory", unit="%", decimals=0),
+                      Column("time", "Time", unit="%", decimals=0),
+                      Column("gpu", "GPU", unit="%", decimals=0),
+                      Column("wasted_cpu_hours", "Unused", unit="CPU-h"),
+                      Column("wasted_gb_hours", "Unused", unit="GB-h"),
+                      Column("flags", "Worth a look", kind="flags"))
 NOT_RECORDED = "not recorded"
 RUNNING = "running"
 # A flag's words on its badge: the resource to look at, never a verdict.
@@ -45,13 +50,14 @@ def hint(flag: str, rules: EfficiencyConfig) -> str:
     }[flag]
 
 
-def _percent(value: float, recorded: bool = True) -> str:
-    if not recorded or math.isnan(value):
+def _percent(value: float) -> float | str:
+    """A percentage, unrounded, or the words for a figure Slurm did not keep."""
+    if math.isnan(value):
         return NOT_RECORDED
-    return f"{100 * value:.0f}%"
+    return 100 * value
 
 
-def _gpu_text(row: EfficiencyRow) -> str:
+def _gpu_text(row: EfficiencyRow) -> float | str:
     if not row.gpu_jobs:
         return "no GPU jobs"
     return _percent(row.gpu)
@@ -59,8 +65,8 @@ def _gpu_text(row: EfficiencyRow) -> str:
 
 def efficiency_table(snap: Snapshot, view: View, rules: EfficiencyConfig
                      ) -> list[dict[str, object]]:
-    """Per user, over the local days the view covers: each efficiency as text
-    ("not recorded" where Slurm did not record it, never 0), the unused
+    """Per user, over the local days the view covers: each efficiency in
+    percent ("not recorded" where Slurm did not record it, never 0), the unused
     hours, the flags (their badge words) and their hints, and the jobs
     running now, which are not guessed at: a user with only running jobs
     reads "running". Busiest (CPU-hours held) first."""
@@ -71,8 +77,7 @@ def efficiency_table(snap: Snapshot, view: View, rules: EfficiencyConfig
         {"user": r.user, "jobs": r.jobs, "running": running.get(r.user, 0),
          "cpu": _percent(r.cpu), "memory": _percent(r.memory),
          "time": _percent(r.time), "gpu": _gpu_text(r),
-         "wasted_cpu_hours": round(r.wasted_cpu_hours, 1),
-         "wasted_gb_hours": round(r.wasted_gb_hours, 1),
+         "wasted_cpu_hours": r.wasted_cpu_hours, "wasted_gb_hours": r.wasted_gb_hours,
          "flags": [FLAG_LABELS[f] for f in r.flags], "hints": [hint(f, rules) for f in r.flags]}
         for r in rows]
     counted = {r.user for r in rows}
@@ -84,18 +89,5 @@ def efficiency_table(snap: Snapshot, view: View, rules: EfficiencyConfig
     return table
 
 
-def flags_markdown(rows: list[dict[str, object]]) -> list[dict[str, object]]:
-    """The rows for the Dash table: each flag a code span, which the page's
-    CSS draws as a quiet badge (assets/librarian.css, `.flag-badge`)."""
-    return [{**r, "flags": " ".join(f"`{f}`" for f in r["flags"])}  # type: ignore[attr-defined]
-            for r in rows]
-
-
-def flag_tooltips(rows: list[dict[str, object]]) -> list[dict[str, object]]:
-    """The DataTable's tooltip_data: each flagged row's hints on its flags cell."""
-    return [{"flags": {"value": " ".join(map(str, r["hints"])), "type": "text"}}  # type: ignore[call-overload]
-            if r["hints"] else {} for r in rows]
-
-
 __all__ = ["EFFICIENCY_COLUMNS", "EFFICIENCY_NOTE", "FLAG_LABELS", "NOT_RECORDED", "RUNNING",
-           "efficiency_table", "flag_tooltips", "flags_markdown", "hint"]
+           "efficiency_table", "hint"]

@@ -59,6 +59,7 @@ from app.queue_view import (
     wait_figure,
     wait_rows,
 )
+from app.tables import CURRENT_COLUMNS, TOTAL_COLUMNS, download_stem
 from collector.config import Config
 from collector.config_model import EfficiencyConfig
 from collector.observables import CHART_KEYS, OBSERVABLES
@@ -101,6 +102,7 @@ def qos_data(snap: Snapshot, colors: dict[str, str], wall_now: float, interval_m
             "pressure": pressure_rows(snap, view), "pressure_figure": pressure_figure(snap, view),
             "waits": wait_rows(snap, view), "wait_figure": wait_figure(snap, view),
             "efficiency": efficiency_table(snap, view, rules),
+            "stem": download_stem(snap.site, snap.qos, key),
         }
     f = freshness(snap, wall_now, interval_minutes)
     return {
@@ -174,8 +176,11 @@ def export_site(config: Config, out: Path, privacy: Privacy = Privacy(),
         "observables": [o.as_dict() for o in OBSERVABLES],
         "presets": list(RANGES), "default_range": DEFAULT_RANGE,
         "show_modes": list(SHOW_MODES), "default_show": DEFAULT_SHOW,
-        "columns": {"queue": QUEUE_COLUMNS, "pressure": PRESSURE_COLUMNS, "waits": WAIT_COLUMNS,
-                    "efficiency": EFFICIENCY_COLUMNS},
+        # Every table's columns (app/tables.py), drawn by static/tables.js as on the Dash page.
+        "columns": {name: [c.spec() for c in cols] for name, cols in (
+            ("current", CURRENT_COLUMNS), ("total", TOTAL_COLUMNS), ("queue", QUEUE_COLUMNS),
+            ("pressure", PRESSURE_COLUMNS), ("waits", WAIT_COLUMNS),
+            ("efficiency", EFFICIENCY_COLUMNS))},
         "texts": {"total_title": TOTAL_TITLE, "range_fallback": range_fallback(RANGE_EMPTY),
                   "unreadable": {p.key: unreadable_message(p.label) for p in config.panels},
                   "wait_inference": WAIT_INFERENCE, "efficiency_note": EFFICIENCY_NOTE,
@@ -199,7 +204,7 @@ def export_site(config: Config, out: Path, privacy: Privacy = Privacy(),
     page = (SITE / "index.html").read_text().replace("{{SITE}}", html.escape(config.site.name))
     page = page.replace("{{CSP}}", static_csp(page))
     _write_if_changed(out / "index.html", page.encode(), report)
-    for src, dest in ((SITE / "site.js", "static/site.js"),
+    for src, dest in ((SITE / "site.js", "static/site.js"), (ASSETS / "tables.js", "static/tables.js"),
                       (ASSETS / "0-bootstrap.min.css", "static/bootstrap.min.css"),
                       (ASSETS / "librarian.css", "static/librarian.css"),
                       (PLOTLY_JS, "static/plotly.min.js")):

@@ -318,7 +318,7 @@ def empty_figure(text: str, theme: str = "light") -> dict:
 def _share(amount: float, limit: float | None, hours: float = 1.0) -> float | None:
     if not limit:
         return None
-    return round(100.0 * amount / (limit * hours), 1)
+    return 100.0 * amount / (limit * hours)
 
 
 def current_rows(snap: Snapshot) -> list[dict[str, object]]:
@@ -340,13 +340,13 @@ def total_rows(snap: Snapshot, view: View) -> list[dict[str, object]]:
     seconds = overlap_seconds(snap, view)
     hours = view.hours or 1.0
     rows = []
-    total = dict.fromkeys(CHART_KEYS, 0.0)   # the sum of the rows as shown (rounded)
+    total = dict.fromkeys(CHART_KEYS, 0.0)
     for i, user in enumerate(snap.users):
         used = {o: float(snap.series[o][i] @ seconds) / 3600 for o in CHART_KEYS}
         if any(used.values()):
             rows.append(_usage_row(user, used, snap.thresholds, hours=hours))
             for o in CHART_KEYS:
-                total[o] += round(used[o], 1)
+                total[o] += used[o]
     rows.sort(key=lambda r: (-float(r["NCPUS"]), str(r["user"])))  # type: ignore[arg-type]
     return [*rows, _usage_row("Total", total, snap.thresholds, hours=hours, is_total=True)]
 
@@ -355,24 +355,9 @@ def _usage_row(user: str, amounts: dict[str, float], limits: dict[str, float | N
                hours: float = 1.0, is_total: bool = False) -> dict[str, object]:
     row: dict[str, object] = {"user": user, "is_total": is_total}
     for o in CHART_KEYS:
-        row[o] = round(amounts[o], 1)
+        row[o] = amounts[o]
         row[f"{o}_share"] = _share(amounts[o], limits.get(o), hours)
     return row
-
-
-def sort_rows(rows: list[dict[str, object]], column: str | None, descending: bool
-              ) -> list[dict[str, object]]:
-    """Sort the user rows by a column; the total row stays last."""
-    body = [r for r in rows if not r["is_total"]]
-    totals = [r for r in rows if r["is_total"]]
-    if column:
-        def key(r: dict[str, object]) -> tuple[bool, object]:
-            v = r.get(column)
-            return (v is None, v if v is not None else 0)
-        body.sort(key=key, reverse=descending)
-        if descending:  # keep None last either way
-            body.sort(key=lambda r: r.get(column) is None)
-    return [*body, *totals]
 
 
 # --- the page's texts: built here once, for the Dash page and the static export ---

@@ -37,3 +37,11 @@ PRESSURE_GRAPH = "pressure-graph"
 WAIT_TABLE = "wait-table"
 EFFICIENCY_TABLE = "efficiency-table"
 WAIT_GRAPH = "wait-graph"
+TABLES = (CURRENT_TABLE, TOTAL_TABLE, QUEUE_TABLE, PRESSURE_TABLE, WAIT_TABLE, EFFICIENCY_TABLE)
+STEM = "download-stem"           # the view's download file-name stem
+TABLES_DRAWN = "tables-drawn"    # written by the client-side table drawing
+
+
+def spec(table: str) -> str:
+    """The store holding a table's spec (app/tables.py), drawn by assets/tables.js."""
+    return f"{table}-spec"

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import dash_bootstrap_components as dbc
-from dash import dash_table, dcc, html
+from dash import dcc, html
 
 from app import ids
-from app.efficiency_view import EFFICIENCY_COLUMNS, EFFICIENCY_NOTE
+from app.efficiency_view import EFFICIENCY_NOTE
 from app.figures import DEFAULT_RANGE, DEFAULT_SHOW, RANGES, SHOW_MODES, THEMES, USED_NOTE
-from app.queue_view import PRESSURE_COLUMNS, QUEUE_COLUMNS, WAIT_COLUMNS, WAIT_INFERENCE
+from app.queue_view import WAIT_INFERENCE
 from collector.config import Config
 from collector.observables import HELD
 
@@ -86,51 +86,38 @@ def _range_controls() -> dbc.Row:
     ], class_name="align-items-start g-3")
 
 
+def downloads(target: str, what: str) -> html.Div:
+    """CSV and JSON links for a chart (assets/tables.js makes the files in the
+    browser from what the chart shows; a table draws its own)."""
+    return html.Div([html.Button(fmt.upper(), type="button", className="btn btn-link btn-sm p-0 ms-2",
+                                 title=f"Download {what} as {fmt.upper()} (unrounded numbers)",
+                                 **{"data-chart-download": target, "data-format": fmt})
+                     for fmt in ("csv", "json")], className="chart-downloads")
+
+
 def _graph(obs: str) -> dbc.Col:
-    return dbc.Col(dbc.Card(dcc.Graph(
-        id=ids.graph(obs), figure={"data": [], "layout": {"height": 330}},
-        config={"displaylogo": False, "responsive": True},
-    ), body=True, class_name="p-1"), md=6, class_name="mb-3")
+    return dbc.Col(dbc.Card([
+        dcc.Graph(id=ids.graph(obs), figure={"data": [], "layout": {"height": 330}},
+                  config={"displaylogo": False, "responsive": True}),
+        downloads(ids.graph(obs), "the chart's visible series"),
+    ], body=True, class_name="p-1"), md=6, class_name="mb-3")
 
 
-def _table(table_id: str, columns: list[dict], title: str | html.Span, title_id: str | None = None,
-           sortable: bool = True, note_id: str | None = None, lg: int = 6) -> dbc.Col:
+def _small_graph(graph_id: str) -> list:
+    return [dcc.Graph(id=graph_id, figure={"data": [], "layout": {"height": 260}},
+                      config={"displaylogo": False, "responsive": True}),
+            downloads(graph_id, "the chart's series")]
+
+
+def _table(table_id: str, title: str, title_id: str | None = None, note_id: str | None = None,
+           lg: int = 6, below: list | None = None) -> dbc.Col:
+    """A card whose table assets/tables.js draws from the spec in its store."""
     heading = html.H6(title, id=title_id, className="card-title") if title_id else \
         html.H6(title, className="card-title")
     note = [html.P(id=note_id, className="small text-body-secondary mb-1")] if note_id else []
     return dbc.Col(dbc.Card(dbc.CardBody([
-        heading, *note,
-        dash_table.DataTable(
-            id=table_id, columns=columns, data=[], sort_action="custom" if sortable else "none",
-            sort_mode="single",
-            sort_by=[], style_as_list_view=True, page_action="none",
-            style_table={"overflowX": "auto", "maxHeight": "420px", "overflowY": "auto"},
-            style_cell={"fontSize": "0.85rem", "padding": "4px 8px", "textAlign": "right",
-                        "backgroundColor": "transparent", "color": "inherit"},
-            style_header={"fontWeight": "600", "backgroundColor": "transparent", "color": "inherit"},
-            style_cell_conditional=[{"if": {"column_id": c["id"]}, "textAlign": "left",
-                                     "whiteSpace": "normal"}
-                                    for c in columns if c.get("type") != "numeric"],
-            style_data_conditional=[{"if": {"filter_query": "{is_total} eq true"},
-                                     "fontWeight": "700", "borderTop": "2px solid"}],
-        ),
+        heading, *note, html.Div(id=table_id, className="lib-table"), *(below or []),
     ])), lg=lg, class_name="mb-3")
-
-
-def _columns(label: str) -> list[dict]:
-    """A column per observable (headed by its `label` attribute: current_label or
-    total_label) and, where a QoS limit can exist, the share of it."""
-    cols: list[dict] = [{"name": "User", "id": "user"}]
-    for o in HELD:
-        cols.append({"name": getattr(o, label), "id": o.key, "type": "numeric"})
-        if o.limit_key:
-            cols.append({"name": "% limit", "id": f"{o.key}_share", "type": "numeric"})
-    return cols
-
-
-def _plain(columns: tuple[tuple[str, str], ...], text: tuple[str, ...]) -> list[dict]:
-    return [{"name": name, "id": cid, **({} if cid in text else {"type": "numeric"})}
-            for cid, name in columns]
 
 
 def build_layout(config: Config) -> html.Div:
@@ -142,6 +129,8 @@ def build_layout(config: Config) -> html.Div:
         dcc.Store(id=ids.THEME_COLORS, data=THEMES),
         dcc.Store(id=ids.RENDERED, data=None),
         dcc.Store(id=ids.CHANGED, data=None),
+        dcc.Store(id=ids.STEM, data=None), dcc.Store(id=ids.TABLES_DRAWN, data=None),
+        *[dcc.Store(id=ids.spec(t), data=None) for t in ids.TABLES],
         dcc.Interval(id=ids.TICK, interval=config.app.refresh_seconds * 1000),
         _header(config),
         dbc.Container([
@@ -156,10 +145,9 @@ def build_layout(config: Config) -> html.Div:
             dbc.Alert(id=ids.LIMIT_ALERT, color="warning", is_open=False, class_name="py-2"),
             dbc.Row([_graph(o.key) for o in HELD], class_name="g-3"),
             dbc.Row([
-                _table(ids.CURRENT_TABLE, _columns("current_label"),
-                       "Current usage (jobs running at collection time)"),
-                _table(ids.TOTAL_TABLE, _columns("total_label"),
-                       "Total usage over the visible range", title_id=ids.TOTAL_TITLE),
+                _table(ids.CURRENT_TABLE, "Current usage (jobs running at collection time)"),
+                _table(ids.TOTAL_TABLE, "Total usage over the visible range",
+                       title_id=ids.TOTAL_TITLE),
             ], class_name="g-3"),
             html.P("Charts show each user's average allocation in each bin, stacked. "
                    "Hours are resource-hours (a job holding 4 CPUs for 2 h is 8 CPU-h); "
@@ -168,31 +156,14 @@ def build_layout(config: Config) -> html.Div:
                    className="small text-body-secondary"),
             html.H5("The queue and the limit", className="mt-2"),
             dbc.Row([
-                _table(ids.QUEUE_TABLE, _plain(QUEUE_COLUMNS, text=("user", "longest_wait", "reason")),
-                       "Queue now", sortable=False, note_id=ids.QUEUE_NOTE),
-                dbc.Col(dbc.Card(dbc.CardBody([
-                    html.H6("Limit pressure over the visible range", className="card-title"),
-                    dash_table.DataTable(
-                        id=ids.PRESSURE_TABLE, data=[], style_as_list_view=True,
-                        columns=_plain(PRESSURE_COLUMNS, text=("resource", "limit")),
-                        style_cell={"fontSize": "0.85rem", "padding": "4px 8px",
-                                    "textAlign": "right", "backgroundColor": "transparent",
-                                    "color": "inherit", "whiteSpace": "normal"},
-                        style_header={"fontWeight": "600", "backgroundColor": "transparent",
-                                      "color": "inherit"},
-                        style_cell_conditional=[{"if": {"column_id": "resource"},
-                                                 "textAlign": "left"}]),
-                    dcc.Graph(id=ids.PRESSURE_GRAPH, figure={"data": [], "layout": {"height": 260}},
-                              config={"displaylogo": False, "responsive": True}),
-                ])), lg=6, class_name="mb-3"),
+                _table(ids.QUEUE_TABLE, "Queue now", note_id=ids.QUEUE_NOTE),
+                _table(ids.PRESSURE_TABLE, "Limit pressure over the visible range",
+                       below=_small_graph(ids.PRESSURE_GRAPH)),
             ], class_name="g-3"),
             dbc.Row([
-                dbc.Col(dbc.Card(dcc.Graph(
-                    id=ids.WAIT_GRAPH, figure={"data": [], "layout": {"height": 260}},
-                    config={"displaylogo": False, "responsive": True}), body=True,
-                    class_name="p-1"), lg=6, class_name="mb-3"),
-                _table(ids.WAIT_TABLE, _plain(WAIT_COLUMNS, text=("user", "median", "p90")),
-                       "Wait history over the visible range", sortable=False),
+                dbc.Col(dbc.Card(_small_graph(ids.WAIT_GRAPH), body=True, class_name="p-1"),
+                        lg=6, class_name="mb-3"),
+                _table(ids.WAIT_TABLE, "Wait history over the visible range"),
             ], class_name="g-3"),
             html.P("Queued demand is what waiting jobs ask for, from Eligible to Start "
                    "(held jobs, a future begin time and dependencies are not counted; the "
@@ -200,11 +171,7 @@ def build_layout(config: Config) -> html.Div:
                    className="small text-body-secondary"),
             html.H5("Is what we hold being used?", className="mt-2"),
             dbc.Row([
-                _table(ids.EFFICIENCY_TABLE,
-                       [{**c, "presentation": "markdown"} if c["id"] == "flags" else c
-                        for c in _plain(EFFICIENCY_COLUMNS,
-                                        text=("user", "cpu", "memory", "time", "gpu", "flags"))],
-                       "Efficiency of the jobs that ended in the visible range", sortable=False,
+                _table(ids.EFFICIENCY_TABLE, "Efficiency of the jobs that ended in the visible range",
                        lg=12),
             ], class_name="g-3"),
             html.P(EFFICIENCY_NOTE, className="small text-body-secondary"),

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from app.figures import THEMES, View, overlap_seconds
+from app.tables import Column, text_column
 from collector.observables import observable
 from collector.pressure import WAIT_EDGES, percentile
 from collector.snapshot import Snapshot
@@ -78,9 +79,11 @@ def limit_sentences(snap: Snapshot) -> list[str]:
     return out
 
 
-QUEUE_COLUMNS = (("user", "User"), ("jobs", "Pending jobs"), ("cpus", "CPUs"),
-                 ("gpus", "GPUs"), ("mem_gib", "Mem GB"), ("longest_wait", "Longest wait"),
-                 ("reason", "Main reason"), ("held", "Held"))
+QUEUE_COLUMNS = (text_column("user", "User"), Column("jobs", "Pending jobs", decimals=0),
+                 Column("cpus", "CPUs", decimals=0), Column("gpus", "GPUs", decimals=0),
+                 Column("mem_gib", "Mem GB"),
+                 Column("longest_wait", "Longest wait", unit="h", kind="duration"),
+                 text_column("reason", "Main reason"), Column("held", "Held", decimals=0))
 
 
 def queue_note(snap: Snapshot) -> str:
@@ -102,16 +105,16 @@ def queue_table(snap: Snapshot) -> list[dict[str, object]]:
         return []
     rows: list[dict[str, object]] = []
     for r in snap.queue.rows:
-        rows.append({"user": r.user, "jobs": r.jobs, "cpus": round(r.cpus, 1),
-                     "gpus": round(r.gpus, 1), "mem_gib": round(r.mem_gib, 1),
-                     "longest_wait": duration_text(r.longest_wait) if r.jobs else "",
+        rows.append({"user": r.user, "jobs": r.jobs, "cpus": r.cpus,
+                     "gpus": r.gpus, "mem_gib": r.mem_gib,
+                     "longest_wait": r.longest_wait / 3600 if r.jobs else None,
                      "reason": r.reason_words or r.reason, "held": r.held, "is_total": False})
     if rows:
         rows.append({"user": "Total", "jobs": sum(r.jobs for r in snap.queue.rows),
-                     "cpus": round(sum(r.cpus for r in snap.queue.rows), 1),
-                     "gpus": round(sum(r.gpus for r in snap.queue.rows), 1),
-                     "mem_gib": round(sum(r.mem_gib for r in snap.queue.rows), 1),
-                     "longest_wait": duration_text(max(r.longest_wait for r in snap.queue.rows)),
+                     "cpus": sum(r.cpus for r in snap.queue.rows),
+                     "gpus": sum(r.gpus for r in snap.queue.rows),
+                     "mem_gib": sum(r.mem_gib for r in snap.queue.rows),
+                     "longest_wait": max(r.longest_wait for r in snap.queue.rows) / 3600,
                      "reason": "", "held": sum(r.held for r in snap.queue.rows),
                      "is_total": True})
     return rows
@@ -126,11 +129,12 @@ def _limit_per_bin(snap: Snapshot, key: str) -> np.ndarray:
     return out
 
 
-PRESSURE_COLUMNS = (("resource", "Resource"), ("limit", "Limit"),
-                    ("at_limit_h", "Hours at the limit"),
-                    ("waiting_h", "Hours with jobs waiting at it"),
-                    ("mean_share", "Mean % in use"), ("peak_share", "Peak % in use"),
-                    ("unused", "Unused (resource-h)"))
+PRESSURE_COLUMNS = (text_column("resource", "Resource"), Column("limit", "Limit", decimals=0),
+                    Column("at_limit_h", "At the limit", unit="h"),
+                    Column("waiting_h", "At it with jobs waiting", unit="h"),
+                    Column("mean_share", "Mean in use", unit="%"),
+                    Column("peak_share", "Peak in use", unit="%"),
+                    Column("unused", "Unused", unit="resource-h"))
 
 
 def pressure_rows(snap: Snapshot, view: View) -> list[dict[str, object]]:
@@ -152,12 +156,12 @@ def pressure_rows(snap: Snapshot, view: View) -> list[dict[str, object]]:
         o = observable(key)
         rows.append({
             "resource": f"{o.current_label}", "key": key,
-            "limit": _amount(float(limit[has][-1])),
-            "at_limit_h": round(float((p.at_limit * part).sum()) / 3600, 1),
-            "waiting_h": round(float((p.waiting_at_limit * part).sum()) / 3600, 1),
-            "mean_share": round(100 * used_s / capacity, 1) if capacity else None,
-            "peak_share": round(100 * float((p.peak[has] / limit[has]).max()), 1),
-            "unused": round(max(capacity - used_s, 0.0) / 3600, 1),
+            "limit": float(limit[has][-1]),
+            "at_limit_h": float((p.at_limit * part).sum()) / 3600,
+            "waiting_h": float((p.waiting_at_limit * part).sum()) / 3600,
+            "mean_share": 100 * used_s / capacity if capacity else None,
+            "peak_share": 100 * float((p.peak[has] / limit[has]).max()),
+            "unused": max(capacity - used_s, 0.0) / 3600,
         })
     return rows
 
@@ -198,9 +202,11 @@ def pressure_figure(snap: Snapshot, view: View, theme: str = "light") -> dict:
     return {"data": traces, "layout": layout}
 
 
-WAIT_COLUMNS = (("user", "User"), ("jobs", "Jobs started"), ("median", "Median wait"),
-                ("p90", "90th pct wait"), ("at_limit_share", "% of waiting at the limit"),
-                ("seen_limit", "Seen waiting on a group limit"))
+WAIT_COLUMNS = (text_column("user", "User"), Column("jobs", "Jobs started", decimals=0),
+                Column("median", "Median wait", unit="h", kind="duration"),
+                Column("p90", "90th pct wait", unit="h", kind="duration"),
+                Column("at_limit_share", "Of the waiting at the limit", unit="%"),
+                Column("seen_limit", "Seen waiting on a group limit", decimals=0))
 
 
 def _days_in_view(snap: Snapshot, view: View) -> np.ndarray:
@@ -236,14 +242,14 @@ def wait_rows(snap: Snapshot, view: View) -> list[dict[str, object]]:
     def row(name: str, h: np.ndarray, j: float, wt: float, a: float, sn: float,
             is_total: bool) -> dict[str, object]:
         median = percentile(h, 50)
-        return {"user": name, "jobs": int(j), "median": duration_text(median),
-                "p90": duration_text(percentile(h, 90)), "median_s": median,
-                "at_limit_share": round(100 * a / wt, 1) if wt else 0.0,
+        return {"user": name, "jobs": int(j), "median": median / 3600,
+                "p90": percentile(h, 90) / 3600,
+                "at_limit_share": 100 * a / wt if wt else 0.0,
                 "seen_limit": int(sn), "is_total": is_total}
 
     rows = [row(u, hist[i], jobs[i], waited[i], at[i], seen[i], False)
             for i, u in enumerate(w.users) if jobs[i]]
-    rows.sort(key=lambda r: (-float(r["median_s"]), str(r["user"])))  # type: ignore[arg-type]
+    rows.sort(key=lambda r: (-float(r["median"]), str(r["user"])))  # type: ignore[arg-type]
     rows.append(row(f"All of {snap.qos}", hist.sum(axis=0), jobs.sum(), waited.sum(), at.sum(),
                     seen.sum(), True))
     return rows

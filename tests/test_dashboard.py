@@ -245,11 +245,10 @@ class TestData:
         page.goto(server + "/?qos=avery&range=30d")
         wait_drawn(page)
         table = f"#{ids.TOTAL_TABLE}"
-        users = page.eval_on_selector_all(f"{table} td[data-dash-column='user']", "els => els.map(e => e.innerText)")
+        users = page.eval_on_selector_all(f"{table} tr td[data-column='user']", "els => els.map(e => e.innerText)")
         assert users[-1] == "Total"
-        page.locator(f"{table} th[data-dash-column='user'] .column-header--sort").click()
-        page.wait_for_timeout(500)
-        users = page.eval_on_selector_all(f"{table} td[data-dash-column='user']", "els => els.map(e => e.innerText)")
+        page.locator(f"{table} th[data-column='user']").click()
+        users = page.eval_on_selector_all(f"{table} tr td[data-column='user']", "els => els.map(e => e.innerText)")
         assert users[-1] == "Total"
         assert users[:-1] == sorted(users[:-1])
 

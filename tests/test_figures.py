@@ -16,10 +16,10 @@ from app.figures import (
     freshness,
     relative_age,
     resolve_view,
-    sort_rows,
     total_rows,
     usage_figure,
 )
+from app.tables import TOTAL_COLUMNS, table_spec
 from app.urlstate import UrlState, parse_search
 from collector.observables import KEYS as OBSERVABLES
 from collector.observables import Limits
@@ -180,11 +180,12 @@ class TestTables:
         assert rows["Total"]["NCPUS"] == pytest.approx(36)
         assert rows["ann"]["MEMORY"] == pytest.approx(48)
 
-    def test_sorting_keeps_the_total_last(self) -> None:
-        rows = sort_rows(total_rows(snap(), resolve_view(snap(), "6h")), "NCPUS", False)
-        assert [r["user"] for r in rows] == ["bo", "ann", "Total"]
-        rows = sort_rows(rows, "user", True)
-        assert [r["user"] for r in rows] == ["bo", "ann", "Total"]
+    def test_the_total_row_is_set_apart_so_sorting_never_moves_it(self) -> None:
+        spec = table_spec("total-table", TOTAL_COLUMNS,
+                          total_rows(snap(), resolve_view(snap(), "6h")), "site_q_6h_by-user")
+        assert [r["user"] for r in spec["rows"]] == ["ann", "bo"]
+        assert spec["total"]["user"] == "Total"
+        assert spec["total"]["NCPUS"] == pytest.approx(36)   # unrounded: the sum of the rows
 
 
 class TestFreshness:

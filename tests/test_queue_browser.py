@@ -83,7 +83,7 @@ def check_queue_parts(page) -> None:
     until(page, "() => document.querySelector('#queue-table').innerText.includes('the group is at its QoS CPU limit')")
     assert "Pending jobs as squeue showed them" in page.inner_text("#queue-note")
     pressure = page.inner_text("#pressure-table")
-    assert "Hours at" in pressure
+    assert "At the limit (h)" in pressure
     assert "CPUs" in pressure
     assert "430" in pressure
     waits = page.inner_text("#wait-table")

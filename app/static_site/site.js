@@ -6,7 +6,7 @@
    chart values over the chosen span) and the sorting of table rows. */
 (function () {
     "use strict";
-    var OBS, GRAPHS, PRESETS, DEFAULT, COLUMNS, SHOWS, DEFAULT_SHOW;   // from the manifest
+    var OBS, GRAPHS, PRESETS, DEFAULT, SHOWS, DEFAULT_SHOW;   // from the manifest
 
     function vocabulary(m) {
         var charted = m.observables.filter(function (o) { return !o.queued_of && !o.used_of; });
@@ -16,11 +16,6 @@
         GRAPHS = OBS.map(function (k) { return "graph-" + k.toLowerCase(); });
         PRESETS = m.presets;
         DEFAULT = m.default_range;
-        COLUMNS = [["user", "User", "User"]];
-        charted.forEach(function (o) {
-            COLUMNS.push([o.key, o.current_label, o.total_label]);
-            if (o.limited) { COLUMNS.push([o.key + "_share", "% limit", "% limit"]); }
-        });
     }
 
     function zeros() {
@@ -32,7 +27,6 @@
     var manifest = null;
     var data = {};          // qos -> its JSON
     var hidden = new Set();
-    var sorts = {};         // table id -> [column, descending]
     var $ = function (id) { return document.getElementById(id); };
 
     function theme() { return $("theme-switch").checked ? "dark" : "light"; }
@@ -124,62 +118,20 @@
     function row(user, amounts, limits, hours, isTotal) {
         var r = {user: user, is_total: isTotal};
         OBS.forEach(function (o) {
-            r[o] = Math.round(amounts[o] * 10) / 10;
-            r[o + "_share"] = limits[o] ? Math.round(1000 * amounts[o] / (limits[o] * hours)) / 10 : null;
+            r[o] = amounts[o];
+            r[o + "_share"] = limits[o] ? 100 * amounts[o] / (limits[o] * hours) : null;
         });
         return r;
     }
 
-    function sorted(rows, id) {
-        var s = sorts[id];
-        var body = rows.filter(function (r) { return !r.is_total; });
-        var totals = rows.filter(function (r) { return r.is_total; });
-        if (s) {
-            var col = s[0], desc = s[1];
-            body.sort(function (a, b) {
-                var x = a[col], y = b[col];
-                if (x === null || x === undefined) { return 1; }
-                if (y === null || y === undefined) { return -1; }
-                var c = x < y ? -1 : (x > y ? 1 : 0);
-                return desc ? -c : c;
-            });
-        }
-        return body.concat(totals);
-    }
-
-    /* `which` is 1 for the current-usage headers, 2 for the totals' (COLUMNS). */
-    function table(id, rows, which) {
-        var el = $(id), head = document.createElement("thead"), tr = document.createElement("tr");
-        COLUMNS.forEach(function (c) {
-            var th = document.createElement("th");
-            var s = sorts[id];
-            th.textContent = c[which] + (s && s[0] === c[0] ? (s[1] ? " ▼" : " ▲") : "");
-            th.setAttribute("data-column", c[0]);
-            th.className = c[0] === "user" ? "" : "text-end";
-            th.style.cursor = "pointer";
-            th.addEventListener("click", function () {
-                var now = sorts[id];
-                sorts[id] = [c[0], now && now[0] === c[0] ? !now[1] : c[0] !== "user"];
-                table(id, rows, which);
-            });
-            tr.appendChild(th);
+    /* A table of the page, drawn by static/tables.js (assets/tables.js, shared
+       with the Dash page) from the manifest's columns (app/tables.py). */
+    function table(id, columns, rows, stem) {
+        window.LibrarianTables.render({
+            id: id, columns: columns, stem: stem,
+            rows: rows.filter(function (r) { return !r.is_total; }),
+            total: rows.filter(function (r) { return r.is_total; })[0] || null
         });
-        head.appendChild(tr);
-        var body = document.createElement("tbody");
-        sorted(rows, id).forEach(function (r) {
-            var line = document.createElement("tr");
-            if (r.is_total) { line.className = "fw-bold border-top border-2"; }
-            COLUMNS.forEach(function (c) {
-                var td = document.createElement("td");
-                var v = r[c[0]];
-                td.textContent = v === null || v === undefined ? "" : String(v);  // text, never HTML
-                td.setAttribute("data-column", c[0]);
-                if (c[0] !== "user") { td.className = "text-end"; }
-                line.appendChild(td);
-            });
-            body.appendChild(line);
-        });
-        el.replaceChildren(head, body);
     }
 
     function styled(fig, s, view) {
@@ -309,53 +261,15 @@
             Plotly.react($(GRAPHS[i]), styled(fig, s, view), {displaylogo: false, responsive: true});
         });
         legend(d);
-        table("current-table", d.current, 1);
-        table("total-table", rows, 2);
-        queueParts(d, s.range === "custom" ? d.views["30d"] : view, s.range === "custom");
+        // The downloads' file names: site, QoS, range and grouping (app/tables.py download_stem).
+        var stem = s.range === "custom" ? d.views["30d"].stem.replace(/_30d_/, "_" +
+            (s.from + "-to-" + s.to).toLowerCase().replace(/[^a-z0-9]+/g, "-") + "_") : view.stem;
+        window.LibrarianTables.setStem(stem);
+        table("current-table", manifest.columns.current, d.current, stem);
+        table("total-table", manifest.columns.total, rows, stem);
+        queueParts(d, s.range === "custom" ? d.views["30d"] : view, s.range === "custom", stem);
         message(d.empty_message, "info");
         header(d);
-    }
-
-    /* A cell's content: text, or for a list (the efficiency flags) one quiet
-       badge per item with the row's hint for it as its tooltip (never HTML). */
-    function cell(td, v, r) {
-        if (Array.isArray(v)) {
-            td.replaceChildren.apply(td, v.map(function (label, i) {
-                var badge = document.createElement("span");
-                badge.className = "flag-badge";
-                badge.textContent = label;
-                badge.title = (r.hints || [])[i] || "";
-                return badge;
-            }));
-            return;
-        }
-        td.textContent = v === null || v === undefined ? "" : String(v);
-        if (typeof v === "number") { td.className = "text-end"; }
-    }
-
-    /* A table of text cells from rows and [id, header] columns (never HTML). */
-    function plainTable(id, columns, rows) {
-        var head = document.createElement("thead"), tr = document.createElement("tr");
-        columns.forEach(function (c) {
-            var th = document.createElement("th");
-            th.textContent = c[1];
-            th.className = typeof (rows[0] || {})[c[0]] === "number" ? "text-end" : "";
-            tr.appendChild(th);
-        });
-        head.appendChild(tr);
-        var body = document.createElement("tbody");
-        rows.forEach(function (r) {
-            var line = document.createElement("tr");
-            if (r.is_total) { line.className = "fw-bold border-top border-2"; }
-            columns.forEach(function (c) {
-                var td = document.createElement("td");
-                cell(td, r[c[0]], r);
-                td.setAttribute("data-column", c[0]);
-                line.appendChild(td);
-            });
-            body.appendChild(line);
-        });
-        $(id).replaceChildren(head, body);
     }
 
     function themed(fig) {
@@ -369,7 +283,7 @@
 
     /* The queue now, the limit sentence, the limit pressure, the waits and efficiency
        (pre-computed per preset; a custom range shows the 30-day ones, and says so). */
-    function queueParts(d, view, custom) {
+    function queueParts(d, view, custom, stem) {
         var alert = $("limit-alert");
         alert.replaceChildren.apply(alert, d.limit_sentences.map(function (t) {
             var div = document.createElement("div");
@@ -378,11 +292,12 @@
         }));
         alert.classList.toggle("d-none", d.limit_sentences.length === 0);
         $("queue-note").textContent = d.queue_note;
-        plainTable("queue-table", manifest.columns.queue, d.queue);
+        var c = manifest.columns;
+        table("queue-table", c.queue, d.queue, stem);
         $("pressure-note").textContent = custom ? manifest.texts.custom_queue_parts : "";
-        plainTable("pressure-table", manifest.columns.pressure, view.pressure);
-        plainTable("wait-table", manifest.columns.waits, view.waits);
-        plainTable("efficiency-table", manifest.columns.efficiency, view.efficiency);
+        table("pressure-table", c.pressure, view.pressure, stem);
+        table("wait-table", c.waits, view.waits, stem);
+        table("efficiency-table", c.efficiency, view.efficiency, stem);
         $("efficiency-note").textContent = manifest.texts.efficiency_note;
         $("used-note").textContent = manifest.texts.used_note;
         Plotly.react($("pressure-graph"), themed(view.pressure_figure), {displaylogo: false, responsive: true});
@@ -415,6 +330,23 @@
         }).catch(function () { /* keep showing what we have */ });
     }
 
+    /* CSV and JSON of a chart's visible series (static/tables.js makes the files). */
+    function downloads(id) {
+        var bar = document.createElement("div");
+        bar.className = "chart-downloads";
+        ["csv", "json"].forEach(function (fmt) {
+            var b = document.createElement("button");
+            b.type = "button";
+            b.className = "btn btn-link btn-sm p-0 ms-2";
+            b.textContent = fmt.toUpperCase();
+            b.title = "Download the chart's visible series as " + fmt.toUpperCase() + " (unrounded numbers)";
+            b.setAttribute("data-chart-download", id);
+            b.setAttribute("data-format", fmt);
+            bar.appendChild(b);
+        });
+        return bar;
+    }
+
     function charts() {
         $("charts").replaceChildren.apply($("charts"), GRAPHS.map(function (id) {
             var col = document.createElement("div"), card = document.createElement("div"),
@@ -424,6 +356,7 @@
             chart.id = id;
             chart.className = "chart";
             card.appendChild(chart);
+            card.appendChild(downloads(id));
             col.appendChild(card);
             return col;
         }));
