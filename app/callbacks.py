@@ -32,6 +32,13 @@ from app.figures import (
     total_title,
     usage_figure,
 )
+from app.history_view import (
+    MONTH_COLUMNS,
+    USER_MONTH_COLUMNS,
+    month_figure,
+    month_rows,
+    user_month_rows,
+)
 from app.queue_view import (
     PRESSURE_COLUMNS,
     QUEUE_COLUMNS,
@@ -114,6 +121,8 @@ def register_callbacks(app: Dash, config: Config, store: SnapshotStore) -> None:
         Output(ids.spec(ids.PRESSURE_TABLE), "data"), Output(ids.PRESSURE_GRAPH, "figure"),
         Output(ids.spec(ids.WAIT_TABLE), "data"), Output(ids.WAIT_GRAPH, "figure"),
         Output(ids.spec(ids.EFFICIENCY_TABLE), "data"), Output(ids.STEM, "data"),
+        Output(ids.spec(ids.MONTH_TABLE), "data"), Output(ids.spec(ids.USER_MONTH_TABLE), "data"),
+        Output(ids.MONTH_GRAPH, "figure"),
         Input(ids.URL, "search"), Input(ids.CHANGED, "data"),
         State(ids.HIDDEN, "data"), State(ids.THEME_SWITCH, "value"),
     )
@@ -126,7 +135,7 @@ def register_callbacks(app: Dash, config: Config, store: SnapshotStore) -> None:
             empty = empty_figure("No data", theme)
             return (*[empty] * 4, None, None, "Total usage over the visible range", [],
                     loaded.error, True, "danger", "", rendered, "", False, None, "", None, empty,
-                    None, empty, None, None)
+                    None, empty, None, None, None, None, empty)
         snap = loaded.snapshot
         range_error = ""
         try:
@@ -162,7 +171,10 @@ def register_callbacks(app: Dash, config: Config, store: SnapshotStore) -> None:
                 pressure_figure(snap, view, theme),
                 spec(ids.WAIT_TABLE, WAIT_COLUMNS, wait_rows(snap, view)),
                 wait_figure(snap, view, theme),
-                spec(ids.EFFICIENCY_TABLE, EFFICIENCY_COLUMNS, efficiency), stem)
+                spec(ids.EFFICIENCY_TABLE, EFFICIENCY_COLUMNS, efficiency), stem,
+                spec(ids.MONTH_TABLE, MONTH_COLUMNS, month_rows(snap)),
+                spec(ids.USER_MONTH_TABLE, USER_MONTH_COLUMNS, user_month_rows(snap)),
+                month_figure(snap, theme))
 
     app.clientside_callback(
         ClientsideFunction(namespace="tables", function_name="draw"),
@@ -201,6 +213,6 @@ def register_callbacks(app: Dash, config: Config, store: SnapshotStore) -> None:
         ClientsideFunction(namespace="librarian", function_name="applyTheme"),
         Output(ids.THEME, "data"),
         Input(ids.THEME_SWITCH, "value"), State(ids.THEME_COLORS, "data"),
-        *[State(g, "id") for g in (*GRAPHS, ids.PRESSURE_GRAPH, ids.WAIT_GRAPH)],
+        *[State(g, "id") for g in (*GRAPHS, ids.PRESSURE_GRAPH, ids.WAIT_GRAPH, ids.MONTH_GRAPH)],
     )
 

@@ -45,6 +45,14 @@ from app.figures import (
     unreadable_message,
     usage_figure,
 )
+from app.history_view import (
+    MONTH_COLUMNS,
+    MONTH_NOTE,
+    USER_MONTH_COLUMNS,
+    month_figure,
+    month_rows,
+    user_month_rows,
+)
 from app.privacy import anonymize, top_users
 from app.queue_view import (
     PRESSURE_COLUMNS,
@@ -119,6 +127,9 @@ def qos_data(snap: Snapshot, colors: dict[str, str], wall_now: float, interval_m
         "current": current_rows(snap), "views": views,
         "limit_sentences": limit_sentences(snap), "queue": queue_table(snap),
         "queue_note": queue_note(snap),
+        # Month by month (range-independent: from the daily history).
+        "months": month_rows(snap), "user_months": user_month_rows(snap),
+        "month_figure": month_figure(snap),
     }
 
 
@@ -180,11 +191,12 @@ def export_site(config: Config, out: Path, privacy: Privacy = Privacy(),
         "columns": {name: [c.spec() for c in cols] for name, cols in (
             ("current", CURRENT_COLUMNS), ("total", TOTAL_COLUMNS), ("queue", QUEUE_COLUMNS),
             ("pressure", PRESSURE_COLUMNS), ("waits", WAIT_COLUMNS),
-            ("efficiency", EFFICIENCY_COLUMNS))},
+            ("efficiency", EFFICIENCY_COLUMNS), ("month", MONTH_COLUMNS),
+            ("user_month", USER_MONTH_COLUMNS))},
         "texts": {"total_title": TOTAL_TITLE, "range_fallback": range_fallback(RANGE_EMPTY),
                   "unreadable": {p.key: unreadable_message(p.label) for p in config.panels},
                   "wait_inference": WAIT_INFERENCE, "efficiency_note": EFFICIENCY_NOTE,
-                  "used_note": USED_NOTE,
+                  "used_note": USED_NOTE, "month_note": MONTH_NOTE,
                   "custom_queue_parts": "Limit pressure, waits and efficiency: the last 30 days "
                                         "(a custom range is drawn in the charts and the total "
                                         "table)."},

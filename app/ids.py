@@ -37,7 +37,11 @@ PRESSURE_GRAPH = "pressure-graph"
 WAIT_TABLE = "wait-table"
 EFFICIENCY_TABLE = "efficiency-table"
 WAIT_GRAPH = "wait-graph"
-TABLES = (CURRENT_TABLE, TOTAL_TABLE, QUEUE_TABLE, PRESSURE_TABLE, WAIT_TABLE, EFFICIENCY_TABLE)
+MONTH_TABLE = "month-table"            # the QoS per month: hours, share of the limit
+USER_MONTH_TABLE = "user-month-table"  # each user, this month against the last
+MONTH_GRAPH = "month-graph"
+TABLES = (CURRENT_TABLE, TOTAL_TABLE, QUEUE_TABLE, PRESSURE_TABLE, WAIT_TABLE, EFFICIENCY_TABLE,
+          MONTH_TABLE, USER_MONTH_TABLE)
 STEM = "download-stem"           # the view's download file-name stem
 TABLES_DRAWN = "tables-drawn"    # written by the client-side table drawing
 

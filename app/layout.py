@@ -8,6 +8,7 @@ from dash import dcc, html
 from app import ids
 from app.efficiency_view import EFFICIENCY_NOTE
 from app.figures import DEFAULT_RANGE, DEFAULT_SHOW, RANGES, SHOW_MODES, THEMES, USED_NOTE
+from app.history_view import MONTH_NOTE
 from app.queue_view import WAIT_INFERENCE
 from collector.config import Config
 from collector.observables import HELD
@@ -175,5 +176,12 @@ def build_layout(config: Config) -> html.Div:
                        lg=12),
             ], class_name="g-3"),
             html.P(EFFICIENCY_NOTE, className="small text-body-secondary"),
+            html.H5("Month by month", className="mt-2"),
+            dbc.Row([
+                _table(ids.MONTH_TABLE, "The QoS per month (what the history holds)",
+                       below=_small_graph(ids.MONTH_GRAPH)),
+                _table(ids.USER_MONTH_TABLE, "Each user, this month against the last"),
+            ], class_name="g-3"),
+            html.P(MONTH_NOTE, className="small text-body-secondary"),
         ], fluid=True),
     ])

@@ -14,6 +14,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from collector.history import History
 from collector.observables import KEYS
 from collector.palette import OTHERS
 from collector.snapshot import Snapshot
@@ -37,8 +38,23 @@ def _renamed(snap: Snapshot, rename: Callable[[str], str]) -> Snapshot:
                       for a in snap.limit_now)
     waits = replace(snap.waits, users=tuple(rename(u) for u in snap.waits.users))
     efficiency = replace(snap.efficiency, users=tuple(rename(u) for u in snap.efficiency.users))
+    history = _renamed_history(snap.history, rename) if snap.history is not None else None
     return replace(snap, users=tuple(rename(u) for u in snap.users), queue=queue,
-                   limit_now=limit_now, waits=waits, efficiency=efficiency)
+                   limit_now=limit_now, waits=waits, efficiency=efficiency, history=history)
+
+
+def _renamed_history(h: History, rename: Callable[[str], str]) -> History:
+    """The daily history under the new names; users that now share a name
+    (folded into 'others') are summed into one row."""
+    names = [rename(u) for u in h.users]
+    users = tuple(dict.fromkeys(names))
+    rows = np.array([users.index(n) for n in names], dtype=np.int64)
+    seconds = np.zeros((h.seconds.shape[0], len(users), h.n_days))
+    started = np.zeros((len(users), h.n_days))
+    for i, r in enumerate(rows.tolist()):
+        seconds[:, r] += h.seconds[:, i]
+        started[r] += h.started[i]
+    return History(h.first, users, seconds, started)
 
 
 def anonymize(snap: Snapshot, key: bytes) -> Snapshot:

@@ -54,6 +54,58 @@ class Window:
         lengths[-1] = self.now - (self.end - self.bin_seconds)
         return lengths
 
+    # The grid's arithmetic, shared with DayGrid (uneven bins): the bin holding
+    # each second `t`, the start of bin `i`, and a full bin's length.
+    def index(self, t: np.ndarray) -> np.ndarray:
+        return (t - self.start) // self.bin_seconds
+
+    def edge(self, i: np.ndarray) -> np.ndarray:
+        return self.start + i * self.bin_seconds
+
+    def full_lengths(self) -> np.ndarray | float:
+        return float(self.bin_seconds)
+
+
+@dataclass(frozen=True)
+class DayGrid:
+    """Bins of uneven length between `edges` (epoch seconds, increasing): the
+    site's local days, whose lengths change with daylight saving time.
+    `now` is where counting stops (in or after the last bin)."""
+
+    edges: np.ndarray
+    now: int
+
+    def __post_init__(self) -> None:
+        if len(self.edges) < 2 or not (np.diff(self.edges) > 0).all():
+            raise ValueError("a DayGrid needs two or more increasing edges")
+        if not self.edges[0] <= self.now <= self.edges[-1]:
+            raise ValueError(f"now {self.now} is outside the grid "
+                             f"[{int(self.edges[0])}, {int(self.edges[-1])}]")
+
+    @property
+    def start(self) -> int:
+        return int(self.edges[0])
+
+    @property
+    def end(self) -> int:
+        return int(self.edges[-1])
+
+    @property
+    def n_bins(self) -> int:
+        return len(self.edges) - 1
+
+    def index(self, t: np.ndarray) -> np.ndarray:
+        return np.searchsorted(self.edges, t, side="right").astype(np.int64) - 1
+
+    def edge(self, i: np.ndarray) -> np.ndarray:
+        return self.edges[i]
+
+    def full_lengths(self) -> np.ndarray | float:
+        return np.diff(self.edges).astype(np.float64)
+
+
+Grid = Window | DayGrid
+
 
 def make_window(now: float, bin_seconds: int, n_bins: int) -> Window:
     """The window of `n_bins` bins ending with the bin that holds `now`.
@@ -111,15 +163,16 @@ def wait_span(jobs: JobTable, now: float) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _binned_seconds(user: np.ndarray, s: np.ndarray, e: np.ndarray, weights: np.ndarray,
-                    n_users: int, window: Window) -> np.ndarray:
-    """(observables x users x bins) resource-seconds of jobs occupying [s, e)."""
-    b, nb, t0 = window.bin_seconds, window.n_bins, window.start
-    i0 = (s - t0) // b
-    i1 = (e - 1 - t0) // b  # the bin holding the job's last second
-    first_w = np.minimum(e, t0 + (i0 + 1) * b) - s
+                    n_users: int, window: Grid) -> np.ndarray:
+    """(observables x users x bins) resource-seconds of jobs occupying [s, e)
+    (inside the grid)."""
+    nb = window.n_bins
+    i0 = window.index(s)
+    i1 = window.index(e - 1)  # the bin holding the job's last second
+    first_w = np.minimum(e, window.edge(i0 + 1)) - s
     multi = np.flatnonzero(i1 > i0)
     inner = np.flatnonzero(i1 > i0 + 1)
-    last_w = (e - (t0 + i1 * b))[multi]
+    last_w = e[multi] - window.edge(i1[multi])
     row = user * nb
     drow = user * (nb + 1)
     size = n_users * nb
@@ -139,7 +192,7 @@ def _binned_seconds(user: np.ndarray, s: np.ndarray, e: np.ndarray, weights: np.
         diff = np.bincount(diff_idx, weights=np.concatenate([w_inner, -w_inner]),
                            minlength=n_users * (nb + 1))
         full = np.cumsum(diff.reshape(n_users, nb + 1), axis=1)[:, :nb]
-        out[k] = total.reshape(n_users, nb) + full * b
+        out[k] = total.reshape(n_users, nb) + full * window.full_lengths()
     return out
 
 
@@ -161,11 +214,13 @@ class Binned:
     counted: int           # jobs that ran inside the window
 
 
-def bin_seconds(jobs: JobTable, window: Window, qos: str | None = None) -> Binned:
+def bin_seconds(jobs: JobTable, window: Grid, qos: str | None = None) -> Binned:
     """Resource-seconds per user and bin, and what runs at `window.now`.
 
     `jobs` holds the jobs of one QoS, or of several and `qos` names the one to
-    bin (cheaper than taking the QoS's rows first, which copies every column)."""
+    bin (cheaper than taking the QoS's rows first, which copies every column).
+    `window` is a Window (even bins) or a DayGrid (local days); either way a
+    job counts only inside [start, now) of the grid."""
     start, end = jobs.start, jobs.end
     now = float(window.now)
     mine = np.ones(len(jobs), dtype=bool)

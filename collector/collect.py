@@ -29,14 +29,16 @@ import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 
 import numpy as np
 
 from collector import __version__
-from collector.binning import Usage, Window, bin_usage, make_window, usage_of
+from collector.binning import DayGrid, Usage, Window, bin_usage, make_window, usage_of
 from collector.config import Config, Panel
 from collector.efficiency import NO_EFFICIENCY, EfficiencyDays, add_efficiency_days, efficiency_days
+from collector.history import History, add_histories, history_grid, history_of
 from collector.jobtable import USAGE_COLUMNS, JobTable, concat
 from collector.limits import LimitsReport, configured_limits, current_limits
 from collector.lock import DataLock
@@ -73,6 +75,7 @@ from collector.store import (
     SyncReport,
     fingerprint,
 )
+from collector.store.days import segment_histories
 from collector.store.frozen import (
     Frozen,
     FrozenFile,
@@ -153,8 +156,9 @@ def collect(config: Config, now: float, qos_names: Sequence[str] | None = None,
             parsed = _read_file(config, sacct_file)
             limits, sync = configured_limits(config), None
             days = local_days(window.start, window.now, config.site.timezone)
-            records, usages, analyses, efficiency = _bin_and_analyse(parsed.jobs, panels, window,
-                                                                     limits, days)
+            history = history_grid(window.now, config.collect.history_days, config.site.timezone)
+            records, usages, analyses, efficiency, histories = _bin_and_analyse(
+                parsed.jobs, panels, window, limits, days, history)
             source = f"file:{sacct_file}"
             if squeue_file is not None:
                 queue = _queue_of_file(squeue_file, window.now)
@@ -168,13 +172,14 @@ def collect(config: Config, now: float, qos_names: Sequence[str] | None = None,
             records = {p: synced.hot_jobs(p.cluster, p.qos) for p in panels}
             analyses = _live_analyses(synced, panels, window, limits, config.site.timezone)
             efficiency = _live_efficiency(synced, panels, window, config.site.timezone)
+            histories = _live_histories(synced, panels, window.now, config)
             source = "sacct"
         # One colour per user across this run's QoS, so the charts of all QoS agree.
         colors = assign_colors(u for usage in usages.values() for u in usage.users)
         last_read = _last_queue_read(data_dir) if queue is not None and queue.errors else None
         outcomes = [_write_panel(config, p, usages[p], records[p], analyses[p], parsed, source,
                                  plots, colors, limits, _queue_state(queue, p, last_read),
-                                 efficiency[p])
+                                 efficiency[p], histories[p])
                     for p in panels]
         if sync is not None:
             _record(data_dir, window.now, sync, limits, queue)
@@ -183,22 +188,23 @@ def collect(config: Config, now: float, qos_names: Sequence[str] | None = None,
 
 
 def _bin_and_analyse(jobs: JobTable, panels: Sequence[Panel], window: Window,
-                     limits: LimitsReport, days: np.ndarray
+                     limits: LimitsReport, days: np.ndarray, history: tuple[date, DayGrid]
                      ) -> tuple[dict[Panel, JobTable], dict[Panel, Usage], dict[Panel, Analysis],
-                                dict[Panel, EfficiencyDays]]:
+                                dict[Panel, EfficiencyDays], dict[Panel, History]]:
     """Each panel's jobs, binning, pressure and efficiency sums from a whole
     history, on two cores. The pieces share nothing and numpy releases the
     GIL in nearly all of them, so they are tasks of one two-thread pool,
     given out largest first (each QoS's rows taken from the table, then its
     binning, its pressure in two spans cut at the middle bin boundary, which
-    add up in `finish`, and its efficiency sums), which keeps both cores busy
-    to the end."""
+    add up in `finish`, its efficiency sums and its daily history), which
+    keeps both cores busy to the end."""
     middle = window.start + (window.n_bins // 2) * window.bin_seconds
     rows = jobs.qos_rows()
     names = sorted({p.qos for p in panels}, key=lambda q: -len(rows.get(q, ())))
     with ThreadPoolExecutor(max_workers=2) as pool:
         tables = {q: pool.submit(jobs.take, rows[q]) if q in rows else None for q in names}
-        work: dict[str, tuple[Future[Usage], Future[Span], Future[Span], Future[EfficiencyDays]]] = {}
+        work: dict[str, tuple[Future[Usage], Future[Span], Future[Span], Future[EfficiencyDays],
+                              Future[History]]] = {}
         mine: dict[str, JobTable] = {}
         for q in names:
             table = tables[q]
@@ -207,13 +213,16 @@ def _bin_and_analyse(jobs: JobTable, panels: Sequence[Panel], window: Window,
             work[q] = (pool.submit(bin_usage, mine[q], window),
                        pool.submit(span_of, mine[q], window, steps, window.start, middle),
                        pool.submit(span_of, mine[q], window, steps, middle, window.now),
-                       pool.submit(efficiency_days, mine[q], days, window.now, window.start))
+                       pool.submit(efficiency_days, mine[q], days, window.now, window.start),
+                       pool.submit(history_of, mine[q], *history))
         analysed = {q: finish([early.result(), late.result()], window)
-                    for q, (_, early, late, _) in work.items()}
+                    for q, (_, early, late, _, _) in work.items()}
         usages = {q: work[q][0].result() for q in names}
         sums = {q: work[q][3].result() for q in names}
+        days_of = {q: work[q][4].result() for q in names}
     return ({p: mine[p.qos] for p in panels}, {p: usages[p.qos] for p in panels},
-            {p: analysed[p.qos] for p in panels}, {p: sums[p.qos] for p in panels})
+            {p: analysed[p.qos] for p in panels}, {p: sums[p.qos] for p in panels},
+            {p: days_of[p.qos] for p in panels})
 
 
 def _read_file(config: Config, sacct_file: Path) -> ParseResult:
@@ -481,6 +490,19 @@ def _steps(limits: LimitsReport, panel: Panel, window: Window
             for o in LIMITED}
 
 
+def _live_histories(synced: Synced, panels: Sequence[Panel], now: int, config: Config
+                    ) -> dict[Panel, History]:
+    """Each panel's daily history over the history kept: every cold segment's
+    kept history (collector/store/days.py) and the hot records' own."""
+    tz, n_days = config.site.timezone, config.collect.history_days
+    first, grid = history_grid(now, n_days, tz)
+    cold = segment_histories(synced.folder, synced.raw, first, tz) \
+        if synced.folder is not None else {}
+    return {p: add_histories([*cold.get((p.cluster, p.qos), []),
+                              history_of(synced.hot_jobs(p.cluster, p.qos), first, grid)],
+                             first, n_days) for p in panels}
+
+
 # A kept span sums the waits no window of the next two days can cut (it is made
 # anew when the boundary moves, once a day).
 SETTLED_AFTER = 2 * 86400
@@ -560,7 +582,8 @@ def _live_efficiency(synced: Synced, panels: Sequence[Panel], window: Window, tz
 def _write_panel(config: Config, panel: Panel, usage: Usage, jobs: JobTable,
                  analysis: Analysis, parsed: ParseResult, source: str, plots: bool,
                  colors: dict[str, str], limits: LimitsReport,
-                 queue: QueueState | None, efficiency: EfficiencyDays) -> QosOutcome:
+                 queue: QueueState | None, efficiency: EfficiencyDays,
+                 history: History | None) -> QosOutcome:
     window = usage.window
     thresholds = limits.limits[panel.qos].thresholds()
     steps = limits.steps.get(panel.qos, {})
@@ -575,7 +598,7 @@ def _write_panel(config: Config, panel: Panel, usage: Usage, jobs: JobTable,
         threshold_steps=steps, queue=queue, pressure=analysis.pressure,
         limit_now=tuple(at_limit_now(jobs, window.now, thresholds)),
         waits=analysis.wait_days(local_days(window.start, window.now, config.site.timezone)),
-        efficiency=efficiency,
+        efficiency=efficiency, history=history,
     )
     path = snapshot_path(config.site.data_dir, panel.qos, panel.file_cluster)
     write_snapshot(path, snap)

@@ -7,8 +7,10 @@ adds the queue: the queued observables beside the seed's four (same shape),
 the queue now as squeue read it, the limit pressure per bin, the resources
 at their limit now, and the waits of the jobs that started in the window.
 Version 3 adds the efficiency sums per user and day, version 4 the used
-series (USED_NCPUS, USED_MEMORY: what ended jobs used of what they held).
-Files of versions 1-3 still read (what they lack reads as nothing). The JSON Schema is
+series (USED_NCPUS, USED_MEMORY: what ended jobs used of what they held),
+version 5 the daily history (resource-hours per user and local day over the
+history kept, and the jobs started each day: collector/history.py).
+Files of versions 1-4 still read (what they lack reads as nothing). The JSON Schema is
 `snapshot.schema.json` beside this file.
 
 `to_dict`/`from_dict` are pure; `write_snapshot` is atomic (collector/atomic.py),
@@ -31,14 +33,16 @@ import orjson
 
 from collector.atomic import write_atomic
 from collector.efficiency import NO_EFFICIENCY, SUMS, EfficiencyDays
+from collector.history import History, midnights
 from collector.observables import KEYS, OBSERVABLES, QUEUED, USED
 from collector.pressure import NO_WAIT_DAYS, AtLimitNow, Pressure, WaitDays
 from collector.squeue import QueueRow
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 # 1: before the queue (its queued series read as zeros); 2: before efficiency;
-# 3: before the used series (read as zeros: nothing recorded).
-READABLE_VERSIONS = (1, 2, 3, 4)
+# 3: before the used series (read as zeros: nothing recorded); 4: before the
+# daily history (none).
+READABLE_VERSIONS = (1, 2, 3, 4, 5)
 SCHEMA_PATH = Path(__file__).with_name("snapshot.schema.json")
 DECIMALS = 4
 
@@ -93,6 +97,8 @@ class Snapshot:
     waits: WaitDays = NO_WAIT_DAYS
     # What the ended jobs used, per user and local day of End (collector/efficiency.py).
     efficiency: EfficiencyDays = NO_EFFICIENCY
+    # Resource-seconds per user and local day over the history kept (None: not made).
+    history: History | None = None
 
     def limit_steps(self, obs: str) -> tuple[tuple[int, float | None], ...]:
         """The limit's steps for one observable (one step when it never changed)."""
@@ -187,7 +193,37 @@ def to_dict(snap: Snapshot, arrays: bool = False) -> dict[str, Any]:
                       for a in snap.limit_now],
         "waits": _waits_doc(snap.waits, tz, arrays),
         "efficiency": _efficiency_doc(snap.efficiency, tz, arrays),
+        "history": _history_doc(snap.history, snap.timezone, arrays),
     }
+
+
+def _history_doc(h: History | None, timezone: str, arrays: bool) -> dict[str, Any] | None:
+    """Resource-hours per user and local day (each key of `observables`), and
+    the jobs started each day; `day_starts` has the midnight after the last day too."""
+    if h is None:
+        return None
+    tz = ZoneInfo(timezone)
+    return {"first_day": h.first.isoformat(),
+            "day_starts": [_iso(int(t), tz) for t in midnights(h.first, h.n_days, timezone)],
+            "users": list(h.users),
+            "hours": {k: _values(h.seconds[i] / 3600.0, arrays) for i, k in enumerate(KEYS)},
+            "started": _ints(h.started, arrays)}
+
+
+def _history_of_doc(doc: Any) -> History:
+    from datetime import date
+
+    first = date.fromisoformat(str(doc["first_day"]))
+    users = tuple(map(str, doc["users"]))
+    n_days = len(doc["day_starts"]) - 1
+    hours = doc["hours"]
+    seconds = np.zeros((len(KEYS), len(users), n_days))
+    for i, k in enumerate(KEYS):
+        if k in hours:
+            values = np.asarray(hours[k], dtype=np.float64).reshape(len(users), n_days)
+            seconds[i] = values * 3600.0
+    started = np.asarray(doc["started"], dtype=np.float64).reshape(len(users), n_days)
+    return History(first, users, seconds, started)
 
 
 def _efficiency_doc(e: EfficiencyDays, tz: ZoneInfo, arrays: bool) -> dict[str, Any]:
@@ -368,6 +404,12 @@ def _queue_parts(d: Mapping[str, Any], n_bins: int) -> dict[str, Any]:
                 raise SnapshotError("efficiency: its lists differ in length or point outside")
             out["efficiency"] = EfficiencyDays(e_days, tuple(map(str, e["users"])), user, day,
                                                totals)
+        h = d.get("history")
+        if h:
+            try:
+                out["history"] = _history_of_doc(h)
+            except (KeyError, TypeError, ValueError) as err:
+                raise SnapshotError(f"history is malformed ({type(err).__name__}: {err})") from None
     except (KeyError, TypeError, ValueError, AttributeError) as err:
         if isinstance(err, SnapshotError):
             raise

@@ -313,7 +313,7 @@ class TestEndToEnd:
         path = self.collect(tmp_path)
         doc = json.loads(path.read_text())
         jsonschema.validate(doc, json.loads(SCHEMA_PATH.read_text()))
-        assert doc["schema_version"] == SCHEMA_VERSION == 4
+        assert doc["schema_version"] == SCHEMA_VERSION == 5
         snap = read_snapshot(path)
         rows = {r["user"]: r for r in efficiency_table(snap, resolve_view(snap, "7d"), RULES)}
         # Unrounded percentages (the page draws them with no decimals, the downloads as they are).

@@ -227,6 +227,11 @@ class TestExportFiles:
         assert "others" in avery["users"]
         assert len(avery["users"]) == 6
         assert all(u == "others" or re.fullmatch(r"user-[0-9a-f]{10}", u) for u in avery["users"])
+        # The month by month tables name the same pseudonyms (folded users summed in 'others').
+        month_users = [r["user"] for r in avery["user_months"]]
+        assert month_users
+        assert set(month_users) <= {*avery["users"], "Total"}
+        assert len(month_users) == len(set(month_users))
 
     def test_a_damaged_snapshot_leaks_no_name_through_its_error(self, site: Path, tmp_path: Path) -> None:
         copy = tmp_path / "site"

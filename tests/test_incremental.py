@@ -138,6 +138,20 @@ def assert_same_snapshots(a: Config, b: Config) -> None:
         assert efficiency(x) == efficiency(y)
         assert y.efficiency.sums["cpu_used"].sum() > 0 or not y.efficiency.sums["jobs"].sum()
 
+        # The daily history: each cold segment's kept days plus the hot records'
+        # (collector/store/days.py) equal the days of one full answer.
+        def days(s):
+            h = s.history
+            assert h is not None
+            keep = [i for i, _ in enumerate(h.users)
+                    if h.seconds[:, i].any() or h.started[i].any()]
+            return h.first, [h.users[i] for i in keep], h.seconds[:, keep], h.started[keep]
+        (fx, ux, sx, jx), (fy, uy, sy, jy) = days(x), days(y)
+        assert (fx, ux) == (fy, uy)
+        np.testing.assert_allclose(sx, sy, atol=1e-3 * 3600, err_msg="history")
+        np.testing.assert_array_equal(jx, jy)
+        assert sx.sum() > 0 or not x.series["NCPUS"].any()   # the window's usage is in its days
+
 
 def store_keys(config: Config, keep_from: float | None = None) -> dict[str, set[int]]:
     """The store's record keys per cluster (those that ended before

@@ -302,6 +302,10 @@
         $("used-note").textContent = manifest.texts.used_note;
         Plotly.react($("pressure-graph"), themed(view.pressure_figure), {displaylogo: false, responsive: true});
         Plotly.react($("wait-graph"), themed(view.wait_figure), {displaylogo: false, responsive: true});
+        table("month-table", c.month, d.months, stem);
+        table("user-month-table", c.user_month, d.user_months, stem);
+        $("month-note").textContent = manifest.texts.month_note;
+        Plotly.react($("month-graph"), themed(d.month_figure), {displaylogo: false, responsive: true});
     }
 
     function render() {

@@ -113,6 +113,7 @@ class Synced:
     read_cold: Callable[[], dict[str, JobTable]] = dict   # the cold records, read on demand
     boundary: int = 0              # the frozen boundary: cold records ended before it
     folder: Path | None = None     # the store's folder (for the caches beside it)
+    raw: State | None = None       # the state written (its files: the cold segments)
 
     @cached_property
     def _hot_by_qos(self) -> dict[str, dict[str, JobTable]]:
@@ -228,7 +229,7 @@ class JobStore:
         save_cold_sums(self.folder, sums)
         self.raw, self.hot, self.sums = written, new_hot, sums
         return Synced(new_hot, sums, int(written["records"]), True, lambda: cold,
-                      cycle.boundary, self.folder)
+                      cycle.boundary, self.folder, written)
 
     def _advance(self, cycle: Cycle, state: StoreState, fresh: dict[str, JobTable]) -> Synced:
         """The usual cycle: fresh answers merged into the hot part; what ended
@@ -277,7 +278,7 @@ class JobStore:
         self.raw, self.hot, self.sums = written, new_hot, sums
         folder = self.folder
         return Synced(new_hot, sums, int(written["records"]), changed,
-                      lambda: read_cold(folder, written), cycle.boundary, folder)
+                      lambda: read_cold(folder, written), cycle.boundary, folder, written)
 
 
 @dataclass(frozen=True)
