@@ -88,16 +88,18 @@
         return tr;
     }
 
-    function toolbar(spec) {
+    /* CSV and JSON buttons for a table ("table") or a chart ("chart"); the
+       clicks are handled below, on both pages. */
+    function downloadBar(kind, id, what) {
         var bar = document.createElement("div");
-        bar.className = "table-downloads";
+        bar.className = kind + "-downloads";
         ["csv", "json"].forEach(function (fmt) {
             var b = document.createElement("button");
             b.type = "button";
             b.className = "btn btn-link btn-sm p-0 ms-2";
             b.textContent = fmt.toUpperCase();
-            b.title = "Download this table as " + fmt.toUpperCase() + " (unrounded numbers)";
-            b.setAttribute("data-table-download", spec.id);
+            b.title = "Download " + what + " as " + fmt.toUpperCase() + " (unrounded numbers)";
+            b.setAttribute("data-" + kind + "-download", id);
             b.setAttribute("data-format", fmt);
             bar.appendChild(b);
         });
@@ -140,7 +142,8 @@
         var scroll = document.createElement("div");
         scroll.className = "table-responsive";
         scroll.appendChild(table);
-        container.replaceChildren(spec.rows.length || spec.total ? toolbar(spec) : "", scroll);
+        container.replaceChildren(spec.rows.length || spec.total ?
+            downloadBar("table", spec.id, "this table") : "", scroll);
     }
 
     /* --- downloads --------------------------------------------------------- */
@@ -268,6 +271,7 @@
     window.LibrarianTables = {
         render: function (spec) { render(document.getElementById(spec.id), spec); },
         setStem: function (stem) { state.stem = stem; },
+        downloadBar: downloadBar,
         duration: duration
     };
 

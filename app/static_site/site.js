@@ -334,23 +334,6 @@
         }).catch(function () { /* keep showing what we have */ });
     }
 
-    /* CSV and JSON of a chart's visible series (static/tables.js makes the files). */
-    function downloads(id) {
-        var bar = document.createElement("div");
-        bar.className = "chart-downloads";
-        ["csv", "json"].forEach(function (fmt) {
-            var b = document.createElement("button");
-            b.type = "button";
-            b.className = "btn btn-link btn-sm p-0 ms-2";
-            b.textContent = fmt.toUpperCase();
-            b.title = "Download the chart's visible series as " + fmt.toUpperCase() + " (unrounded numbers)";
-            b.setAttribute("data-chart-download", id);
-            b.setAttribute("data-format", fmt);
-            bar.appendChild(b);
-        });
-        return bar;
-    }
-
     function charts() {
         $("charts").replaceChildren.apply($("charts"), GRAPHS.map(function (id) {
             var col = document.createElement("div"), card = document.createElement("div"),
@@ -360,7 +343,7 @@
             chart.id = id;
             chart.className = "chart";
             card.appendChild(chart);
-            card.appendChild(downloads(id));
+            card.appendChild(window.LibrarianTables.downloadBar("chart", id, "the chart's visible series"));
             col.appendChild(card);
             return col;
         }));
