@@ -98,7 +98,7 @@ def test_a_member_waiting_on_the_group_limit_is_seen_named_and_timed(lab: Lab,
         assert alice_done.end is not None
         (cpu,) = [r for r in pressure_rows(snap, view) if r["key"] == "NCPUS"]
         # At the limit exactly while alice's 4 CPUs ran (the limit was 4 all along).
-        assert cpu["at_limit_h"] == round(alice_done.elapsed / 3600, 1)
+        assert round(cpu["at_limit_h"], 1) == round(alice_done.elapsed / 3600, 1)   # unrounded now
         first = (t0 - snap.window_start) // snap.bin_seconds
         at_limit = float(snap.pressure["NCPUS"].at_limit[first:].sum())
         # The bin holding t0 may hold an earlier job's last seconds at 4 CPUs too.
