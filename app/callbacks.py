@@ -19,12 +19,14 @@ from app.data import SnapshotStore
 from app.efficiency_view import EFFICIENCY_COLUMNS, efficiency_table
 from app.figures import (
     CUSTOM,
+    DAILY_NOTE,
     DEFAULT_RANGE,
     RangeError,
     current_rows,
     empty_figure,
     empty_qos_message,
     freshness,
+    is_daily,
     range_fallback,
     resolve_view,
     stale_message,
@@ -122,7 +124,7 @@ def register_callbacks(app: Dash, config: Config, store: SnapshotStore) -> None:
         Output(ids.spec(ids.WAIT_TABLE), "data"), Output(ids.WAIT_GRAPH, "figure"),
         Output(ids.spec(ids.EFFICIENCY_TABLE), "data"), Output(ids.STEM, "data"),
         Output(ids.spec(ids.MONTH_TABLE), "data"), Output(ids.spec(ids.USER_MONTH_TABLE), "data"),
-        Output(ids.MONTH_GRAPH, "figure"),
+        Output(ids.MONTH_GRAPH, "figure"), Output(ids.DAILY_NOTE, "children"),
         Input(ids.URL, "search"), Input(ids.CHANGED, "data"),
         State(ids.HIDDEN, "data"), State(ids.THEME_SWITCH, "value"),
     )
@@ -135,7 +137,7 @@ def register_callbacks(app: Dash, config: Config, store: SnapshotStore) -> None:
             empty = empty_figure("No data", theme)
             return (*[empty] * 4, None, None, "Total usage over the visible range", [],
                     loaded.error, True, "danger", "", rendered, "", False, None, "", None, empty,
-                    None, empty, None, None, None, None, empty)
+                    None, empty, None, None, None, None, empty, "")
         snap = loaded.snapshot
         range_error = ""
         try:
@@ -174,7 +176,7 @@ def register_callbacks(app: Dash, config: Config, store: SnapshotStore) -> None:
                 spec(ids.EFFICIENCY_TABLE, EFFICIENCY_COLUMNS, efficiency), stem,
                 spec(ids.MONTH_TABLE, MONTH_COLUMNS, month_rows(snap)),
                 spec(ids.USER_MONTH_TABLE, USER_MONTH_COLUMNS, user_month_rows(snap)),
-                month_figure(snap, theme))
+                month_figure(snap, theme), DAILY_NOTE if is_daily(view) else "")
 
     app.clientside_callback(
         ClientsideFunction(namespace="tables", function_name="draw"),

@@ -24,6 +24,8 @@ import plotly
 from app import ASSETS
 from app.efficiency_view import EFFICIENCY_COLUMNS, EFFICIENCY_NOTE, efficiency_table
 from app.figures import (
+    DAILY_NOTE,
+    DAILY_RANGES,
     DEFAULT_RANGE,
     DEFAULT_SHOW,
     RANGE_EMPTY,
@@ -186,6 +188,7 @@ def export_site(config: Config, out: Path, privacy: Privacy = Privacy(),
         # The observables (collector/observables.py): charts, columns and headers.
         "observables": [o.as_dict() for o in OBSERVABLES],
         "presets": list(RANGES), "default_range": DEFAULT_RANGE,
+        "daily_ranges": list(DAILY_RANGES),
         "show_modes": list(SHOW_MODES), "default_show": DEFAULT_SHOW,
         # Every table's columns (app/tables.py), drawn by static/tables.js as on the Dash page.
         "columns": {name: [c.spec() for c in cols] for name, cols in (
@@ -196,7 +199,7 @@ def export_site(config: Config, out: Path, privacy: Privacy = Privacy(),
         "texts": {"total_title": TOTAL_TITLE, "range_fallback": range_fallback(RANGE_EMPTY),
                   "unreadable": {p.key: unreadable_message(p.label) for p in config.panels},
                   "wait_inference": WAIT_INFERENCE, "efficiency_note": EFFICIENCY_NOTE,
-                  "used_note": USED_NOTE, "month_note": MONTH_NOTE,
+                  "used_note": USED_NOTE, "month_note": MONTH_NOTE, "daily_note": DAILY_NOTE,
                   "custom_queue_parts": "Limit pressure, waits and efficiency: the last 30 days "
                                         "(a custom range is drawn in the charts and the total "
                                         "table)."},

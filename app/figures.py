@@ -21,8 +21,14 @@ from collector.snapshot import Snapshot
 
 RANGES: dict[str, int] = {
     "6h": 6 * 3600, "12h": 12 * 3600, "24h": 24 * 3600, "3d": 3 * 86400,
-    "7d": 7 * 86400, "14d": 14 * 86400, "30d": 30 * 86400,
+    "7d": 7 * 86400, "14d": 14 * 86400, "30d": 30 * 86400, "90d": 90 * 86400,
+    "1y": 365 * 86400,
 }
+# Ranges over the hourly window: drawn from the daily history, the last N local days.
+DAILY_RANGES: dict[str, int] = {"90d": 90, "1y": 365}
+DAILY_NOTE = ("Over 30 days the charts show daily averages from the daily history "
+              "(each local day's resource-hours over its hours); limit pressure, waits and "
+              "efficiency show the last 30 days.")
 DEFAULT_RANGE = "7d"
 CUSTOM = "custom"
 # What the charts draw: the running jobs' allocation, the waiting jobs' requests, or both
@@ -85,7 +91,49 @@ def resolve_view(snap: Snapshot, key: str | None, start: str | None = None,
             raise RangeError(RANGE_EMPTY)
         return View(start=s, end=e, key=CUSTOM)
     key = key if key in RANGES else DEFAULT_RANGE
+    if key in DAILY_RANGES:
+        days = _history_days(snap)
+        if days is not None:
+            edges, _ = days
+            first = max(0, len(edges) - 1 - DAILY_RANGES[key])
+            return View(start=int(edges[first]), end=snap.now, key=key)
     return View(start=max(window_start, snap.now - RANGES[key]), end=snap.now, key=key)
+
+
+def is_daily(view: View) -> bool:
+    return view.key in DAILY_RANGES
+
+
+def _history_days(snap: Snapshot) -> tuple[np.ndarray, list[str]] | None:
+    """The history's local midnights (one more than its days) and each day as
+    'YYYY-MM-DD'; None without a history."""
+    from collector.history import midnights
+
+    h = snap.history
+    if h is None or not h.n_days:
+        return None
+    edges = midnights(h.first, h.n_days, snap.timezone)
+    tz = ZoneInfo(snap.timezone)
+    return edges, [datetime.fromtimestamp(float(t), tz).strftime("%Y-%m-%d") for t in edges[:-1]]
+
+
+def daily_values(snap: Snapshot, key: str, view: View) -> tuple[tuple[str, ...], np.ndarray,
+                                                                  list[str], np.ndarray]:
+    """The history's users, each one's average `key` in use per local day of
+    the view (resource-hours over the day's hours; today's over its hours so
+    far), the days, and each day's resource-hours (users x days)."""
+    from collector.observables import KEYS
+
+    days = _history_days(snap)
+    h = snap.history
+    if days is None or h is None:
+        return (), np.zeros((0, 0)), [], np.zeros((0, 0))
+    edges, labels = days
+    inside = np.flatnonzero((edges[:-1] >= view.start) & (edges[:-1] < view.end))
+    hours = h.seconds[KEYS.index(key)][:, inside] / 3600
+    lengths = (np.minimum(edges[inside + 1], snap.now) - edges[inside]) / 3600
+    average = np.divide(hours, lengths, out=np.zeros_like(hours), where=lengths > 0)
+    return h.users, average, [labels[i] for i in inside], hours
 
 
 def local_text(epoch: int, tz: str) -> str:
@@ -207,6 +255,57 @@ def _used_traces(snap: Snapshot, key: str, segments: list[tuple[int, int, str]],
     return traces
 
 
+def _daily_traces(snap: Snapshot, key: str, view: View, hidden: frozenset[str] | set[str],
+                  colors: dict[str, str], kind: str) -> tuple[list[dict], np.ndarray]:
+    """Stacked daily averages of one series, one trace per user with any, and
+    their sum per day (`kind`: running, used or queued, styled as the hourly)."""
+    users, average, x, _ = daily_values(snap, key, view)
+    traces = []
+    for i, user in enumerate(users):
+        if not average[i].any():
+            continue
+        color = colors.get(user) or user_color(user)
+        trace = {"type": "scatter", "mode": "lines", "name": user, "legendgroup": user,
+                 "stackgroup": "usage", "line": {"width": 0.5, "color": color, "shape": "hv"},
+                 "fillcolor": color, "x": x, "y": _typed(average[i]),
+                 "hovertemplate": "%{y:.1f} (daily average)",
+                 "visible": "legendonly" if user in hidden else True, "meta": kind}
+        if kind == "used":
+            trace.update({"stackgroup": "used", "line": {"width": 0, "shape": "hv"},
+                          "fillcolor": USED_FILL, "fillpattern": USED_PATTERN,
+                          "hovertemplate": "%{y:.1f} used (daily average)"})
+        elif kind == "queued":
+            trace.update({
+                "fillcolor": _translucent(color),
+                "line": {"width": 1, "color": color, "shape": "hv", "dash": "dot"},
+                "fillpattern": {"shape": "/", "fgcolor": color, "fgopacity": 0.6, "size": 8,
+                                "solidity": 0.25},
+                "hovertemplate": "%{y:.1f} queued (daily average)"})
+        traces.append(trace)
+    return traces, average.sum(axis=0) if len(average) else np.zeros(0)
+
+
+DAILY_SUFFIX = ", daily average"
+
+
+def _daily_figure_traces(snap: Snapshot, obs: str, view: View,
+                         hidden: frozenset[str] | set[str], colors: dict[str, str], show: str
+                         ) -> tuple[list[dict], np.ndarray, np.ndarray]:
+    """A daily view's traces (what `show` draws) and its held and queued sums per day."""
+    queue_key, use_key = queued_key(obs), used_key(obs)
+    running, run_sum = _daily_traces(snap, obs, view, hidden, colors, "running")
+    used, used_sum = _daily_traces(snap, use_key, view, hidden, colors, "used") \
+        if use_key else ([], np.zeros_like(run_sum))
+    waiting, queue_sum = _daily_traces(snap, queue_key, view, hidden, colors, "queued") \
+        if queue_key else ([], np.zeros_like(run_sum))
+    if len(used_sum) == len(run_sum):
+        run_sum = np.maximum(run_sum, used_sum)
+    if len(queue_sum) != len(run_sum):
+        queue_sum = np.zeros_like(run_sum)
+    traces = ([] if show == "queued" else running + used) + ([] if show == "running" else waiting)
+    return traces, run_sum, queue_sum
+
+
 def usage_figure(snap: Snapshot, obs: str, view: View, theme: str = "light",
                  hidden: frozenset[str] | set[str] = frozenset(),
                  colors: dict[str, str] | None = None, show: str = DEFAULT_SHOW) -> dict:
@@ -218,24 +317,27 @@ def usage_figure(snap: Snapshot, obs: str, view: View, theme: str = "light",
     holds the y-axis top of each mode (the static page switches in place)."""
     colors = colors or assign_colors(snap.users)
     theme_colors = THEMES.get(theme, THEMES["light"])
-    first, last = bin_span(snap, view)
-    segments = x_segments(snap, first, last)
     queue_key = queued_key(obs)
     show = show if show in SHOW_MODES and queue_key else DEFAULT_SHOW
-    # Only what is shown is built (the static page asks for both, and switches).
-    running = _user_traces(snap, obs, segments, first, last, hidden, colors, False) \
-        if show != "queued" else []
-    waiting = _user_traces(snap, queue_key, segments, first, last, hidden, colors, True) \
-        if queue_key and show != "running" else []
     use_key = used_key(obs)
-    used = _used_traces(snap, use_key, segments, first, last, hidden) \
-        if use_key and show != "queued" else []
-    traces = running + used + waiting
-    run_sum = snap.series[obs][:, first:last].sum(axis=0)
-    if use_key:   # a peak can pass what was held where the cluster does not enforce it
-        run_sum = np.maximum(run_sum, snap.series[use_key][:, first:last].sum(axis=0))
-    queue_sum = snap.series[queue_key][:, first:last].sum(axis=0) if queue_key else \
-        np.zeros_like(run_sum)
+    if is_daily(view):
+        traces, run_sum, queue_sum = _daily_figure_traces(snap, obs, view, hidden, colors, show)
+    else:
+        first, last = bin_span(snap, view)
+        segments = x_segments(snap, first, last)
+        # Only what is shown is built (the static page asks for both, and switches).
+        running = _user_traces(snap, obs, segments, first, last, hidden, colors, False) \
+            if show != "queued" else []
+        waiting = _user_traces(snap, queue_key, segments, first, last, hidden, colors, True) \
+            if queue_key and show != "running" else []
+        used = _used_traces(snap, use_key, segments, first, last, hidden) \
+            if use_key and show != "queued" else []
+        traces = running + used + waiting
+        run_sum = snap.series[obs][:, first:last].sum(axis=0)
+        if use_key:   # a peak can pass what was held where the cluster does not enforce it
+            run_sum = np.maximum(run_sum, snap.series[use_key][:, first:last].sum(axis=0))
+        queue_sum = snap.series[queue_key][:, first:last].sum(axis=0) if queue_key else \
+            np.zeros_like(run_sum)
     peaks = {"running": float(run_sum.max(initial=0)), "queued": float(queue_sum.max(initial=0)),
              "both": float((run_sum + queue_sum).max(initial=0))}
     limit = snap.thresholds.get(obs)
@@ -257,12 +359,14 @@ def usage_figure(snap: Snapshot, obs: str, view: View, theme: str = "light",
     tops = {m: max(p, highest_limit) * 1.08 or 1 for m, p in peaks.items()}
     y_top = tops[show]
     title = observable(obs).title + {"running": "", "queued": " (queued)",
-                                     "both": " (running + queued)"}[show]
+                                     "both": " (running + queued)"}[show] + \
+        (DAILY_SUFFIX if is_daily(view) else "")
     return {
         "data": traces,
         "layout": {
             "title": {"text": title, "x": 0.01, "xanchor": "left", "font": {"size": 15}},
-            "meta": {"y_top": tops, "title": observable(obs).title},
+            "meta": {"y_top": tops, "title": observable(obs).title,
+                     "suffix": DAILY_SUFFIX if is_daily(view) else ""},
             "showlegend": False, "hovermode": "x unified",
             "margin": {"l": 55, "r": 15, "t": 40, "b": 35}, "height": 330,
             "paper_bgcolor": theme_colors["paper"], "plot_bgcolor": theme_colors["plot"],
@@ -337,12 +441,20 @@ def current_rows(snap: Snapshot) -> list[dict[str, object]]:
 def total_rows(snap: Snapshot, view: View) -> list[dict[str, object]]:
     """Resource-hours per user over the view (partial bins weighted by their
     overlap), with each user's share of what the limit allows in that time."""
-    seconds = overlap_seconds(snap, view)
     hours = view.hours or 1.0
     rows = []
     total = dict.fromkeys(CHART_KEYS, 0.0)
-    for i, user in enumerate(snap.users):
-        used = {o: float(snap.series[o][i] @ seconds) / 3600 for o in CHART_KEYS}
+    if is_daily(view):   # from the daily history: the resource-hours of the days shown
+        daily = {o: daily_values(snap, o, view) for o in CHART_KEYS}
+        users = daily["NCPUS"][0]
+        amounts = {o: daily[o][3].sum(axis=1) if len(daily[o][3]) else np.zeros(len(users))
+                   for o in CHART_KEYS}
+    else:
+        seconds = overlap_seconds(snap, view)
+        users = snap.users
+        amounts = {o: snap.series[o] @ seconds / 3600 for o in CHART_KEYS}
+    for i, user in enumerate(users):
+        used = {o: float(amounts[o][i]) for o in CHART_KEYS}
         if any(used.values()):
             rows.append(_usage_row(user, used, snap.thresholds, hours=hours))
             for o in CHART_KEYS:

@@ -40,6 +40,7 @@ WAIT_GRAPH = "wait-graph"
 MONTH_TABLE = "month-table"            # the QoS per month: hours, share of the limit
 USER_MONTH_TABLE = "user-month-table"  # each user, this month against the last
 MONTH_GRAPH = "month-graph"
+DAILY_NOTE = "daily-note"             # said above the charts of a range over 30 days
 TABLES = (CURRENT_TABLE, TOTAL_TABLE, QUEUE_TABLE, PRESSURE_TABLE, WAIT_TABLE, EFFICIENCY_TABLE,
           MONTH_TABLE, USER_MONTH_TABLE)
 STEM = "download-stem"           # the view's download file-name stem

@@ -144,6 +144,7 @@ def build_layout(config: Config) -> html.Div:
             html.Div(id=ids.LEGEND, className="legend mb-2", role="group",
                      title="Click a user to hide or show them in every chart"),
             dbc.Alert(id=ids.LIMIT_ALERT, color="warning", is_open=False, class_name="py-2"),
+            html.P(id=ids.DAILY_NOTE, className="small text-body-secondary mb-2"),
             dbc.Row([_graph(o.key) for o in HELD], class_name="g-3"),
             dbc.Row([
                 _table(ids.CURRENT_TABLE, "Current usage (jobs running at collection time)"),

@@ -145,3 +145,32 @@ def test_the_history_round_trips_through_the_snapshot_file() -> None:
     bad["history"]["hours"]["NCPUS"] = [[1.0, 2.0]]
     with pytest.raises(SnapshotError, match="history is malformed"):
         from_dict(bad)
+
+
+def test_ranges_over_30_days_draw_daily_averages_from_the_history() -> None:
+    from app.figures import DAILY_SUFFIX, resolve_view, total_rows, usage_figure
+
+    first = date(2026, 10, 31)
+    now = t(2026, 11, 2, 12)                       # noon of the third day
+    grid = DayGrid(midnights(first, 3, TZ), int(now))
+    h = history_of(jobs(("ana", t(2026, 11, 1), t(2026, 11, 2), 4),
+                        ("bo", t(2026, 11, 2), np.nan, 2)), first, grid)
+    snap = snapshot(h, now, ((int(t(2026, 10, 1)), 10.0),))
+    view = resolve_view(snap, "90d")
+    assert view.start == int(t(2026, 10, 31))       # the history's first day, not now - 90 d
+    fig = usage_figure(snap, "NCPUS", view)
+    assert fig["layout"]["title"]["text"].endswith(DAILY_SUFFIX)
+    (ana,) = [tr for tr in fig["data"] if tr["name"] == "ana"]
+    assert ana["x"] == ["2026-10-31", "2026-11-01", "2026-11-02"]
+    values = np.frombuffer(__import__("base64").b64decode(ana["y"]["bdata"]), dtype="<f4")
+    assert list(values) == [0, 4, 0]                # 100 CPU-h over the 25-hour day: 4 CPUs
+    (bo,) = [tr for tr in fig["data"] if tr["name"] == "bo"]
+    values = np.frombuffer(__import__("base64").b64decode(bo["y"]["bdata"]), dtype="<f4")
+    assert list(values) == [0, 0, 2]                # today: 12 h so far, 2 CPUs on average
+    rows = {r["user"]: r for r in total_rows(snap, view)}
+    assert rows["ana"]["NCPUS"] == pytest.approx(100)
+    assert rows["bo"]["NCPUS"] == pytest.approx(24)
+    assert rows["Total"]["NCPUS"] == pytest.approx(124)
+    # Within the window the charts stay hourly (from the series; none in this snapshot).
+    hourly = usage_figure(snap, "NCPUS", resolve_view(snap, "24h"))
+    assert not hourly["layout"]["title"]["text"].endswith(DAILY_SUFFIX)

@@ -211,3 +211,34 @@ def test_chart_downloads_are_the_visible_series(site: Path, tmp_path: Path, whic
         kinds = {s["kind"] for s in json.loads(text)["series"]}
         assert kinds <= {"queued"}
     assert not errors, errors
+
+
+@pytest.mark.parametrize("which", ["dash", "static"])
+def test_a_year_is_drawn_in_days_from_the_history(site: Path, tmp_path: Path, which: str) -> None:
+    snap = read_snapshot(snapshot_path(load_config(site / "librarian.toml").site.data_dir, "avery"))
+    h = snap.history
+    assert h is not None
+    with opened(site, tmp_path, which) as (page, errors):
+        page.click("#range-preset >> text=1y")
+        until(page, "() => location.search.includes('range=1y')")
+        until(page, "() => { const el = document.getElementById('graph-ncpus');"
+                    " const gd = el.querySelector('.js-plotly-plot') || el;"
+                    " return gd.layout.title.text.includes('daily average'); }")
+        assert "daily averages" in page.inner_text("#daily-note")
+        _, text = download(page, "[data-chart-download='graph-ncpus'][data-format='csv']")
+        rows = list(csv.reader(io.StringIO(text)))
+        assert len(rows) - 1 == h.n_days            # one row per local day of the history
+        assert rows[1][0] == h.first.isoformat() + " 00:00"
+        # The total table sums the history's days: CPU-hours per user as the snapshot has them.
+        t = shown(page, "total-table")
+        cpu = t["columns"].index("NCPUS")
+        expected = h.seconds[0].sum() / 3600
+        assert number(t["total"][cpu]) == pytest.approx(expected, rel=1e-3)
+        # Back inside the window: hourly again, and no note.
+        page.click("#range-preset >> text=7d")
+        until(page, "() => location.search.includes('range=7d')")
+        until(page, "() => { const el = document.getElementById('graph-ncpus');"
+                    " const gd = el.querySelector('.js-plotly-plot') || el;"
+                    " return !gd.layout.title.text.includes('daily average'); }")
+        assert page.inner_text("#daily-note").strip() == ""
+    assert not errors, errors

@@ -154,7 +154,8 @@
         if (meta.y_top) { layout.yaxis.range = [0, meta.y_top[s.show]]; }
         if (meta.title) {
             layout.title = Object.assign({}, fig.layout.title, {text: meta.title +
-                ({running: "", queued: " (queued)", both: " (running + queued)"})[s.show]});
+                ({running: "", queued: " (queued)", both: " (running + queued)"})[s.show] +
+                (meta.suffix || "")});
         }
         if (s.range === "custom") {
             layout.xaxis.range = [view.start.replace("T", " "), view.end.replace("T", " ")];
@@ -257,6 +258,8 @@
             rows = view.totals;
         }
         $("total-title").textContent = view.title;
+        $("daily-note").textContent = (manifest.daily_ranges || []).indexOf(s.range) >= 0 ?
+            manifest.texts.daily_note : "";
         figures.forEach(function (fig, i) {
             Plotly.react($(GRAPHS[i]), styled(fig, s, view), {displaylogo: false, responsive: true});
         });
