@@ -74,7 +74,7 @@ MONTH_COLUMNS = (
     text_column("month", "Month"), Column("days", "Days", decimals=0),
     *[c for o in HELD for c in (
         Column(o.key, o.total_label),
-        *([Column(f"{o.key}_share", f"{o.current_label} of limit", unit="%")]
+        *([Column(f"{o.key}_share", f"{o.current_label} of limit", unit="%", short="% limit")]
           if o.limit_key else []))],
     Column("jobs", "Jobs started", decimals=0),
     *[Column(o.key, o.total_label) for o in QUEUED if o.queued_of == "NCPUS"],

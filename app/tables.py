@@ -32,6 +32,7 @@ class Column:
     unit: str = ""        # in the CSV/JSON header always; on the page unless a duration
     kind: str = "number"
     decimals: int = 1
+    short: str = ""       # the page's header where the full one is too wide (files keep it)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -39,7 +40,7 @@ class Column:
 
     def spec(self) -> dict[str, object]:
         return {"id": self.id, "header": self.header, "unit": self.unit, "kind": self.kind,
-                "decimals": self.decimals}
+                "decimals": self.decimals, **({"short": self.short} if self.short else {})}
 
 
 def text_column(cid: str, header: str) -> Column:
@@ -56,7 +57,7 @@ def usage_columns(which: str) -> tuple[Column, ...]:
         cols.append(Column(o.key, getattr(o, f"{which}_label"), decimals=decimals))
         if o.limit_key:
             cols.append(Column(f"{o.key}_share", f"{o.current_label} of limit", unit="%",
-                               decimals=1))
+                               decimals=1, short="% limit"))
     return tuple(cols)
 
 

