@@ -188,6 +188,9 @@ def register_callbacks(app: Dash, config: Config, store: SnapshotStore) -> None:
         Output(ids.CHANGED, "data"), Output(ids.UPDATED, "children"),
         Output(ids.STALE, "children"), Output(ids.STALE, "is_open"),
         Input(ids.TICK, "n_intervals"), Input(ids.RENDERED, "data"), State(ids.URL, "search"),
+        # Not at page load: render would wait for it (it reads CHANGED); the
+        # first render's RENDERED calls it straight after.
+        prevent_initial_call=True,
     )
     def tick(_n, rendered, search):
         """Every refresh: one stat; the view redraws only if the shown snapshot

@@ -267,7 +267,9 @@ def _daily_traces(snap: Snapshot, key: str, view: View, hidden: frozenset[str] |
         color = colors.get(user) or user_color(user)
         trace = {"type": "scatter", "mode": "lines", "name": user, "legendgroup": user,
                  "stackgroup": "usage", "line": {"width": 0.5, "color": color, "shape": "hv"},
-                 "fillcolor": color, "x": x, "y": _typed(average[i]),
+                 # Naive dates step a calendar day at a time (Plotly has no time
+                 # zones), so x0 and a day's dx place every local day.
+                 "fillcolor": color, "x0": x[0], "dx": 86400000, "y": _typed(average[i]),
                  "hovertemplate": "%{y:.1f} (daily average)",
                  "visible": "legendonly" if user in hidden else True, "meta": kind}
         if kind == "used":

@@ -9,7 +9,7 @@ Measures, on loopback:
 The callback payload is captured from a real range click in the browser and
 replayed with other ranges, so the server does exactly what a click costs.
 
-    .venv/bin/python bench/dashboard_bench.py [--users 100] [--clients 50]
+    .venv/bin/python bench/dashboard_bench.py [--users 100] [--clients 50] [--days 365]
 """
 
 from __future__ import annotations
@@ -33,18 +33,20 @@ from collector.config import load_config  # noqa: E402
 from collector.synth import SynthQos, synth_sacct  # noqa: E402
 from tests.browser import chromium, gunicorn  # noqa: E402
 
-PRESETS = ("6h", "12h", "24h", "3d", "7d", "14d", "30d")
+PRESETS = ("6h", "12h", "24h", "3d", "7d", "14d", "30d", "90d", "1y")
 
 
-def make_site(folder: Path, users: int) -> Path:
+def make_site(folder: Path, users: int, days: int = 30) -> Path:
+    keep = f"keep_days = {days}\n" if days > 30 else ""
     (folder / "librarian.toml").write_text(
         '[site]\nname = "Bench"\ntimezone = "America/New_York"\ndata_dir = "data"\n'
-        '[collect]\nbin_seconds = 3600\nwindow_days = 30\n'
+        f'[collect]\nbin_seconds = 3600\nwindow_days = 30\n{keep}'
         '[[qos]]\nname = "avery"\nlimits = { cpus = 4000, gpus = 200, memory_gb = 30000 }\n')
     now = int(time.time())
     history = folder / "history.txt"
-    # Enough jobs that nearly every one of the users ran something in most days.
-    history.write_bytes(synth_sacct(now, 30, 400 * users, n_users=users, seed=5,
+    # Enough jobs that nearly every one of the users ran something in most days
+    # (400 per user per 30 days), over `days` days (the daily history, for 90d and 1y).
+    history.write_bytes(synth_sacct(now, days, 400 * users * days // 30, n_users=users, seed=5,
                                     tz="America/New_York",
                                     qos=(SynthQos("avery", 1.0, 0.2),)))
     collect(load_config(folder / "librarian.toml"), now, sacct_file=history, plots=False)
@@ -159,12 +161,16 @@ def main() -> None:
     p.add_argument("--clients", type=int, default=50)
     p.add_argument("--requests", type=int, default=10)
     p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--days", type=int, default=30,
+                   help="days of history (keep_days when over 30: what 90d and 1y draw)")
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        config = make_site(tmp, args.users)
+        config = make_site(tmp, args.users, args.days)
         snap = json.loads((tmp / "data" / "data_avery.json").read_text())
-        print(f"snapshot: {len(snap['users'])} users x {len(snap['time_idxs'])} bins")
+        history = snap.get("history") or {"users": [], "day_starts": [0]}
+        print(f"snapshot: {len(snap['users'])} users x {len(snap['time_idxs'])} bins; history "
+              f"{len(history['users'])} users x {len(history['day_starts']) - 1} days")
         with gunicorn(config, workers=args.workers, log=tmp / "gunicorn.log") as url:
             port = int(url.rsplit(":", 1)[1])
             loads, payload = page_loads(url, args.loads, tmp)
