@@ -1,11 +1,12 @@
 """Thin wiring: inputs to the pure functions of app.figures and back.
 
 Server-side: the URL <-> controls sync, the view (figures sliced to the range
-on the server, so a range change sends only what is shown), table sorting,
-and the refresh tick (a stat per QoS). Client-side (assets/librarian.js):
+on the server, so a range change sends only what is shown; the tables as
+specs, app/tables.py), and the refresh tick (a stat per QoS). Client-side:
 hiding users in all four charts (a click on the shared legend restyles the
-charts in place and records the hidden users in a store) and the colour mode,
-which are cosmetic and need no data.
+charts in place and records the hidden users in a store) and the colour mode
+(assets/librarian.js); drawing, sorting and downloading the tables and the
+charts' series (assets/tables.js). None of these needs the server.
 """
 
 from __future__ import annotations
