@@ -22,7 +22,7 @@ from collector.observables import CHART_KEYS, HELD, KEYS, QUEUED, observable
 from collector.snapshot import Snapshot
 
 MONTH_NOTE = ("Months are the site's local calendar months, over the history the collector "
-              "keeps (collect.keep_days; the window otherwise): a month only partly inside it "
+              "keeps (collect.history_days; the window otherwise): a month only partly inside it "
               "counts the days it has. The share of the limit is the resource-hours used over "
               "the limit x the hours of the month covered, with the limit as it stood at each "
               "moment. Jobs are those that started in the month.")

@@ -366,7 +366,7 @@ class _Asker:
         the last cycle that it lacks; later answers win (the time query)."""
         out = {}
         for cluster in cycle.clusters:
-            new = concat([self.ask(cluster, s, e) for s, e in plan.spans])
+            new = concat(self.spans(cluster, cycle, plan))
             missing = np.setdiff1d(store.open_ids(cluster, plan), new.job_id)
             self.requeried += len(missing)
             extra = [self.ask(cluster, cycle.keep_from, cycle.now, missing[i:i + IDS_PER_QUERY])
@@ -374,6 +374,26 @@ class _Asker:
             # A backfill keeps nothing of the old store: every ended record is read anew.
             stored = JobTable.empty() if plan.full else store.hot.get(cluster, JobTable.empty())
             out[cluster] = self.read_usage(cluster, concat([*extra, new]), stored, cycle, plan)
+        return out
+
+    def spans(self, cluster: str, cycle: Cycle, plan: SyncPlan) -> list[JobTable]:
+        """The time queries, in order. A backfill's days older than the window
+        wait `backfill_pause_seconds` apart, so a year of history asks
+        slurmdbd gently; its progress is in the log and the status file."""
+        pause = self.config.collect.backfill_pause_seconds
+        older = cycle.now - self.config.collect.window_days * DAY
+        out = []
+        for i, (s, e) in enumerate(plan.spans):
+            if plan.full and pause and i and e <= older:
+                time.sleep(pause)
+            out.append(self.ask(cluster, s, e))
+            if plan.full and len(plan.spans) > 1:
+                done = f"{i + 1} of {len(plan.spans)} day queries"
+                log.info("backfill%s: %s (to %s UTC)", f" {cluster}" if cluster else "", done,
+                         time.strftime("%Y-%m-%d", time.gmtime(e)))
+                data_dir = self.config.site.data_dir
+                write_status(data_dir, record_step(read_status(data_dir), "backfill",
+                                                   True, time.time(), 0.0, None, done))
         return out
 
     def read_usage(self, cluster: str, fresh: JobTable, stored: JobTable, cycle: Cycle,

@@ -135,7 +135,8 @@ def _site(c: _Checker, raw: Mapping[str, Any], base_dir: Path) -> SiteConfig:
 
 def _collect(c: _Checker, raw: Mapping[str, Any]) -> CollectConfig:
     c.no_unknown(raw, "collect", {"bin_seconds", "window_days", "sacct_timeout_seconds",
-                                  "incremental", "overlap_minutes", "keep_days", "chunk_hours"})
+                                  "incremental", "overlap_minutes", "keep_days", "history_days",
+                                  "chunk_hours", "backfill_pause_seconds"})
     d = CollectConfig()
     bin_seconds = int(c.number(raw.get("bin_seconds", d.bin_seconds), "collect.bin_seconds",
                                integer=True, strictly_positive=True))
@@ -151,17 +152,23 @@ def _collect(c: _Checker, raw: Mapping[str, Any]) -> CollectConfig:
         raise c.fail("collect.incremental", f"must be true or false, got {incremental!r}")
     overlap = int(c.number(raw.get("overlap_minutes", d.overlap_minutes),
                            "collect.overlap_minutes", integer=True))
-    keep_days = int(c.number(raw.get("keep_days", d.keep_days), "collect.keep_days",
-                             integer=True))
+    if "keep_days" in raw and "history_days" in raw:
+        raise c.fail("collect.keep_days", "is the older name of collect.history_days: "
+                     "give one of them")
+    key = "history_days" if "history_days" in raw else "keep_days"
+    keep_days = int(c.number(raw.get(key, d.keep_days), f"collect.{key}", integer=True))
+    pause = float(c.number(raw.get("backfill_pause_seconds", d.backfill_pause_seconds),
+                           "collect.backfill_pause_seconds"))
     chunk = int(c.number(raw.get("chunk_hours", d.chunk_hours), "collect.chunk_hours",
                          integer=True, strictly_positive=True))
     if keep_days and keep_days < window_days:
-        raise c.fail("collect.keep_days",
+        raise c.fail(f"collect.{key}",
                      f"must be 0 (the window) or at least window_days ({window_days}), "
                      f"got {keep_days}")
     return CollectConfig(bin_seconds=bin_seconds, window_days=window_days,
                          sacct_timeout_seconds=timeout, incremental=incremental,
-                         overlap_minutes=overlap, keep_days=keep_days, chunk_hours=chunk)
+                         overlap_minutes=overlap, keep_days=keep_days, chunk_hours=chunk,
+                         backfill_pause_seconds=pause)
 
 
 def _app(c: _Checker, raw: Mapping[str, Any], base_dir: Path) -> AppConfig:

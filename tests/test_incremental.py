@@ -485,3 +485,42 @@ def test_each_ended_jobs_usage_is_read_once_from_its_steps_and_kept(
     assert sum(c["usage_rows"] for c in cycles) >= ended.sum()
     assert all(asked[j] <= ended_records.get(j, 0) for j in asked), \
         {j: (n, ended_records.get(j)) for j, n in asked.items() if n > ended_records.get(j, 0)}
+
+
+def test_a_long_history_backfills_its_older_days_gently(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """history_days beyond the window: the window's days are asked at once,
+    the older ones `backfill_pause_seconds` apart; progress is in the status
+    file; the snapshot's daily history holds the older days."""
+    import collector.collect
+
+    records = history(9, T0 - 5 * DAY, T0 + DAY, 300)
+    db = SlurmDb(records)
+    folder = tmp_path / "inc"
+    write_config(folder, keep_days=6)                                 # a 2-day window
+    text = (folder / "librarian.toml").read_text().replace("keep_days = 6", "history_days = 6")
+    (folder / "librarian.toml").write_text(text)                      # the issue's name for it
+    config = load_config(folder / "librarian.toml")
+    assert config.collect.history_days == 6
+    slept: list[float] = []
+    monkeypatch.setattr(collector.collect.time, "sleep", slept.append)
+    now = T0 + DAY + 1800
+    db.clock = now
+    report = collect(config, now, plots=False, runner=db)
+    assert report.sync is not None
+    spans = report.sync.spans
+    assert report.sync.full
+    older = [i for i, (_, e) in enumerate(spans) if e <= now - 2 * DAY]
+    assert len(older) >= 3
+    assert slept == [1.0] * len([i for i in older if i > 0])          # none for the window's
+    step = read_status(config.site.data_dir)["steps"]["backfill"]
+    assert step["detail"] == f"{len(spans)} of {len(spans)} day queries"
+    h = read_snapshot(snapshot_path(config.site.data_dir, "avery")).history
+    assert h is not None
+    assert h.n_days == 6
+    assert h.seconds[:, :, :3].sum() > 0                               # days before the window
+    # The next cycle is incremental: no pause, no new backfill progress.
+    slept.clear()
+    db.clock = now + CYCLE
+    assert not collect(config, now + CYCLE, plots=False, runner=db).sync.full
+    assert slept == []
