@@ -174,3 +174,18 @@ def test_ranges_over_30_days_draw_daily_averages_from_the_history() -> None:
     # Within the window the charts stay hourly (from the series; none in this snapshot).
     hourly = usage_figure(snap, "NCPUS", resolve_view(snap, "24h"))
     assert not hourly["layout"]["title"]["text"].endswith(DAILY_SUFFIX)
+
+
+def test_a_segment_keeps_only_the_days_its_jobs_touch() -> None:
+    """The kept days of a cold segment (collector/store/days.py) span its
+    jobs, not the whole history: a day's segment stays small at a year."""
+    from collector.store.days import _segment_history
+
+    table = jobs(("ana", t(2026, 11, 20, 9), t(2026, 11, 21, 3), 2))
+    (h,) = _segment_history({"": table}, date(2025, 12, 1), TZ).values()
+    assert (h.first, h.n_days) == (date(2026, 11, 20), 2)
+    assert list(h.seconds[CPU, 0] / H) == [30, 6]             # 15 h, then 3 h, of 2 CPUs
+    # Placed by its first day, it adds into a year's history where it belongs.
+    year = add_histories([h], date(2025, 12, 1), 366)
+    assert year.seconds[CPU, 0].sum() / H == pytest.approx(36)
+    assert year.seconds[CPU, 0, (date(2026, 11, 20) - date(2025, 12, 1)).days] / H == 30

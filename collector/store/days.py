@@ -69,14 +69,19 @@ def _save(folder: Path, tz: str, kept: dict[str, tuple[int, dict[Key, History]]]
 
 
 def _segment_history(jobs: dict[str, JobTable], first: date, tz: str) -> dict[Key, History]:
-    """One segment's records binned per QoS, from `first` to the day its last job ended."""
+    """One segment's records binned per QoS, over the days they touch (from
+    the earliest Submit, where any wait can begin, or `first` if later, to the
+    day the last job ended): a day's segment keeps a few days, not the whole
+    history, so the kept file grows with the jobs, not segments x history."""
     out: dict[Key, History] = {}
     for cluster, table in jobs.items():
         ends = table.end[~np.isnan(table.end)]
+        submits = table.submit[~np.isnan(table.submit)]
         if not len(ends):
             continue
         last = local_date(float(ends.max()), tz)
-        n_days = max((last - first).days + 1, 1)
+        since = max(first, local_date(float(submits.min()), tz)) if len(submits) else first
+        n_days = max((last - since).days + 1, 1)
         grid_first, grid = history_grid(int(ends.max()), n_days, tz)
         for qos, part in table.by_qos().items():
             h = history_of(part, grid_first, grid)
