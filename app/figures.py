@@ -8,9 +8,10 @@ which would validate every property on every range change.
 from __future__ import annotations
 
 import base64
+import functools
 import math
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -104,17 +105,23 @@ def is_daily(view: View) -> bool:
     return view.key in DAILY_RANGES
 
 
-def _history_days(snap: Snapshot) -> tuple[np.ndarray, list[str]] | None:
+def _history_days(snap: Snapshot) -> tuple[np.ndarray, tuple[str, ...]] | None:
     """The history's local midnights (one more than its days) and each day as
     'YYYY-MM-DD'; None without a history."""
-    from collector.history import midnights
-
     h = snap.history
     if h is None or not h.n_days:
         return None
-    edges = midnights(h.first, h.n_days, snap.timezone)
-    tz = ZoneInfo(snap.timezone)
-    return edges, [datetime.fromtimestamp(float(t), tz).strftime("%Y-%m-%d") for t in edges[:-1]]
+    return _days_of(h.first, h.n_days, snap.timezone)
+
+
+@functools.lru_cache(maxsize=16)
+def _days_of(first: date, n_days: int, tz: str) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Made once per history (a render asks for them per chart and per column)."""
+    from collector.history import midnights
+
+    edges = midnights(first, n_days, tz)
+    edges.setflags(write=False)
+    return edges, tuple((first + timedelta(days=k)).isoformat() for k in range(n_days))
 
 
 def daily_values(snap: Snapshot, key: str, view: View) -> tuple[tuple[str, ...], np.ndarray,
