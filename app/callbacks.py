@@ -20,10 +20,10 @@ from app.data import SnapshotStore
 from app.efficiency_view import EFFICIENCY_COLUMNS, efficiency_table
 from app.figures import (
     CUSTOM,
-    DAILY_NOTE,
     DEFAULT_RANGE,
     RangeError,
     current_rows,
+    daily_note,
     empty_figure,
     empty_qos_message,
     freshness,
@@ -177,7 +177,7 @@ def register_callbacks(app: Dash, config: Config, store: SnapshotStore) -> None:
                 spec(ids.EFFICIENCY_TABLE, EFFICIENCY_COLUMNS, efficiency), stem,
                 spec(ids.MONTH_TABLE, MONTH_COLUMNS, month_rows(snap)),
                 spec(ids.USER_MONTH_TABLE, USER_MONTH_COLUMNS, user_month_rows(snap)),
-                month_figure(snap, theme), DAILY_NOTE if is_daily(view) else "")
+                month_figure(snap, theme), daily_note(snap) if is_daily(view) else "")
 
     app.clientside_callback(
         ClientsideFunction(namespace="tables", function_name="draw"),

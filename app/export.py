@@ -36,6 +36,7 @@ from app.figures import (
     TOTAL_TITLE,
     USED_NOTE,
     current_rows,
+    daily_note,
     empty_qos_message,
     freshness,
     local_text,
@@ -132,6 +133,7 @@ def qos_data(snap: Snapshot, colors: dict[str, str], wall_now: float, interval_m
         # Month by month (range-independent: from the daily history).
         "months": month_rows(snap), "user_months": user_month_rows(snap),
         "month_figure": month_figure(snap),
+        "daily_note": daily_note(snap),
     }
 
 

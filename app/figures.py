@@ -30,6 +30,8 @@ DAILY_RANGES: dict[str, int] = {"90d": 90, "1y": 365}
 DAILY_NOTE = ("Over 30 days the charts show daily averages from the daily history "
               "(each local day's resource-hours over its hours); limit pressure, waits and "
               "efficiency show the last 30 days.")
+DAILY_FILLING = ("The history before {day} is still being read from Slurm: a first run reads "
+                 "the 30-day window, and each cycle after it reads older days.")
 DEFAULT_RANGE = "7d"
 CUSTOM = "custom"
 # What the charts draw: the running jobs' allocation, the waiting jobs' requests, or both
@@ -551,3 +553,13 @@ def stale_message(qos: str, fresh: Freshness | None, failed: list[tuple[str, str
         stamp = datetime.fromtimestamp(when, ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M %Z")
         parts.append(f"The last {step} failed at {stamp}" + (f": {error}" if with_errors else "."))
     return " ".join(parts) or None
+
+
+def daily_note(snap: Snapshot) -> str:
+    """What the page says above daily charts: how they are made, and whether
+    the history is still being filled in."""
+    h = snap.history
+    if h is None or not h.complete_from:
+        return DAILY_NOTE
+    day = datetime.fromtimestamp(h.complete_from, ZoneInfo(snap.timezone))
+    return f"{DAILY_NOTE} {DAILY_FILLING.format(day=f'{day:%-d %b %Y}')}"

@@ -54,7 +54,7 @@ def _renamed_history(h: History, rename: Callable[[str], str]) -> History:
     for i, r in enumerate(rows.tolist()):
         seconds[:, r] += h.seconds[:, i]
         started[r] += h.started[i]
-    return History(h.first, users, seconds, started)
+    return History(h.first, users, seconds, started, h.complete_from)
 
 
 def anonymize(snap: Snapshot, key: bytes) -> Snapshot:

@@ -43,6 +43,7 @@ data_dir = "data"
 [collect]
 bin_seconds = 3600
 window_days = 30
+history_days = 0      # the window: the same work as the baselines measured before
 
 [[qos]]
 name = "avery"

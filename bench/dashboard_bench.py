@@ -37,7 +37,7 @@ PRESETS = ("6h", "12h", "24h", "3d", "7d", "14d", "30d", "90d", "1y")
 
 
 def make_site(folder: Path, users: int, days: int = 30) -> Path:
-    keep = f"keep_days = {days}\n" if days > 30 else ""
+    keep = f"history_days = {days}\n"
     (folder / "librarian.toml").write_text(
         '[site]\nname = "Bench"\ntimezone = "America/New_York"\ndata_dir = "data"\n'
         f'[collect]\nbin_seconds = 3600\nwindow_days = 30\n{keep}'

@@ -46,7 +46,8 @@ def config_text(n: int) -> str:
     qos = "".join(f'[[qos]]\nname = "{q}"\nlimits = {{ cpus = 200, gpus = 8, memory_gb = 1000 }}\n\n'
                   for q in qos_names(n))
     return ('[site]\nname = "Scale"\ntimezone = "UTC"\ndata_dir = "data"\n\n'
-            "[collect]\nbin_seconds = 3600\nwindow_days = 30\noverlap_minutes = 60\n\n" + qos)
+            "[collect]\nbin_seconds = 3600\nwindow_days = 30\nhistory_days = 0\n"
+            "overlap_minutes = 60\n\n" + qos)
 
 
 def make_history(n: int) -> Path:

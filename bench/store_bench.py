@@ -49,6 +49,7 @@ data_dir = "data"
 [collect]
 bin_seconds = 3600
 window_days = 30
+history_days = 0      # the usual cycle; the fake sacct would answer older days alike
 overlap_minutes = 60
 
 [[qos]]
@@ -120,7 +121,7 @@ def fill_store(site: Path, history: Path, boundary_from: int = LAST) -> tuple[in
     keep_from = make_window(LAST, c.bin_seconds, c.n_bins).start
     boundary = frozen_boundary(boundary_from, c.overlap_minutes * 60)
     up = update(JobTable.empty(), JobTable.empty(), jobs, boundary, keep_from)
-    fp = fingerprint(config.site.clusters, [q.name for q in config.qos], c.history_days)
+    fp = fingerprint(config.site.clusters, [q.name for q in config.qos])
     folder = store_folder(config.site.data_dir)
     state = save_store(folder, Store(cold={"": up.cold}, hot={"": up.hot},
                                      state=StoreState(fp, LAST, LAST - 86400)))

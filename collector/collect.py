@@ -28,7 +28,7 @@ import subprocess
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 
@@ -84,7 +84,8 @@ from collector.store.frozen import (
     save_frozen,
     save_frozen_efficiency,
 )
-from collector.store.records import keys_of, needs_usage, with_usage
+from collector.store.records import keys_of, needs_usage, record_keys, with_usage
+from collector.store.staging import QuerySpan, Staging, discard
 
 log = logging.getLogger("librarian.collect")
 
@@ -172,7 +173,8 @@ def collect(config: Config, now: float, qos_names: Sequence[str] | None = None,
             records = {p: synced.hot_jobs(p.cluster, p.qos) for p in panels}
             analyses = _live_analyses(synced, panels, window, limits, config.site.timezone)
             efficiency = _live_efficiency(synced, panels, window, config.site.timezone)
-            histories = _live_histories(synced, panels, window.now, config)
+            histories = {p: replace(h, complete_from=sync.history_from)
+                         for p, h in _live_histories(synced, panels, window.now, config).items()}
             source = "sacct"
         # One colour per user across this run's QoS, so the charts of all QoS agree.
         colors = assign_colors(u for usage in usages.values() for u in usage.users)
@@ -344,6 +346,7 @@ class _Asker:
         self.requeried = 0      # open jobs asked for by id
         self.usage_rows = 0     # allocation and step lines of the usage queries
         self.parses: list[ParseResult] = []
+        self.staging: Staging | None = None   # a backfill's answers, kept as it goes
 
     def ask(self, cluster: str, start: int, end: int,
             job_ids: Sequence[int] | np.ndarray = ()) -> JobTable:
@@ -362,62 +365,117 @@ class _Asker:
         return parsed.jobs
 
     def answers(self, store: JobStore, cycle: Cycle, plan: SyncPlan) -> dict[str, JobTable]:
-        """Each cluster's answers: the time query, and by id the jobs open at
-        the last cycle that it lacks; later answers win (the time query)."""
+        """Each cluster's answers: the time queries, then by id the jobs that
+        were open when last read and that the time queries did not return
+        (open at the last cycle; for a resumed backfill, open when their day
+        was kept); later answers win."""
+        resumable = plan.full and self.config.collect.incremental   # not refilled each cycle
+        staging = self.staging = Staging.open(store.folder, cycle.fingerprint) if resumable \
+            else None
         out = {}
         for cluster in cycle.clusters:
-            new = concat(self.spans(cluster, cycle, plan))
-            missing = np.setdiff1d(store.open_ids(cluster, plan), new.job_id)
+            asked, kept = self.spans(cluster, cycle, plan, staging)
+            new = concat([*kept, *asked])
+            was_open = store.open_ids(cluster, plan) if not plan.full else \
+                np.unique(np.concatenate([np.zeros(0, np.int64),
+                                          *(t.job_id[np.isnan(t.end)] for t in kept)]))
+            missing = np.setdiff1d(was_open, concat(asked).job_id)
             self.requeried += len(missing)
             extra = [self.ask(cluster, cycle.keep_from, cycle.now, missing[i:i + IDS_PER_QUERY])
                      for i in range(0, len(missing), IDS_PER_QUERY)]
             # A backfill keeps nothing of the old store: every ended record is read anew.
             stored = JobTable.empty() if plan.full else store.hot.get(cluster, JobTable.empty())
-            out[cluster] = self.read_usage(cluster, concat([*extra, new]), stored, cycle, plan)
+            out[cluster] = self.read_usage(cluster, concat([new, *extra]), stored, cycle, plan)
         return out
 
-    def spans(self, cluster: str, cycle: Cycle, plan: SyncPlan) -> list[JobTable]:
-        """The time queries, in order. A backfill's days older than the window
-        wait `backfill_pause_seconds` apart, so a year of history asks
-        slurmdbd gently; its progress is in the log and the status file."""
+    def spans(self, cluster: str, cycle: Cycle, plan: SyncPlan, staging: Staging | None
+              ) -> tuple[list[JobTable], list[JobTable]]:
+        """The time queries, in order, and the days an interrupted backfill
+        already read (`staging`). A backfill's days older than the window wait
+        `backfill_pause_seconds` apart, so a year of history asks slurmdbd
+        gently; each day is kept as soon as it is read; the progress is in
+        the log and the status file."""
         pause = self.config.collect.backfill_pause_seconds
         older = cycle.now - self.config.collect.window_days * DAY
-        out = []
+        settled = cycle.now - cycle.overlap_seconds   # days ended before it can be kept
+        asked, kept = [], []
+        paced = False
+        first_older = len(plan.spans) - plan.older
         for i, (s, e) in enumerate(plan.spans):
-            if plan.full and pause and i and e <= older:
-                time.sleep(pause)
-            out.append(self.ask(cluster, s, e))
+            span = QuerySpan(cluster, s, e)
+            staged = staging.jobs(span) if staging is not None else None
+            if staged is not None:
+                kept.append(staged)
+            else:
+                if pause and paced and (e <= older or (plan.older and i >= first_older)):
+                    time.sleep(pause)
+                jobs = self.ask(cluster, s, e)
+                paced = True
+                asked.append(jobs)
+                if staging is not None and e <= settled:
+                    staging.keep_jobs(span, jobs, cycle.now)
             if plan.full and len(plan.spans) > 1:
                 done = f"{i + 1} of {len(plan.spans)} day queries"
-                log.info("backfill%s: %s (to %s UTC)", f" {cluster}" if cluster else "", done,
-                         time.strftime("%Y-%m-%d", time.gmtime(e)))
-                data_dir = self.config.site.data_dir
-                write_status(data_dir, record_step(read_status(data_dir), "backfill",
-                                                   True, time.time(), 0.0, None, done))
-        return out
+                if kept:
+                    done += f" ({len(kept)} kept from an interrupted backfill)"
+                self.progress(cluster, "backfill", done, e)
+            elif plan.older and i >= first_older:
+                left = (plan.history_from - plan.keep_from) / DAY
+                done = (f"history read back to {time.strftime('%Y-%m-%d', time.gmtime(s))} UTC; "
+                        + (f"{left:.0f} older day(s) in the next cycles" if left > 0.5
+                           else "complete"))
+                self.progress(cluster, "history", done, e)
+        return asked, kept
+
+    def progress(self, cluster: str, step: str, done: str, end: int) -> None:
+        """A backfill's or history's progress, in the log and the status file."""
+        log.info("%s%s: %s (to %s UTC)", step, f" {cluster}" if cluster else "", done,
+                 time.strftime("%Y-%m-%d", time.gmtime(end)))
+        data_dir = self.config.site.data_dir
+        write_status(data_dir, record_step(read_status(data_dir), step, True, time.time(), 0.0,
+                                           None, done))
 
     def read_usage(self, cluster: str, fresh: JobTable, stored: JobTable, cycle: Cycle,
                    plan: SyncPlan) -> JobTable:
         """The answers with what the jobs that ended since they were last read
         used, from their steps: asked by id, once per job; a backfill (too
-        many ids) asks the steps of its time spans instead."""
+        many ids) asks the steps of its time spans instead (kept as it goes,
+        like its allocations), then by id any ended job no span answered."""
         rows = needs_usage(fresh, stored)
         ids = np.unique(fresh.job_id[rows])
         if not len(ids):
             return fresh
         sacct = slurm_tool(self.config.site.slurm_bin, "sacct")
         if len(ids) > USAGE_IDS_BY_ID:
-            queries = [build_usage_args(sacct, cluster=cluster, qos_names=self.qos, start=s, end=e)
-                       for s, e in plan.spans]
+            ended = record_keys(fresh)[rows]
+            answers = [self.span_usage(QuerySpan(cluster, s, e), ended, cycle) for s, e in plan.spans]
+            covered = keys_of(np.concatenate([a.job_id for a in answers]),
+                              np.concatenate([a.submit for a in answers]))
+            left = np.unique(fresh.job_id[rows][~np.isin(ended, covered)])
+            answers += [self.usage(build_usage_args(sacct, left[i:i + IDS_PER_QUERY], cluster))
+                        for i in range(0, len(left), IDS_PER_QUERY)]
         else:
-            queries = [build_usage_args(sacct, ids[i:i + IDS_PER_QUERY], cluster)
+            answers = [self.usage(build_usage_args(sacct, ids[i:i + IDS_PER_QUERY], cluster))
                        for i in range(0, len(ids), IDS_PER_QUERY)]
-        answers = [self.usage(args) for args in queries]
         keys = keys_of(np.concatenate([a.job_id for a in answers]),
                        np.concatenate([a.submit for a in answers]))
         order = np.argsort(keys, kind="stable")
         usage = {c: np.concatenate([a.usage[c] for a in answers])[order] for c in USAGE_COLUMNS}
         return with_usage(fresh, rows, keys[order], usage, cycle.now)
+
+    def span_usage(self, span: QuerySpan, ended: np.ndarray, cycle: Cycle) -> UsageAnswer:
+        """The steps of one backfill span: kept from an interrupted backfill,
+        or asked (and kept, for the records that had ended)."""
+        staging = self.staging
+        staged = staging.usage(span) if staging is not None else None
+        if staged is not None:
+            return staged
+        sacct = slurm_tool(self.config.site.slurm_bin, "sacct")
+        answer = self.usage(build_usage_args(sacct, cluster=span.cluster, qos_names=self.qos,
+                                             start=span.start, end=span.end))
+        if staging is not None and span.end <= cycle.now - cycle.overlap_seconds:
+            staging.keep_usage(span, answer, ended, cycle.now)
+        return answer
 
     def run(self, args: list[str]) -> bytes:
         """One sacct call, timed and counted; CollectError if it fails."""
@@ -453,11 +511,11 @@ def sync_store(config: Config, window: Window, runner: Runner = subprocess.run,
     (nothing written) if any query fails."""
     c = config.collect
     cycle = Cycle(now=window.now,
-                  fingerprint=fingerprint(config.site.clusters, [q.name for q in config.qos],
-                                          c.history_days),
+                  fingerprint=fingerprint(config.site.clusters, [q.name for q in config.qos]),
                   keep_from=window.start - (c.history_days - c.window_days) * DAY,
                   overlap_seconds=c.overlap_minutes * 60, chunk_seconds=c.chunk_hours * 3600,
-                  clusters=config.clusters)
+                  clusters=config.clusters, window_from=window.start,
+                  history_days_per_cycle=c.history_days_per_cycle)
     store = JobStore.open(config.site.data_dir, window.bin_seconds)
     if store.damaged:
         log.error("job store damaged (%s): set aside as %s; rebuilding it from a full query",
@@ -476,12 +534,18 @@ def sync_store(config: Config, window: Window, runner: Runner = subprocess.run,
     except StoreCorrupt as err:  # a segment went bad within this cycle: rebuild next time
         raise CollectError(f"the job store is damaged ({err}); run again (or with --full) "
                            "to rebuild it") from err
+    if asker.staging is not None:
+        asker.staging.clear()          # the backfill is in the store now
+    else:
+        discard(store.folder)          # an interrupted backfill that will not resume
     report = SyncReport(full=plan.full, reason=plan.reason, queries=asker.queries,
                         rows=asker.rows, usage_rows=asker.usage_rows,
                         sacct_seconds=round(asker.seconds, 3),
                         records=synced.records, requeried_open=asker.requeried,
                         set_aside=store.set_aside_as, spans=plan.spans,
-                        cold_rewritten=synced.cold_rewritten)
+                        cold_rewritten=synced.cold_rewritten, older=plan.older,
+                        history_from=plan.history_from if plan.history_from > plan.keep_from
+                        else 0)
     return synced, report, _combine(asker.parses)
 
 

@@ -136,7 +136,8 @@ def _site(c: _Checker, raw: Mapping[str, Any], base_dir: Path) -> SiteConfig:
 def _collect(c: _Checker, raw: Mapping[str, Any]) -> CollectConfig:
     c.no_unknown(raw, "collect", {"bin_seconds", "window_days", "sacct_timeout_seconds",
                                   "incremental", "overlap_minutes", "keep_days", "history_days",
-                                  "chunk_hours", "backfill_pause_seconds"})
+                                  "chunk_hours", "backfill_pause_seconds",
+                                  "history_days_per_cycle"})
     d = CollectConfig()
     bin_seconds = int(c.number(raw.get("bin_seconds", d.bin_seconds), "collect.bin_seconds",
                                integer=True, strictly_positive=True))
@@ -156,7 +157,11 @@ def _collect(c: _Checker, raw: Mapping[str, Any]) -> CollectConfig:
         raise c.fail("collect.keep_days", "is the older name of collect.history_days: "
                      "give one of them")
     key = "history_days" if "history_days" in raw else "keep_days"
-    keep_days = int(c.number(raw.get(key, d.keep_days), f"collect.{key}", integer=True))
+    keep_days = int(c.number(raw[key], f"collect.{key}", integer=True)) if key in raw \
+        else max(d.keep_days, window_days)
+    per_cycle = int(c.number(raw.get("history_days_per_cycle", d.history_days_per_cycle),
+                             "collect.history_days_per_cycle", integer=True,
+                             strictly_positive=True))
     pause = float(c.number(raw.get("backfill_pause_seconds", d.backfill_pause_seconds),
                            "collect.backfill_pause_seconds"))
     chunk = int(c.number(raw.get("chunk_hours", d.chunk_hours), "collect.chunk_hours",
@@ -168,7 +173,7 @@ def _collect(c: _Checker, raw: Mapping[str, Any]) -> CollectConfig:
     return CollectConfig(bin_seconds=bin_seconds, window_days=window_days,
                          sacct_timeout_seconds=timeout, incremental=incremental,
                          overlap_minutes=overlap, keep_days=keep_days, chunk_hours=chunk,
-                         backfill_pause_seconds=pause)
+                         backfill_pause_seconds=pause, history_days_per_cycle=per_cycle)
 
 
 def _app(c: _Checker, raw: Mapping[str, Any], base_dir: Path) -> AppConfig:

@@ -52,11 +52,14 @@ class CollectConfig:
     sacct_timeout_seconds: float = 300.0
     incremental: bool = True          # false: every cycle re-queries the whole window
     overlap_minutes: int = 60         # an incremental query reaches this far before the last cycle
-    keep_days: int = 0                # [collect] history_days: kept in the store; 0: the window
+    keep_days: int = 365              # [collect] history_days: kept in the store; 0: the window
     chunk_hours: int = 24             # a backfill asks sacct for at most this much at once
     # A backfill's queries of days older than the window wait this long apart
     # (the window's own come at once: the page needs them).
     backfill_pause_seconds: float = 1.0
+    # Each cycle after the first reads this many older days of the history
+    # (newest first) until it is complete: a year fills in within two hours.
+    history_days_per_cycle: int = 30
 
     @property
     def n_bins(self) -> int:

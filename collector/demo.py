@@ -1,4 +1,4 @@
-"""`librarian demo`: the example configuration, a synthetic month, collected.
+"""`librarian demo`: the example configuration, three synthetic months, collected.
 
 The demo folder holds a copy of the example configuration (data_dir = data),
 the synthetic sacct history it was collected from, and the snapshots and
@@ -23,6 +23,7 @@ DEMO_QOS = (
 )
 TARGET_CPUS = 330.0  # mean CPUs asked for over both QoS
 DEMO_USERS = 24
+DEMO_DAYS = 90
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,9 @@ def run_demo(folder: Path, seed: int = 7, plots: bool = True, now: float | None 
     config_path.write_text(EXAMPLE_PATH.read_text())
     config = load_config(config_path)
     now_s = int(time.time() if now is None else now)
-    days = config.collect.window_days
+    # Three months: the window, and daily history enough for 90d and month by month
+    # (a year of synthetic jobs would triple the demo's time for little more to see).
+    days = max(config.collect.window_days, min(DEMO_DAYS, config.collect.history_days))
     n_jobs = int(TARGET_CPUS * days * 86400 / mean_job_cpu_seconds())
     history = synth_sacct(now_s, days, n_jobs, n_users=DEMO_USERS, qos=DEMO_QOS,
                           tz=config.site.timezone, seed=seed, steps=0.9, usage=True)

@@ -55,6 +55,7 @@ class History:
     users: tuple[str, ...]
     seconds: np.ndarray
     started: np.ndarray      # (users x days)
+    complete_from: int = 0   # days before this are still being read from Slurm (0: none)
 
     @property
     def n_days(self) -> int:
@@ -101,3 +102,4 @@ def add_histories(parts: list[History], first: date, n_days: int) -> History:
 
 
 __all__ = ["History", "add_histories", "history_grid", "history_of", "local_date", "midnights"]
+

@@ -207,7 +207,8 @@ def _history_doc(h: History | None, timezone: str, arrays: bool) -> dict[str, An
             "day_starts": [_iso(int(t), tz) for t in midnights(h.first, h.n_days, timezone)],
             "users": list(h.users),
             "hours": {k: _values(h.seconds[i] / 3600.0, arrays) for i, k in enumerate(KEYS)},
-            "started": _ints(h.started, arrays)}
+            "started": _ints(h.started, arrays),
+            "complete_from": _iso(h.complete_from, tz) if h.complete_from else None}
 
 
 def _history_of_doc(doc: Any) -> History:
@@ -223,7 +224,9 @@ def _history_of_doc(doc: Any) -> History:
             values = np.asarray(hours[k], dtype=np.float64).reshape(len(users), n_days)
             seconds[i] = values * 3600.0
     started = np.asarray(doc["started"], dtype=np.float64).reshape(len(users), n_days)
-    return History(first, users, seconds, started)
+    complete = doc.get("complete_from")
+    return History(first, users, seconds, started,
+                   int(datetime.fromisoformat(complete).timestamp()) if complete else 0)
 
 
 def _efficiency_doc(e: EfficiencyDays, tz: ZoneInfo, arrays: bool) -> dict[str, Any]:

@@ -32,6 +32,7 @@ def config_text(timezone: str = "UTC", bin_seconds: int = 3600, window_days: int
         [collect]
         bin_seconds = {bin_seconds}
         window_days = {window_days}
+        history_days = 0
         sacct_timeout_seconds = 20
 
         [[qos]]

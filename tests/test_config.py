@@ -50,6 +50,10 @@ class TestDefaults:
         assert cfg.collect.sacct_timeout_seconds == 300
         assert cfg.qos[0].limits == Limits()
         assert cfg.site.slurm_bin is None
+        # A year of daily history, read in 30 older days per cycle after the window.
+        assert (cfg.collect.history_days, cfg.collect.history_days_per_cycle) == (365, 30)
+        wide = load_config(write(tmp_path, "[collect]\nwindow_days = 400\n" + MINIMAL))
+        assert wide.collect.history_days == 400        # never shorter than the window
 
     def test_relative_data_dir_is_relative_to_the_config_file(self, tmp_path: Path) -> None:
         cfg = load_config(write(tmp_path, '[site]\ndata_dir = "out/d"\n' + MINIMAL))
@@ -142,6 +146,8 @@ BAD = [
     ("[collect]\nbackfill_pause_seconds = -1\n" + MINIMAL, "collect.backfill_pause_seconds",
      "at least 0"),
     ("[collect]\nchunk_hours = 0\n" + MINIMAL, "collect.chunk_hours", "greater than 0"),
+    ("[collect]\nhistory_days_per_cycle = 0\n" + MINIMAL, "collect.history_days_per_cycle",
+     "greater than 0"),
     ("[app]\nurl_prefix = 'hpg/usage'\n" + MINIMAL, "app.url_prefix", "starts and ends with '/'"),
     ("[app]\nurl_prefix = '/hpg/../etc/'\n" + MINIMAL, "app.url_prefix", "plain path"),
     ("[app]\nurl_prefix = '/a b/'\n" + MINIMAL, "app.url_prefix", "plain path"),

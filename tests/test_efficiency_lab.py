@@ -98,7 +98,7 @@ def test_spinning_sleeping_and_half_memory_jobs_come_out_as_built(lab: Lab,
     _own_qos(lab)
     config = tmp_path / "librarian.toml"
     config.write_text('[site]\nname = "Lab"\ntimezone = "UTC"\ndata_dir = "data"\n'
-                      "[collect]\nbin_seconds = 60\nwindow_days = 1\n"
+                      "[collect]\nbin_seconds = 60\nwindow_days = 1\nhistory_days = 0\n"
                       f'[[qos]]\nname = "{QOS}"\n')
     common = ("--time=2",)
     jobs = {

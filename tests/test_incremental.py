@@ -12,15 +12,18 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 import textwrap
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from app.figures import daily_note
 from collector.binning import make_window
 from collector.collect import CollectError, collect
 from collector.config import Config, load_config
+from collector.jobtable import FLOAT_COLUMNS
 from collector.parse import parse_sacct
 from collector.sacct import build_sacct_args
 from collector.snapshot import read_snapshot, snapshot_path
@@ -365,12 +368,12 @@ def test_a_changed_configuration_backfills(tmp_path: Path) -> None:
     db = SlurmDb(records)
     inc = write_config(tmp_path / "inc")
     run_cycles(inc, db, T0 + DAY, T0 + DAY + 3600)
-    wider = write_config(tmp_path / "inc", keep_days=3)
+    other = write_config(tmp_path / "inc", clusters='clusters = ["hpg"]')
     db.clock = T0 + DAY + 7200
-    report = collect(wider, T0 + DAY + 7200, plots=False, runner=db)
+    report = collect(other, T0 + DAY + 7200, plots=False, runner=db)
     assert report.sync is not None
     assert report.sync.full
-    assert "configuration changed" in report.sync.reason
+    assert "configuration changed (clusters or QoS)" in report.sync.reason
 
 
 def test_store_is_pruned_to_the_window_but_keeps_open_jobs(tmp_path: Path) -> None:
@@ -487,18 +490,39 @@ def test_each_ended_jobs_usage_is_read_once_from_its_steps_and_kept(
         {j: (n, ended_records.get(j)) for j, n in asked.items() if n > ended_records.get(j, 0)}
 
 
-def test_a_long_history_backfills_its_older_days_gently(tmp_path: Path,
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    """history_days beyond the window: the window's days are asked at once,
-    the older ones `backfill_pause_seconds` apart; progress is in the status
-    file; the snapshot's daily history holds the older days."""
+def history_reference(tmp: Path, db: SlurmDb, now: int, **kw: object) -> Config:
+    """The snapshots of one full query of the whole history at `now`: the
+    answer saved to a file (with the steps) and collected from it."""
+    config = write_config(tmp / "reference", **kw)  # type: ignore[arg-type]
+    c = config.collect
+    window = make_window(now, c.bin_seconds, c.n_bins)
+    db.clock = now
+    calls = len(db.calls)
+    answer = tmp / "reference" / "sacct-history.txt"
+    answer.write_bytes(db.answer(build_sacct_args(
+        "sacct", [q.name for q in config.qos],
+        window.start - (c.history_days - c.window_days) * DAY, now), with_steps=True))
+    del db.calls[calls:]
+    collect(config, now, plots=False, sacct_file=answer)
+    return config
+
+
+def test_a_long_history_fills_in_gently_over_the_cycles_after_the_window(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """history_days beyond the window: the first run reads the window only
+    (its days at once: the page needs them); each later cycle reads
+    `history_days_per_cycle` older days, newest first and
+    `backfill_pause_seconds` apart, until the history is complete; then the
+    snapshot's daily history equals one query of the whole history, and
+    cycles ask only for what changed."""
     import collector.collect
 
-    records = history(9, T0 - 5 * DAY, T0 + DAY, 300)
+    records = history(9, T0 - 8 * DAY, T0 + DAY, 400, max_lag=1800)
     db = SlurmDb(records)
     folder = tmp_path / "inc"
-    write_config(folder, keep_days=6)                                 # a 2-day window
-    text = (folder / "librarian.toml").read_text().replace("keep_days = 6", "history_days = 6")
+    write_config(folder)                                              # a 2-day window
+    text = (folder / "librarian.toml").read_text().replace(
+        "keep_days = 0", "history_days = 6\nhistory_days_per_cycle = 2")
     (folder / "librarian.toml").write_text(text)                      # the issue's name for it
     config = load_config(folder / "librarian.toml")
     assert config.collect.history_days == 6
@@ -506,21 +530,154 @@ def test_a_long_history_backfills_its_older_days_gently(tmp_path: Path,
     monkeypatch.setattr(collector.collect.time, "sleep", slept.append)
     now = T0 + DAY + 1800
     db.clock = now
-    report = collect(config, now, plots=False, runner=db)
-    assert report.sync is not None
-    spans = report.sync.spans
-    assert report.sync.full
-    older = [i for i, (_, e) in enumerate(spans) if e <= now - 2 * DAY]
-    assert len(older) >= 3
-    assert slept == [1.0] * len([i for i in older if i > 0])          # none for the window's
+    first = collect(config, now, plots=False, runner=db).sync
+    assert first is not None
+    assert first.full
+    window_start = now - now % 3600 + 3600 - 2 * DAY
+    assert min(s for s, _ in first.spans) == window_start            # the window only
+    assert slept == []
     step = read_status(config.site.data_dir)["steps"]["backfill"]
-    assert step["detail"] == f"{len(spans)} of {len(spans)} day queries"
-    h = read_snapshot(snapshot_path(config.site.data_dir, "avery")).history
+    assert step["detail"] == f"{len(first.spans)} of {len(first.spans)} day queries"
+    snap = read_snapshot(snapshot_path(config.site.data_dir, "avery"))
+    h = snap.history
     assert h is not None
     assert h.n_days == 6
+    assert h.complete_from == window_start                            # and the page says so
+    assert "still being read from Slurm" in daily_note(snap)
+    older_days = []
+    for k in range(1, 5):
+        slept.clear()
+        db.clock = now + k * CYCLE
+        sync = collect(config, now + k * CYCLE, plots=False, runner=db).sync
+        assert sync is not None
+        assert not sync.full
+        older = sync.spans[len(sync.spans) - sync.older:] if sync.older else ()
+        older_days.append(older)
+        assert all(e <= window_start for _, e in older)
+        assert sum(e - s for s, e in older) <= 2 * DAY
+        assert slept == [1.0] * len(older)                            # each after a query
+        assert [s for s, _ in older] == sorted((s for s, _ in older), reverse=True)
+    assert [bool(o) for o in older_days] == [True, True, False, False]   # 4 days, 2 a cycle
+    assert "complete" in read_status(config.site.data_dir)["steps"]["history"]["detail"]
+    # The window and the daily history (assert_same_snapshots compares both).
+    assert_same_snapshots(config, history_reference(tmp_path, db, now + 4 * CYCLE, keep_days=6))
+    snap = read_snapshot(snapshot_path(config.site.data_dir, "avery"))
+    h = snap.history
+    assert h is not None
     assert h.seconds[:, :, :3].sum() > 0                               # days before the window
-    # The next cycle is incremental: no pause, no new backfill progress.
-    slept.clear()
-    db.clock = now + CYCLE
-    assert not collect(config, now + CYCLE, plots=False, runner=db).sync.full
-    assert slept == []
+    assert h.complete_from == 0
+    assert "still being read" not in daily_note(snap)
+
+
+def test_a_longer_history_is_read_in_without_a_backfill(tmp_path: Path) -> None:
+    records = history(10, T0 - 6 * DAY, T0 + 2 * DAY, 300)
+    db = SlurmDb(records)
+    inc = write_config(tmp_path / "inc")
+    run_cycles(inc, db, T0 + DAY, T0 + DAY + 3600)
+    wider = write_config(tmp_path / "inc", keep_days=5)
+    db.clock = T0 + DAY + 7200
+    report = collect(wider, T0 + DAY + 7200, plots=False, runner=db)
+    assert report.sync is not None
+    assert not report.sync.full
+    assert report.sync.older >= 3
+    assert_same_snapshots(wider, history_reference(tmp_path, db, T0 + DAY + 7200, keep_days=5))
+    # A shorter one again is pruned, still without a backfill.
+    db.clock = T0 + DAY + 7800
+    report = collect(inc, T0 + DAY + 7800, plots=False, runner=db)
+    assert report.sync is not None
+    assert not report.sync.full
+    assert not report.sync.older
+    assert_same_snapshots(inc, full_reference(tmp_path, db, T0 + DAY + 7800))
+
+
+def _cut_after(db: SlurmDb, n: int):
+    """db, but every sacct call after the first `n` fails (slurmdbd went away)."""
+    calls = 0
+
+    def run(args: list[str], **kw: object):
+        nonlocal calls
+        if args[0].endswith("sacct"):
+            calls += 1
+            if calls > n:
+                return subprocess.CompletedProcess(args, 1, b"",
+                                                   b"sacct: error: slurmdbd: Connection refused\n")
+        return db(args, **kw)
+    return run
+
+
+def _records(config: Config) -> dict[str, dict[str, list]]:
+    """Every stored record, column by column in record-key order (the time
+    the steps were read left out: a resumed backfill read some earlier)."""
+    store = load_store(store_folder(config.site.data_dir))
+    assert store is not None
+    out = {}
+    for cluster in store.clusters:
+        t = store.jobs(cluster)
+        order = np.argsort(record_keys(t), kind="stable")
+        out[cluster] = {c: np.nan_to_num(getattr(t, c)[order], nan=-1.0).tolist()
+                        for c in ("job_id", *FLOAT_COLUMNS) if c != "usage_read"}
+        out[cluster]["user"] = [t.users[u] for u in t.user[order].tolist()]
+        out[cluster]["state"] = [t.states[s] for s in t.state[order].tolist()]
+    return out
+
+
+@pytest.mark.parametrize(("usage_by", "cut"), [("id", 4), ("span", 10)])
+def test_an_interrupted_backfill_resumes_and_equals_one_backfill(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, usage_by: str, cut: int) -> None:
+    """A backfill cut short (slurmdbd failing after a few day queries; by span,
+    while its steps are asked) keeps the days it read; the next run, hours later, asks only for the rest (and,
+    by id, the jobs that were open when their day was kept) and its store and
+    snapshots equal one uninterrupted backfill at that time: jobs that ended
+    in between, ends that land late, and the steps' usage included."""
+    import collector.collect
+
+    monkeypatch.setattr(collector.collect.time, "sleep", lambda _: None)
+    if usage_by == "span":   # a year's backfill has too many jobs to ask their steps by id
+        monkeypatch.setattr(collector.collect, "USAGE_IDS_BY_ID", 5)
+    records = history(11, T0 - 7 * DAY, T0 + DAY, 500, max_lag=4 * DAY)   # slurmdbd was down
+    db = SlurmDb(records)
+    resumed = write_config(tmp_path / "resumed", window_days=6)
+    now1 = T0 + DAY + 1800
+    db.clock = now1
+    with pytest.raises(CollectError, match="Connection refused"):
+        collect(resumed, now1, plots=False, runner=_cut_after(db, cut))
+    staging = store_folder(resumed.site.data_dir) / "backfill"
+    staged = json.loads((staging / "staged.json").read_text())["files"]
+    days = [tuple(int(x) for x in n.split(".")[0].split("-")[2:]) for n in staged
+            if n.startswith("jobs-")]
+    assert len(days) == min(cut, 5)         # the last two days reach into the overlap: not kept
+    assert len([n for n in staged if n.startswith("usage-")]) == (3 if usage_by == "span" else 0)
+    assert not (store_folder(resumed.site.data_dir) / STATE_FILE).exists()
+    assert not list(resumed.site.data_dir.glob("data_*.json"))
+    # Some of the kept days' jobs were still open: their records will change.
+    kept_open = {r.job_id for r in records if r.submit < T0 - 3 * DAY
+                 and (r.end is None or r.end + r.lands > now1)}
+    assert kept_open
+
+    now2 = now1 + 5 * 3600
+    db.clock = now2
+    before = len(db.calls)
+    report = collect(resumed, now2, plots=False, runner=db)
+    assert report.sync is not None
+    assert report.sync.full
+    spans = report.sync.spans
+    queries = [c for c in db.calls[before:] if c[0].endswith("sacct")]
+    uncut = len(db.calls)
+    one = write_config(tmp_path / "one", window_days=6)
+    collect(one, now2, plots=False, runner=db)
+    assert len(queries) < len([c for c in db.calls[uncut:] if c[0].endswith("sacct")])
+    # The history's first (partial) day now starts 5 hours later: asked again.
+    kept = len(set(days) & set(spans))
+    assert kept == len(days) - 1
+    assert read_status(resumed.site.data_dir)["steps"]["backfill"]["detail"] == \
+        f"{len(spans)} of {len(spans)} day queries ({kept} kept from an interrupted backfill)"
+    assert not staging.exists()                        # done: nothing left to resume
+    assert _records(resumed) == _records(one)
+    assert_same_snapshots(resumed, one)
+    for panel in one.panels:
+        a = read_snapshot(snapshot_path(resumed.site.data_dir, panel.qos)).history
+        b = read_snapshot(snapshot_path(one.site.data_dir, panel.qos)).history
+        assert a is not None
+        assert b is not None
+        assert a.users == b.users
+        np.testing.assert_allclose(a.seconds, b.seconds, atol=1e-3)

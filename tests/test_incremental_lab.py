@@ -33,12 +33,14 @@ BIN = 60
 
 
 def write_config(folder: Path, extra_site: str = "", qos_avery: str = "",
-                 timezone: str = "America/New_York") -> Path:
+                 timezone: str = "America/New_York",
+                 history: str = "history_days = 0\n", window_days: int = 3) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "librarian.toml"
     path.write_text(
         f'[site]\nname = "Lab"\ntimezone = "{timezone}"\ndata_dir = "data"\n{extra_site}\n'
-        f"[collect]\nbin_seconds = {BIN}\nwindow_days = 3\nsacct_timeout_seconds = 60\n"
+        f"[collect]\nbin_seconds = {BIN}\nwindow_days = {window_days}\nsacct_timeout_seconds = 60\n"
+        f"{history}"
         "overlap_minutes = 1\n"
         f'[[qos]]\nname = "avery"\n{qos_avery}\n[[qos]]\nname = "avery-b"\n')
     return path
@@ -223,3 +225,48 @@ def test_clusters_are_asked_with_dash_M(lab: Lab, tmp_path: Path) -> None:
         empty = read_snapshot(data / f"data_lab2_{qos}.json")
         assert empty.cluster == "lab2"
         assert empty.users == ()
+
+
+def test_a_history_read_in_over_cycles_equals_a_full_query_on_real_slurm(
+        lab: Lab, tmp_path: Path) -> None:
+    """The history beyond the window, read one older day per cycle, equals one
+    query of the whole history. The lab's jobs are minutes old, so the cycles
+    run at a `now` a day and a half ahead: its window holds none of them and
+    its history all of them."""
+    done = [lab.submit("alice", "avery", "sleep 2", cpus=2, mem="1G"),
+            lab.submit("bob", "avery-b", "sleep 3", cpus=1, mem="1G")]
+    lab.wait_until(done, FINISHED, timeout=90)
+    history = "history_days = 3\nhistory_days_per_cycle = 1\nbackfill_pause_seconds = 0.1\n"
+    inc = write_config(tmp_path / "inc", history=history, window_days=1, timezone="UTC")
+    now = int(time.time()) + 36 * 3600
+    assert "full backfill (no store yet" in cycle(lab, inc, now)
+    for k in range(1, 4):
+        cycle(lab, inc, now + k * BIN)
+    status = json.loads((tmp_path / "inc" / "data" / "status.json").read_text())
+    assert "complete" in status["steps"]["history"]["detail"]
+    modes = [c["mode"] for c in sacct_cycles(tmp_path / "inc")]
+    assert modes == ["full", "incremental", "incremental", "incremental"]
+    end = now + 3 * BIN
+    snap = read_snapshot(tmp_path / "inc" / "data" / "data_avery.json")
+    keep_from = snap.window_start - 2 * 86400
+    answer = subprocess.run(build_sacct_args("sacct", ["avery", "avery-b"], keep_from, end),
+                            env=slurm_environment(lab.env), capture_output=True, text=True,
+                            check=True, timeout=60)
+    plain = write_config(tmp_path / "plain", history=history, window_days=1, timezone="UTC")
+    (tmp_path / "plain" / "sacct.txt").write_text(answer.stdout)
+    cycle(lab, plain, end, "--sacct-file", str(tmp_path / "plain" / "sacct.txt"))
+    def days(folder: Path, name: str) -> tuple:
+        h = read_snapshot(folder / "data" / name).history
+        assert h is not None
+        keep = [i for i, _ in enumerate(h.users) if h.seconds[:, i].any() or h.started[i].any()]
+        return [h.users[i] for i in keep], h.seconds[:, keep], h.started[keep]
+
+    for name in ("data_avery.json", "data_avery-b.json"):
+        (ux, sx, jx), (uy, sy, jy) = days(tmp_path / "inc", name), days(tmp_path / "plain", name)
+        assert ux == uy, name
+        np.testing.assert_allclose(sx, sy, atol=1e-3, err_msg=name)
+        np.testing.assert_allclose(jx, jy, err_msg=name)
+    h = read_snapshot(tmp_path / "inc" / "data" / "data_avery.json").history
+    assert h is not None
+    assert "alice" in h.users
+    assert h.seconds[:, h.users.index("alice")].sum() > 0     # her job, before the window

@@ -60,7 +60,7 @@ def alice_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     site.mkdir(mode=0o755)
     (site / "librarian.toml").write_text(
         '[site]\nname = "Lab"\ntimezone = "UTC"\ndata_dir = "data"\n'
-        "[collect]\nbin_seconds = 60\nwindow_days = 1\n"
+        "[collect]\nbin_seconds = 60\nwindow_days = 1\nhistory_days = 0\n"
         "[ops]\nwatchdog_wait_seconds = 3\n"
         '[[qos]]\nname = "avery"\n[[qos]]\nname = "avery-b"\n')
     shutil.chown(site, "alice", "alice")

@@ -42,7 +42,7 @@ def test_a_member_waiting_on_the_group_limit_is_seen_named_and_timed(lab: Lab,
                                                                     tmp_path: Path) -> None:
     config = tmp_path / "librarian.toml"
     config.write_text('[site]\nname = "Lab"\ntimezone = "UTC"\ndata_dir = "data"\n'
-                      "[collect]\nbin_seconds = 60\nwindow_days = 1\n"
+                      "[collect]\nbin_seconds = 60\nwindow_days = 1\nhistory_days = 0\n"
                       '[[qos]]\nname = "avery"\n')
     lab.run("sacctmgr", "-i", "modify", "qos", "avery", "set", "GrpTRES=cpu=4")
     jobs: list[str] = []

@@ -76,7 +76,7 @@ def collect(lab: Lab, folder: Path, now: int) -> dict[str, dict]:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "librarian.toml").write_text(
         '[site]\nname = "Lab"\ntimezone = "America/New_York"\ndata_dir = "data"\n'
-        f"[collect]\nbin_seconds = {BIN}\nwindow_days = 1\nsacct_timeout_seconds = 60\n"
+        f"[collect]\nbin_seconds = {BIN}\nwindow_days = 1\nhistory_days = 0\nsacct_timeout_seconds = 60\n"
         '[[qos]]\nname = "avery"\n[[qos]]\nname = "avery-b"\n')
     exe = Path(sys.executable).with_name("librarian")
     out = subprocess.run([str(exe), "collect", "--config", str(folder / "librarian.toml"),

@@ -172,3 +172,42 @@ def test_update_moves_what_ended_before_the_boundary_to_the_cold_part() -> None:
     assert again.cold_changed
     assert rows_of(again.cold) >= {(1, "alice", 10.0, 60.0, 1.0)}
     assert len(again.cold) == 2
+
+
+def test_staged_backfill_answers_read_back_and_doubt_discards_them(tmp_path: Path) -> None:
+    """A backfill's kept days read back as written; a kept file that no
+    longer matches its checksum is asked again (None), and answers kept for
+    another configuration are discarded, folder and all."""
+    from collector.parse import UsageAnswer
+    from collector.store.records import keys_of
+    from collector.store.staging import QuerySpan, Staging
+
+    jobs = table([(7, "alice", 100, 110, 200, 4), (8, "bob", 100, 110, NAN, 2)])
+    day, other = QuerySpan("", 0, 86400), QuerySpan("", 86400, 172800)
+    staging = Staging.open(tmp_path, "fp-1")
+    assert staging.jobs(day) is None
+    assert staging.resumed == 0
+    staging.keep_jobs(day, jobs, asked_at=200_000)
+    answer = UsageAnswer(job_id=np.array([7, 8]), submit=np.array([100.0, 100.0]),
+                         usage={c: np.array([1.0, 2.0]) for c in
+                                ("total_cpu", "peak_rss_gib", "gpu_util", "gpu_mem_gib")})
+    staging.keep_usage(day, answer, keys_of(np.array([7]), np.array([100.0])), 200_000)
+
+    again = Staging.open(tmp_path, "fp-1")
+    assert again.resumed == 2
+    back = again.jobs(day)
+    assert back is not None
+    assert rows_of(back) == rows_of(jobs)
+    used = again.usage(day)
+    assert used is not None
+    assert used.job_id.tolist() == [7]
+    assert used.usage["total_cpu"].tolist() == [1.0]
+    assert again.jobs(other) is None
+    assert again.usage(other) is None
+
+    path = tmp_path / "backfill" / day.name("jobs", "arrow")
+    path.write_bytes(path.read_bytes()[:-3] + b"xyz")
+    assert Staging.open(tmp_path, "fp-1").jobs(day) is None
+
+    assert Staging.open(tmp_path, "fp-2").resumed == 0
+    assert not (tmp_path / "backfill").exists()

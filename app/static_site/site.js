@@ -259,7 +259,7 @@
         }
         $("total-title").textContent = view.title;
         $("daily-note").textContent = (manifest.daily_ranges || []).indexOf(s.range) >= 0 ?
-            manifest.texts.daily_note : "";
+            (d.daily_note || manifest.texts.daily_note) : "";
         figures.forEach(function (fig, i) {
             Plotly.react($(GRAPHS[i]), styled(fig, s, view), {displaylogo: false, responsive: true});
         });

@@ -83,11 +83,13 @@ class Cycle:
     """What one cycle asks of the store."""
 
     now: int                    # the cycle's time: the store is complete up to it after
-    fingerprint: str            # what the store is filled for (clusters, QoS, history)
+    fingerprint: str            # what the store is filled for (clusters, QoS)
     keep_from: int              # records that ended before this are dropped
     overlap_seconds: int        # an incremental query reaches this far before the last cycle
     chunk_seconds: int          # the longest span of one backfill query
     clusters: tuple[str, ...]
+    window_from: int = 0        # a backfill reads from here (0: keep_from) ...
+    history_days_per_cycle: int = 0   # ... and each later cycle this many older days (0: all)
 
     @property
     def boundary(self) -> int:
@@ -178,7 +180,8 @@ class JobStore:
     def plan(self, cycle: Cycle, force_full: bool = False) -> SyncPlan:
         return plan_sync(self.state, cycle.fingerprint, cycle.now, cycle.keep_from,
                          cycle.overlap_seconds, cycle.chunk_seconds, force_full=force_full,
-                         damaged=self.damaged)
+                         damaged=self.damaged, window_from=cycle.window_from or None,
+                         history_days_per_cycle=cycle.history_days_per_cycle)
 
     def open_ids(self, cluster: str, plan: SyncPlan) -> np.ndarray:
         """JobIDRaw of the jobs open at the last cycle (none for a backfill)."""
@@ -196,7 +199,7 @@ class JobStore:
         previous = self.state
         state = StoreState(fingerprint=cycle.fingerprint, synced_to=cycle.now,
                            full_at=cycle.now if previous is None or plan.full
-                           else previous.full_at)
+                           else previous.full_at, history_from=plan.history_from)
         self.folder.mkdir(parents=True, exist_ok=True)
         if plan.full or self.sums is None:
             return self._rebuild(cycle, state, fresh, keep_cold=not plan.full)
@@ -317,6 +320,8 @@ class SyncReport:
     set_aside: str = ""
     spans: tuple[tuple[int, int], ...] = field(default_factory=tuple)
     cold_rewritten: bool = False    # cold records written (a backfill, the daily move, a fix)
+    older: int = 0                  # the last `older` spans read history not yet kept
+    history_from: int = 0           # the history is complete from here (0: all of it)
 
 
 __all__ = [

@@ -105,10 +105,8 @@ def _from_arrow(table: pa.Table) -> dict[str, JobTable]:
     columns["job_id"] = to_numpy(b.column("job_id")).astype(np.int64)
     for c in FLOAT_COLUMNS:
         columns[c] = to_numpy(b.column(c), fill=np.nan)
-    for codes, n in ((columns["user"], len(names["users"])),
-                     (columns["qos"], len(names["qos_names"])),
-                     (columns["state"], len(names["states"])),
-                     (columns["reason"], len(names["reasons"])), (cluster_codes, len(clusters))):
+    for codes, n in (*((columns[col], len(names[attr])) for col, attr in CODE_COLUMNS),
+                     (cluster_codes, len(clusters))):
         if len(codes) and (codes.min() < 0 or codes.max() >= n):
             raise StoreCorrupt("a dictionary code points outside its dictionary")
     everything = JobTable(**columns, **names)
@@ -155,6 +153,7 @@ def write_state(folder: Path, state: StoreState, files: dict[str, Any]) -> State
     doc = {
         "version": state.version, "fingerprint": state.fingerprint,
         "synced_to": state.synced_to, "full_at": state.full_at,
+        "history_from": state.history_from,
         "records": sum(int(f.get("records", 0)) for f in files.values()), "files": files,
         "written": int(time.time()),
     }
@@ -245,7 +244,8 @@ def read_state(folder: Path) -> State | None:
 def state_of(raw: State, folder: Path) -> StoreState:
     try:
         return StoreState(fingerprint=str(raw["fingerprint"]), synced_to=int(raw["synced_to"]),
-                          full_at=int(raw["full_at"]), version=int(raw["version"]))
+                          full_at=int(raw["full_at"]), version=int(raw["version"]),
+                          history_from=int(raw.get("history_from") or 0))
     except (KeyError, TypeError, ValueError) as err:
         raise StoreCorrupt(f"{folder / STATE_FILE} lacks or garbles {err}") from None
 

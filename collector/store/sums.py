@@ -99,7 +99,7 @@ class ColdSums:
         added = {cl: t.by_qos() for cl, t in add.items()}
         removed = {cl: t.by_qos() for cl, t in remove.items()}
         empty = JobTable.empty()
-        first = (start - self.start) // b
+        first = (start - self.start) // b   # < 0: a longer history is being read in
         sums = {}
         for cluster, qos in set(self.sums) | {(c, q) for c, d in added.items() for q in d}:
             old = self.sums.get((cluster, qos))
@@ -111,10 +111,11 @@ class ColdSums:
             pos = {u: i for i, u in enumerate(users)}
             seconds = np.zeros((_N_OBS, len(users), n_bins))
             if old is not None and len(old.users):
-                n = min(old.seconds.shape[2] - first, n_bins)
+                src, dst = max(first, 0), max(-first, 0)
+                n = min(old.seconds.shape[2] - src, n_bins - dst)
                 if n > 0:
                     rows = np.array([pos[u] for u in old.users])
-                    seconds[:, rows, :n] = old.seconds[:, :, first:first + n]
+                    seconds[:, rows, dst:dst + n] = old.seconds[:, :, src:src + n]
             for part, sign in ((plus, 1.0), (minus, -1.0)):
                 if part.users:
                     rows = np.array([pos[u] for u in part.users])
