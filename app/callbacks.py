@@ -12,6 +12,7 @@ charts' series (assets/tables.js). None of these needs the server.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 from dash import ClientsideFunction, Dash, Input, Output, State, ctx, html, no_update
 
@@ -54,11 +55,11 @@ from app.queue_view import (
     wait_figure,
     wait_rows,
 )
-from app.tables import CURRENT_COLUMNS, TOTAL_COLUMNS, download_stem, table_spec
-from app.urlstate import UrlState, parse_search
+from app.tables import CURRENT_COLUMNS, TOTAL_COLUMNS, download_stem, grouped_columns, table_spec
+from app.urlstate import parse_search
 from collector.config import Config
 from collector.observables import CHART_KEYS
-from collector.palette import user_color
+from collector.palette import assign_colors, user_color
 from collector.status import failures, read_status
 
 GRAPHS = [ids.graph(o) for o in CHART_KEYS]
@@ -80,37 +81,42 @@ def register_callbacks(app: Dash, config: Config, store: SnapshotStore) -> None:
     @app.callback(
         Output(ids.URL, "search"), Output(ids.TABS, "active_tab"), Output(ids.RANGE, "value"),
         Output(ids.FROM, "value"), Output(ids.TO, "value"), Output(ids.SHOW, "value"),
+        Output(ids.GROUP, "value"),
         Input(ids.URL, "search"), Input(ids.TABS, "active_tab"), Input(ids.RANGE, "value"),
         Input(ids.APPLY, "n_clicks"), Input(ids.RESET, "n_clicks"), Input(ids.SHOW, "value"),
+        Input(ids.GROUP, "value"),
         State(ids.FROM, "value"), State(ids.TO, "value"),
     )
-    def sync_url(search, tab, preset, _apply, _reset, show, start, end):
+    def sync_url(search, tab, preset, _apply, _reset, show, group, start, end):
         """The URL is the view's one source of truth: controls write it, and
         opening a link or going back/forward sets the controls from it."""
         trigger = ctx.triggered_id
-        nothing = (no_update,) * 6
+        nothing = (no_update,) * 7
         if trigger in (None, ids.URL):
             state = parse_search(search, qos_names)
             custom = state.range == CUSTOM
             return (no_update, state.qos, None if custom else state.range,
-                    state.start if custom else None, state.end if custom else None, state.show)
+                    state.start if custom else None, state.end if custom else None, state.show,
+                    state.group)
         current = parse_search(search, qos_names)
         if trigger == ids.TABS:
-            state = UrlState(tab, current.range, current.start, current.end, current.show)
+            state = replace(current, qos=tab)
         elif trigger == ids.RANGE and preset:
-            state = UrlState(current.qos, preset, show=current.show)
+            state = replace(current, range=preset, start=None, end=None)
         elif trigger == ids.APPLY and start and end:
-            state = UrlState(current.qos, CUSTOM, start, end, current.show)
+            state = replace(current, range=CUSTOM, start=start, end=end)
         elif trigger == ids.SHOW and show:
-            state = UrlState(current.qos, current.range, current.start, current.end, show)
+            state = replace(current, show=show)
+        elif trigger == ids.GROUP and group:
+            state = replace(current, group=group)
         elif trigger == ids.RESET:
-            state = UrlState(current.qos, DEFAULT_RANGE, show=current.show)
-            return state.search(), no_update, DEFAULT_RANGE, None, None, no_update
+            state = replace(current, range=DEFAULT_RANGE, start=None, end=None)
+            return state.search(), no_update, DEFAULT_RANGE, None, None, no_update, no_update
         else:
             return nothing
         if state.search() == (search or ""):
             return nothing
-        return state.search(), no_update, no_update, no_update, no_update, no_update
+        return state.search(), *(no_update,) * 6
 
     @app.callback(
         *[Output(g, "figure") for g in GRAPHS],
@@ -146,13 +152,17 @@ def register_callbacks(app: Dash, config: Config, store: SnapshotStore) -> None:
         except RangeError as err:
             range_error = range_fallback(str(err))
             view = resolve_view(snap, DEFAULT_RANGE)
-        hidden_set = set(hidden or []) & set(snap.users)
-        colors = store.colors()
-        figures = [usage_figure(snap, o, view, theme, hidden_set, colors, state.show)
+        # The charts, the usage tables and the months per user, account or
+        # partition; the queue, waits and efficiency stay per user.
+        by = state.group if state.group in snap.groups else "user"   # (an older snapshot)
+        grouped = snap.grouped(by)
+        hidden_set = set(hidden or []) & set(grouped.users)
+        colors = store.colors() if grouped is snap else assign_colors(grouped.users)
+        figures = [usage_figure(grouped, o, view, theme, hidden_set, colors, state.show)
                    for o in CHART_KEYS]
         shown = DEFAULT_RANGE if range_error else state.range
         stem = download_stem(config.site.name, state.qos,
-                             f"{state.start}-to-{state.end}" if shown == CUSTOM else shown)
+                             f"{state.start}-to-{state.end}" if shown == CUSTOM else shown, by)
 
         def spec(table: str, columns, rows):
             return table_spec(table, columns, rows, stem)
@@ -164,9 +174,10 @@ def register_callbacks(app: Dash, config: Config, store: SnapshotStore) -> None:
             message, show, color = empty_qos_message(snap), True, "info"
         sentences = limit_sentences(snap)
         efficiency = efficiency_table(snap, view, config.efficiency)
-        return (*figures, spec(ids.CURRENT_TABLE, CURRENT_COLUMNS, current_rows(snap)),
-                spec(ids.TOTAL_TABLE, TOTAL_COLUMNS, total_rows(snap, view)), title,
-                _legend(snap.users, hidden_set, colors),
+        return (*figures,
+                spec(ids.CURRENT_TABLE, grouped_columns(CURRENT_COLUMNS, by), current_rows(grouped)),
+                spec(ids.TOTAL_TABLE, grouped_columns(TOTAL_COLUMNS, by), total_rows(grouped, view)),
+                title, _legend(grouped.users, hidden_set, colors),
                 message, show, color, range_error, rendered,
                 [html.Div(t) for t in sentences], bool(sentences),
                 spec(ids.QUEUE_TABLE, QUEUE_COLUMNS, queue_table(snap)),
@@ -176,7 +187,8 @@ def register_callbacks(app: Dash, config: Config, store: SnapshotStore) -> None:
                 wait_figure(snap, view, theme),
                 spec(ids.EFFICIENCY_TABLE, EFFICIENCY_COLUMNS, efficiency), stem,
                 spec(ids.MONTH_TABLE, MONTH_COLUMNS, month_rows(snap)),
-                spec(ids.USER_MONTH_TABLE, USER_MONTH_COLUMNS, user_month_rows(snap)),
+                spec(ids.USER_MONTH_TABLE, grouped_columns(USER_MONTH_COLUMNS, by),
+                     user_month_rows(grouped)),
                 month_figure(snap, theme), daily_note(snap) if is_daily(view) else "")
 
     app.clientside_callback(

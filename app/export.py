@@ -73,6 +73,7 @@ from app.queue_view import (
 from app.tables import CURRENT_COLUMNS, TOTAL_COLUMNS, download_stem
 from collector.config import Config
 from collector.config_model import EfficiencyConfig
+from collector.jobtable import GROUPINGS
 from collector.observables import CHART_KEYS, OBSERVABLES
 from collector.palette import assign_colors
 from collector.snapshot import Snapshot, SnapshotError, read_snapshot, snapshot_path
@@ -116,6 +117,24 @@ def qos_data(snap: Snapshot, colors: dict[str, str], wall_now: float, interval_m
             "stem": download_stem(snap.site, snap.qos, key),
         }
     f = freshness(snap, wall_now, interval_minutes)
+    # The charts, usage tables and months per account and per partition: what
+    # the page swaps in for the users' when grouped so (the rest stays per user).
+    groups = {}
+    for by in GROUPINGS[1:]:
+        g = snap.grouped(by)
+        if g is snap:
+            continue
+        g_colors = assign_colors(g.users)
+        groups[by] = {
+            "users": list(g.users), "colors": g_colors, "current": current_rows(g),
+            "user_months": user_month_rows(g),
+            "views": {key: {"figures": [usage_figure(g, o, resolve_view(g, key), "light",
+                                                     colors=g_colors, show="both")
+                                        for o in CHART_KEYS],
+                            "totals": total_rows(g, resolve_view(g, key)),
+                            "stem": download_stem(snap.site, snap.qos, key, by)}
+                      for key in RANGES},
+        }
     return {
         "qos": snap.qos, "site": snap.site, "timezone": snap.timezone, "now": snap.now,
         "updated": f.updated, "window_start": local_text(snap.window_start, snap.timezone),
@@ -134,6 +153,7 @@ def qos_data(snap: Snapshot, colors: dict[str, str], wall_now: float, interval_m
         "months": month_rows(snap), "user_months": user_month_rows(snap),
         "month_figure": month_figure(snap),
         "daily_note": daily_note(snap),
+        "groups": groups,
     }
 
 
@@ -192,6 +212,7 @@ def export_site(config: Config, out: Path, privacy: Privacy = Privacy(),
         "presets": list(RANGES), "default_range": DEFAULT_RANGE,
         "daily_ranges": list(DAILY_RANGES),
         "show_modes": list(SHOW_MODES), "default_show": DEFAULT_SHOW,
+        "groupings": list(GROUPINGS),
         # Every table's columns (app/tables.py), drawn by static/tables.js as on the Dash page.
         "columns": {name: [c.spec() for c in cols] for name, cols in (
             ("current", CURRENT_COLUMNS), ("total", TOTAL_COLUMNS), ("queue", QUEUE_COLUMNS),

@@ -33,6 +33,7 @@ DAILY_NOTE = ("Over 30 days the charts show daily averages from the daily histor
 DAILY_FILLING = ("The history before {day} is still being read from Slurm: a first run reads "
                  "the 30-day window, and each cycle after it reads older days.")
 DEFAULT_RANGE = "7d"
+DEFAULT_GROUP = "user"     # or "account", "partition" (collector/jobtable.py GROUPINGS)
 CUSTOM = "custom"
 # What the charts draw: the running jobs' allocation, the waiting jobs' requests, or both
 # (the queue stacked above the running usage, hatched and lighter).

@@ -29,6 +29,7 @@ def graph(obs: str) -> str:
     return f"graph-{obs.lower()}"
 
 SHOW = "show-mode"               # running / queued / both
+GROUP = "group-by"               # user / account / partition
 LIMIT_ALERT = "limit-alert"      # "avery holds 39 of 39 GPUs ..."
 QUEUE_TABLE = "queue-table"
 QUEUE_NOTE = "queue-note"

@@ -7,10 +7,19 @@ from dash import dcc, html
 
 from app import ids
 from app.efficiency_view import EFFICIENCY_NOTE
-from app.figures import DEFAULT_RANGE, DEFAULT_SHOW, RANGES, SHOW_MODES, THEMES, USED_NOTE
+from app.figures import (
+    DEFAULT_GROUP,
+    DEFAULT_RANGE,
+    DEFAULT_SHOW,
+    RANGES,
+    SHOW_MODES,
+    THEMES,
+    USED_NOTE,
+)
 from app.history_view import MONTH_NOTE
 from app.queue_view import WAIT_INFERENCE
 from collector.config import Config
+from collector.jobtable import GROUPINGS
 from collector.observables import HELD
 
 # Before the first paint: apply the remembered colour mode, so a dark page
@@ -77,10 +86,18 @@ def _range_controls() -> dbc.Row:
         value=DEFAULT_SHOW, class_name="btn-group", input_class_name="btn-check",
         label_class_name="btn btn-outline-secondary btn-sm", label_checked_class_name="active",
     )
+    group = dbc.RadioItems(
+        id=ids.GROUP, options=[{"label": f"By {g}", "value": g} for g in GROUPINGS],
+        value=DEFAULT_GROUP, class_name="btn-group", input_class_name="btn-check",
+        label_class_name="btn btn-outline-secondary btn-sm", label_checked_class_name="active",
+    )
     return dbc.Row([
         dbc.Col(presets, width="auto", class_name="mb-2"),
         dbc.Col(html.Div(show, title="Draw what running jobs hold, what waiting jobs ask "
                                       "for, or the queue stacked above the running usage"),
+                width="auto", class_name="mb-2"),
+        dbc.Col(html.Div(group, title="Stack the charts and sum the usage tables per user, "
+                                      "per Slurm account or per partition"),
                 width="auto", class_name="mb-2"),
         dbc.Col([custom, html.Div(id=ids.RANGE_ERROR, className="small text-danger mt-1")],
                 width="auto", class_name="mb-2"),

@@ -58,10 +58,23 @@ def _renamed_history(h: History, rename: Callable[[str], str]) -> History:
 
 
 def anonymize(snap: Snapshot, key: bytes) -> Snapshot:
-    """The same snapshot with every user name replaced by its pseudonym."""
+    """The same snapshot with every user name replaced by its pseudonym, and
+    every account name too (a site may give people accounts of their own;
+    partitions name hardware and stay)."""
     if len(key) < 16:
         raise PrivacyError("the anonymization key must be at least 16 bytes")
-    return _renamed(snap, lambda u: OTHERS if u == OTHERS else pseudonym(u, key))
+    renamed = _renamed(snap, lambda u: OTHERS if u == OTHERS else pseudonym(u, key))
+    accounts = snap.groups.get("account")
+    if accounts is None:
+        return renamed
+
+    def account(a: str) -> str:
+        return a if not a else "account-" + pseudonym(a, key).removeprefix("user-")
+
+    groups = {**snap.groups, "account": replace(
+        accounts, names=tuple(account(a) for a in accounts.names),
+        history=_renamed_history(accounts.history, account) if accounts.history else None)}
+    return replace(renamed, groups=groups)
 
 
 def top_users(snap: Snapshot, n: int) -> Snapshot:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from collector.observables import HELD
 
@@ -61,6 +61,12 @@ def usage_columns(which: str) -> tuple[Column, ...]:
     return tuple(cols)
 
 
+def grouped_columns(columns: Sequence[Column], by: str) -> tuple[Column, ...]:
+    """The columns with the first ("user") one headed by the grouping shown
+    (collector/jobtable.py GROUPINGS): User, Account or Partition."""
+    return tuple(replace(c, header=by.capitalize()) if c.id == "user" else c for c in columns)
+
+
 CURRENT_COLUMNS = usage_columns("current")
 TOTAL_COLUMNS = usage_columns("total")
 
@@ -93,6 +99,7 @@ __all__ = [
     "TOTAL_COLUMNS",
     "Column",
     "download_stem",
+    "grouped_columns",
     "slug",
     "table_spec",
     "text_column",

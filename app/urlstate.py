@@ -1,12 +1,14 @@
 """The view in the URL: ?qos=avery&range=7d (or range=custom&from=...&to=...),
-and &show=queued or &show=both when the charts draw the queue. Pure."""
+&show=queued or &show=both when the charts draw the queue, and &group=account
+or &group=partition when the charts and tables are grouped so. Pure."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlencode
 
-from app.figures import CUSTOM, DEFAULT_RANGE, DEFAULT_SHOW, RANGES, SHOW_MODES
+from app.figures import CUSTOM, DEFAULT_GROUP, DEFAULT_RANGE, DEFAULT_SHOW, RANGES, SHOW_MODES
+from collector.jobtable import GROUPINGS
 
 
 @dataclass(frozen=True)
@@ -16,6 +18,7 @@ class UrlState:
     start: str | None = None  # custom range, site wall-clock 'YYYY-MM-DDTHH:MM'
     end: str | None = None
     show: str = DEFAULT_SHOW
+    group: str = DEFAULT_GROUP
 
     def search(self) -> str:
         params = {"qos": self.qos, "range": self.range}
@@ -23,6 +26,8 @@ class UrlState:
             params |= {"from": self.start or "", "to": self.end or ""}
         if self.show != DEFAULT_SHOW:
             params["show"] = self.show
+        if self.group != DEFAULT_GROUP:
+            params["group"] = self.group
         return "?" + urlencode(params)
 
 
@@ -39,6 +44,8 @@ def parse_search(search: str | None, qos_names: tuple[str, ...]) -> UrlState:
     rng = one("range")
     show = one("show")
     show = show if show in SHOW_MODES else DEFAULT_SHOW
+    group = one("group")
+    group = group if group in GROUPINGS else DEFAULT_GROUP
     if rng == CUSTOM and one("from") and one("to"):
-        return UrlState(qos, CUSTOM, one("from"), one("to"), show)
-    return UrlState(qos, rng if rng in RANGES else DEFAULT_RANGE, show=show)
+        return UrlState(qos, CUSTOM, one("from"), one("to"), show, group)
+    return UrlState(qos, rng if rng in RANGES else DEFAULT_RANGE, show=show, group=group)

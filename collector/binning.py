@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from collector.jobtable import JobTable
+from collector.jobtable import COMBO_SEP, GROUPINGS, JobTable
 from collector.observables import KEYS, QUEUED, RUNNING
 from collector.reasons import not_eligible
 
@@ -273,6 +273,34 @@ def add_binned(a: Binned, b: Binned) -> Binned:
             seconds[:, idx] += part.seconds
             current[:, idx] += part.current
     return Binned(users, seconds, current, a.counted + b.counted)
+
+
+def fold_names(names: tuple[str, ...], by: str) -> tuple[tuple[str, ...], np.ndarray]:
+    """The `by` names (GROUPINGS) of combined names (JobTable.combined), sorted,
+    and where each combined name goes; a plain name is a user's (account and
+    partition not known: "")."""
+    part = GROUPINGS.index(by)
+    keys = [[*n.split(COMBO_SEP), "", ""][part] if COMBO_SEP in n or part == 0 else ""
+            for n in names]
+    out = tuple(sorted(set(keys)))
+    pos = {k: i for i, k in enumerate(out)}
+    return out, np.array([pos[k] for k in keys], dtype=np.int64)
+
+
+def fold_rows(values: np.ndarray, to: np.ndarray, n: int, axis: int) -> np.ndarray:
+    """`values` summed along `axis` into `n` rows, row i into row to[i]."""
+    shape = list(values.shape)
+    shape[axis] = n
+    out = np.zeros(shape)
+    np.add.at(np.moveaxis(out, axis, 0), to, np.moveaxis(values, axis, 0))
+    return out
+
+
+def fold(binned: Binned, by: str) -> Binned:
+    """Sums per (user, account, partition) folded to one grouping's."""
+    names, to = fold_names(binned.users, by)
+    return Binned(names, fold_rows(binned.seconds, to, len(names), 1),
+                  fold_rows(binned.current, to, len(names), 1), binned.counted)
 
 
 def usage_of(binned: Binned, window: Window) -> Usage:

@@ -35,11 +35,20 @@ from pathlib import Path
 import numpy as np
 
 from collector import __version__
-from collector.binning import DayGrid, Usage, Window, bin_usage, make_window, usage_of
+from collector.binning import (
+    Binned,
+    DayGrid,
+    Usage,
+    Window,
+    bin_seconds,
+    fold,
+    make_window,
+    usage_of,
+)
 from collector.config import Config, Panel
 from collector.efficiency import NO_EFFICIENCY, EfficiencyDays, add_efficiency_days, efficiency_days
-from collector.history import History, add_histories, history_grid, history_of
-from collector.jobtable import USAGE_COLUMNS, JobTable, concat
+from collector.history import History, add_histories, fold_history, history_grid, history_of
+from collector.jobtable import GROUPINGS, USAGE_COLUMNS, JobTable, concat
 from collector.limits import LimitsReport, configured_limits, current_limits
 from collector.lock import DataLock
 from collector.observables import LIMITED
@@ -61,7 +70,7 @@ from collector.pressure import (
 )
 from collector.sacct import build_sacct_args, build_usage_args
 from collector.slurm import SLURM_TIME_ZONE, Runner, SlurmError, run_slurm, slurm_tool
-from collector.snapshot import QueueState, Snapshot, snapshot_path, write_snapshot
+from collector.snapshot import Grouping, QueueState, Snapshot, snapshot_path, write_snapshot
 from collector.squeue import Queue, build_squeue_args, parse_squeue, queue_rows, seen_reasons
 from collector.status import read_status, record_step, record_sync, write_status
 from collector.store import (
@@ -158,7 +167,7 @@ def collect(config: Config, now: float, qos_names: Sequence[str] | None = None,
             limits, sync = configured_limits(config), None
             days = local_days(window.start, window.now, config.site.timezone)
             history = history_grid(window.now, config.collect.history_days, config.site.timezone)
-            records, usages, analyses, efficiency, histories = _bin_and_analyse(
+            records, binned, analyses, efficiency, histories = _bin_and_analyse(
                 parsed.jobs, panels, window, limits, days, history)
             source = f"file:{sacct_file}"
             if squeue_file is not None:
@@ -168,20 +177,24 @@ def collect(config: Config, now: float, qos_names: Sequence[str] | None = None,
             synced, sync, parsed = sync_store(config, window, runner, environ, full,
                                               seen=_seen(queue))
             limits = current_limits(config, window, runner, environ)
-            usages = {p: usage_of(synced.binned(p.cluster, p.qos, window), window)
-                      for p in panels}
+            binned = {p: synced.binned(p.cluster, p.qos, window) for p in panels}
             records = {p: synced.hot_jobs(p.cluster, p.qos) for p in panels}
             analyses = _live_analyses(synced, panels, window, limits, config.site.timezone)
             efficiency = _live_efficiency(synced, panels, window, config.site.timezone)
             histories = {p: replace(h, complete_from=sync.history_from)
                          for p, h in _live_histories(synced, panels, window.now, config).items()}
             source = "sacct"
+        # Binned and kept per (user, account, partition): folded to each grouping.
+        usages = {p: usage_of(fold(binned[p], "user"), window) for p in panels}
+        groups = {p: {by: _grouping(binned[p], histories[p], by, window) for by in GROUPINGS[1:]}
+                  for p in panels}
+        histories = {p: fold_history(h, "user") for p, h in histories.items()}
         # One colour per user across this run's QoS, so the charts of all QoS agree.
         colors = assign_colors(u for usage in usages.values() for u in usage.users)
         last_read = _last_queue_read(data_dir) if queue is not None and queue.errors else None
         outcomes = [_write_panel(config, p, usages[p], records[p], analyses[p], parsed, source,
                                  plots, colors, limits, _queue_state(queue, p, last_read),
-                                 efficiency[p], histories[p])
+                                 efficiency[p], histories[p], groups[p])
                     for p in panels]
         if sync is not None:
             _record(data_dir, window.now, sync, limits, queue)
@@ -191,7 +204,7 @@ def collect(config: Config, now: float, qos_names: Sequence[str] | None = None,
 
 def _bin_and_analyse(jobs: JobTable, panels: Sequence[Panel], window: Window,
                      limits: LimitsReport, days: np.ndarray, history: tuple[date, DayGrid]
-                     ) -> tuple[dict[Panel, JobTable], dict[Panel, Usage], dict[Panel, Analysis],
+                     ) -> tuple[dict[Panel, JobTable], dict[Panel, Binned], dict[Panel, Analysis],
                                 dict[Panel, EfficiencyDays], dict[Panel, History]]:
     """Each panel's jobs, binning, pressure and efficiency sums from a whole
     history, on two cores. The pieces share nothing and numpy releases the
@@ -205,18 +218,18 @@ def _bin_and_analyse(jobs: JobTable, panels: Sequence[Panel], window: Window,
     names = sorted({p.qos for p in panels}, key=lambda q: -len(rows.get(q, ())))
     with ThreadPoolExecutor(max_workers=2) as pool:
         tables = {q: pool.submit(jobs.take, rows[q]) if q in rows else None for q in names}
-        work: dict[str, tuple[Future[Usage], Future[Span], Future[Span], Future[EfficiencyDays],
-                              Future[History]]] = {}
+        work: dict[str, tuple[Future[Binned], Future[Span], Future[Span],
+                              Future[EfficiencyDays], Future[History]]] = {}
         mine: dict[str, JobTable] = {}
         for q in names:
             table = tables[q]
             mine[q] = table.result() if table is not None else JobTable.empty()
             steps = _steps(limits, next(p for p in panels if p.qos == q), window)
-            work[q] = (pool.submit(bin_usage, mine[q], window),
+            work[q] = (pool.submit(_bin_combined, mine[q], window),
                        pool.submit(span_of, mine[q], window, steps, window.start, middle),
                        pool.submit(span_of, mine[q], window, steps, middle, window.now),
                        pool.submit(efficiency_days, mine[q], days, window.now, window.start),
-                       pool.submit(history_of, mine[q], *history))
+                       pool.submit(_history_combined, mine[q], *history))
         analysed = {q: finish([early.result(), late.result()], window)
                     for q, (_, early, late, _, _) in work.items()}
         usages = {q: work[q][0].result() for q in names}
@@ -225,6 +238,21 @@ def _bin_and_analyse(jobs: JobTable, panels: Sequence[Panel], window: Window,
     return ({p: mine[p.qos] for p in panels}, {p: usages[p.qos] for p in panels},
             {p: analysed[p.qos] for p in panels}, {p: sums[p.qos] for p in panels},
             {p: days_of[p.qos] for p in panels})
+
+
+def _bin_combined(jobs: JobTable, window: Window) -> Binned:
+    """Resource-seconds per (user, account, partition): each grouping a fold."""
+    return bin_seconds(jobs.combined(), window)
+
+
+def _history_combined(jobs: JobTable, first: date, grid: DayGrid) -> History:
+    return history_of(jobs.combined(), first, grid)
+
+
+def _grouping(binned: Binned, history: History, by: str, window: Window) -> Grouping:
+    """One QoS's series, values now and daily history per account or partition."""
+    usage = usage_of(fold(binned, by), window)
+    return Grouping(usage.users, usage.series, usage.current, fold_history(history, by))
 
 
 def _read_file(config: Config, sacct_file: Path) -> ParseResult:
@@ -583,7 +611,8 @@ def _live_histories(synced: Synced, panels: Sequence[Panel], now: int, config: C
     cold = segment_histories(synced.folder, synced.raw, first, tz) \
         if synced.folder is not None else {}
     return {p: add_histories([*cold.get((p.cluster, p.qos), []),
-                              history_of(synced.hot_jobs(p.cluster, p.qos), first, grid)],
+                              history_of(synced.hot_jobs(p.cluster, p.qos).combined(),
+                                         first, grid)],
                              first, n_days) for p in panels}
 
 
@@ -667,7 +696,7 @@ def _write_panel(config: Config, panel: Panel, usage: Usage, jobs: JobTable,
                  analysis: Analysis, parsed: ParseResult, source: str, plots: bool,
                  colors: dict[str, str], limits: LimitsReport,
                  queue: QueueState | None, efficiency: EfficiencyDays,
-                 history: History | None) -> QosOutcome:
+                 history: History | None, groups: dict[str, Grouping]) -> QosOutcome:
     window = usage.window
     thresholds = limits.limits[panel.qos].thresholds()
     steps = limits.steps.get(panel.qos, {})
@@ -682,7 +711,7 @@ def _write_panel(config: Config, panel: Panel, usage: Usage, jobs: JobTable,
         threshold_steps=steps, queue=queue, pressure=analysis.pressure,
         limit_now=tuple(at_limit_now(jobs, window.now, thresholds)),
         waits=analysis.wait_days(local_days(window.start, window.now, config.site.timezone)),
-        efficiency=efficiency, history=history,
+        efficiency=efficiency, history=history, groups=groups,
     )
     path = snapshot_path(config.site.data_dir, panel.qos, panel.file_cluster)
     write_snapshot(path, snap)

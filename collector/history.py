@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from collector.binning import DayGrid, bin_seconds
+from collector.binning import DayGrid, bin_seconds, fold_names, fold_rows
 from collector.jobtable import JobTable
 from collector.observables import OBSERVABLES
 
@@ -103,3 +103,9 @@ def add_histories(parts: list[History], first: date, n_days: int) -> History:
 
 __all__ = ["History", "add_histories", "history_grid", "history_of", "local_date", "midnights"]
 
+
+def fold_history(h: History, by: str) -> History:
+    """A history per (user, account, partition) folded to one grouping's."""
+    names, to = fold_names(h.users, by)
+    return History(h.first, names, fold_rows(h.seconds, to, len(names), 1),
+                   fold_rows(h.started, to, len(names), 0), h.complete_from)

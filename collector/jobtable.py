@@ -8,7 +8,7 @@ small tuples of names, so filtering and grouping are numpy operations.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -21,8 +21,16 @@ FLOAT_COLUMNS = ("submit", "start", "end", "elapsed", "nnodes", "cpus", "gpus", 
 # them (a saved file of allocation lines only) reads as "not recorded".
 USAGE_COLUMNS = ("total_cpu", "peak_rss_gib", "gpu_util", "gpu_mem_gib")
 CODE_COLUMNS = (("user", "users"), ("qos", "qos_names"), ("state", "states"),
-                ("reason", "reasons"))
-COLUMNS = ("job_id", "user", "qos", "state", "reason", *FLOAT_COLUMNS)
+                ("reason", "reasons"), ("account", "accounts"), ("partition", "partitions"))
+COLUMNS = ("job_id", "user", "qos", "state", "reason", "account", "partition", *FLOAT_COLUMNS)
+_NO_CODES = np.zeros(0, dtype=np.int64)
+# Binning sums per (user, account, partition) under one name, so each grouping
+# is a fold of the same sums (collector/binning.py: `fold`); a Slurm name never
+# holds the ASCII unit separator.
+COMBO_SEP = "\x1f"
+# What the charts and tables may be grouped by: the job's user, Slurm account or
+# partition (the one it started in; the first it lists while pending).
+GROUPINGS = ("user", "account", "partition")
 
 
 @dataclass(frozen=True)
@@ -70,10 +78,22 @@ class JobTable:
     gpu_util: np.ndarray
     gpu_mem_gib: np.ndarray
     usage_read: np.ndarray
+    account: np.ndarray = field(default_factory=lambda: _NO_CODES)  # into `accounts`
+    partition: np.ndarray = field(default_factory=lambda: _NO_CODES)  # into `partitions`
     users: tuple[str, ...] = ()
     qos_names: tuple[str, ...] = ()
     states: tuple[str, ...] = ()
     reasons: tuple[str, ...] = ()
+    accounts: tuple[str, ...] = ()
+    partitions: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        # A table made without its account and partition (tests, synthetic
+        # data, a saved file without the fields) has them not known: "".
+        for col, attr in (("account", "accounts"), ("partition", "partitions")):
+            if len(getattr(self, col)) != len(self.job_id):
+                object.__setattr__(self, col, np.zeros(len(self.job_id), dtype=np.int64))
+                object.__setattr__(self, attr, ("",))
 
     def __len__(self) -> int:
         return len(self.job_id)
@@ -118,7 +138,29 @@ class JobTable:
         """The rows selected by a boolean mask or an index array (codes keep their names)."""
         columns = {name: getattr(self, name)[rows] for name in COLUMNS}
         return JobTable(**columns, users=self.users, qos_names=self.qos_names, states=self.states,
-                        reasons=self.reasons)
+                        reasons=self.reasons, accounts=self.accounts, partitions=self.partitions)
+
+    def combined(self) -> JobTable:
+        """The table with its `user` codes replaced by one per (user, account,
+        partition) present, named "user<US>account<US>partition"."""
+        n_acc, n_part = max(len(self.accounts), 1), max(len(self.partitions), 1)
+        key = (self.user * n_acc + self.account) * n_part + self.partition
+        present, code = np.unique(key, return_inverse=True)
+        names = tuple(COMBO_SEP.join((self.users[k // (n_acc * n_part)],
+                                      self.accounts[(k // n_part) % n_acc] if self.accounts
+                                      else "",
+                                      self.partitions[k % n_part] if self.partitions else ""))
+                      for k in present.tolist())
+        return replace(self, user=code.astype(np.int64), users=names)
+
+    def grouped(self, by: str) -> JobTable:
+        """The table with its `user` codes and names replaced by the account's
+        or the partition's (`by` in GROUPINGS): binning it sums per group."""
+        if by == "user":
+            return self
+        col, attr = {"account": ("account", "accounts"),
+                     "partition": ("partition", "partitions")}[by]
+        return replace(self, user=getattr(self, col), users=getattr(self, attr))
 
     def qos_rows(self) -> dict[str, np.ndarray]:
         """The row indices of each QoS, in table order, in one pass (a stable
@@ -148,6 +190,8 @@ class JobTable:
             "job_id": self.job_id, "user": names(self.user, self.users),
             "qos": names(self.qos, self.qos_names), "state": names(self.state, self.states),
             "reason": names(self.reason, self.reasons),
+            "account": names(self.account, self.accounts),
+            "partition": names(self.partition, self.partitions),
         })
         for name in FLOAT_COLUMNS:
             frame[name] = getattr(self, name)

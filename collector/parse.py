@@ -116,6 +116,12 @@ def _compact(codes: np.ndarray, names: tuple[str, ...]) -> tuple[np.ndarray, tup
     return remap[codes], tuple(n for n, u in zip(names, used.tolist(), strict=True) if u)
 
 
+def _first_partition(text: str) -> str:
+    """A pending job may list several partitions ("hpg-default,gpu"): it
+    counts under the first until it starts (then sacct names the one it ran in)."""
+    return text.split(",", 1)[0].strip()
+
+
 def _state_name(state: str) -> str:
     return state.split(" ", 1)[0]
 
@@ -380,6 +386,15 @@ def parse_sacct(data: Text, tz: str = "UTC") -> ParseResult:
         reason, reason_names = _codes(*_distinct(table["Reason"]), normalise=_reason_name)
     else:
         reason, reason_names = np.zeros(n, dtype=np.int64), ("",)
+    groups = {}
+    for field_name, normalise in (("Account", str.strip), ("Partition", _first_partition)):
+        if field_name in names:
+            groups[field_name] = _compact(*_codes(*_distinct(table[field_name]),
+                                                  normalise=normalise))
+        else:   # a saved file without the field: not known
+            groups[field_name] = (np.zeros(n, dtype=np.int64), ("",))
+    (account, accounts), (partition, partitions) = (
+        _compact(codes[keep], table_names) for codes, table_names in groups.values())
     user, users = _compact(user[keep], users)
     qos, qos_names = _compact(qos[keep], qos_names)
     state, states = _compact(state[keep], states)
@@ -396,6 +411,7 @@ def parse_sacct(data: Text, tz: str = "UTC") -> ParseResult:
         reasons_seen=np.where(np.isnan(start[keep]), seen_bits, 0.0), reason=reason,
         users=users, qos_names=qos_names, states=states, reasons=reason_names,
         **{c: v[keep] for c, v in usage.items()}, usage_read=np.full(len(user), np.nan),
+        account=account, partition=partition, accounts=accounts, partitions=partitions,
     )
     return ParseResult(
         jobs=jobs, data_lines=n + n_steps + malformed, step_lines=n_steps,

@@ -42,7 +42,11 @@ REQUIRED_FIELDS: tuple[str, ...] = (
 # without them (the seed's captures) reads as: eligible at Submit, asking
 # what it was allocated, no reason, no time limit.
 QUEUE_FIELDS: tuple[str, ...] = ("Eligible", "ReqCPUS", "Reason", "TimelimitRaw")
-FIELDS: tuple[str, ...] = (*REQUIRED_FIELDS, *QUEUE_FIELDS)
+# What the page may group by (Account, and Partition: the one a job started
+# in, the first it lists while pending). A saved file without them groups
+# every job under "" (not known).
+GROUP_FIELDS: tuple[str, ...] = ("Account", "Partition")
+FIELDS: tuple[str, ...] = (*REQUIRED_FIELDS, *QUEUE_FIELDS, *GROUP_FIELDS)
 # What jobs used (collector/efficiency.py): on step lines (MaxRSS, TRES usage),
 # TotalCPU on the allocation line too. Not asked by the --allocations query
 # (steps are asked of the jobs that ended, by id); read from a saved file

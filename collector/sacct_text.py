@@ -169,7 +169,7 @@ def _line_numbers(data: Text, header_line: int, n_fields: int) -> tuple[np.ndarr
 _DICT = pa.dictionary(pa.int32(), pa.string())
 # Columns whose values repeat are dictionary-encoded by the reader itself.
 _DICT_COLUMNS = ("User", "QOS", "State", "NNodes", "NCPUS", "ReqMem", "ReqTRES", "AllocTRES",
-                 "ReqCPUS", "Reason", "TimelimitRaw")
+                 "ReqCPUS", "Reason", "TimelimitRaw", "Account", "Partition")
 TIME_COLUMNS = ("Submit", "Start", "End", "Eligible")
 # Read as integers by the typed reader (faster than hashing them as dictionaries).
 _INT_COLUMNS = ("ElapsedRaw", "NNodes", "NCPUS", "ReqCPUS")

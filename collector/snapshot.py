@@ -9,8 +9,9 @@ at their limit now, and the waits of the jobs that started in the window.
 Version 3 adds the efficiency sums per user and day, version 4 the used
 series (USED_NCPUS, USED_MEMORY: what ended jobs used of what they held),
 version 5 the daily history (resource-hours per user and local day over the
-history kept, and the jobs started each day: collector/history.py).
-Files of versions 1-4 still read (what they lack reads as nothing). The JSON Schema is
+history kept, and the jobs started each day: collector/history.py), version
+6 the same series per account and per partition (`groups`). Files of
+versions 1-5 still read (what they lack reads as nothing). The JSON Schema is
 `snapshot.schema.json` beside this file.
 
 `to_dict`/`from_dict` are pure; `write_snapshot` is atomic (collector/atomic.py),
@@ -34,15 +35,16 @@ import orjson
 from collector.atomic import write_atomic
 from collector.efficiency import NO_EFFICIENCY, SUMS, EfficiencyDays
 from collector.history import History, midnights
+from collector.jobtable import GROUPINGS
 from collector.observables import KEYS, OBSERVABLES, QUEUED, USED
 from collector.pressure import NO_WAIT_DAYS, AtLimitNow, Pressure, WaitDays
 from collector.squeue import QueueRow
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 # 1: before the queue (its queued series read as zeros); 2: before efficiency;
 # 3: before the used series (read as zeros: nothing recorded); 4: before the
 # daily history (none).
-READABLE_VERSIONS = (1, 2, 3, 4, 5)
+READABLE_VERSIONS = (1, 2, 3, 4, 5, 6)
 SCHEMA_PATH = Path(__file__).with_name("snapshot.schema.json")
 DECIMALS = 4
 
@@ -66,6 +68,18 @@ class QueueState:
         return not self.error
 
 
+
+
+@dataclass(frozen=True)
+class Grouping:
+    """The charts' series per account or partition (the users' are the
+    snapshot's own): names, observable -> (names x bins), observable ->
+    (names,) running now, and the daily history."""
+
+    names: tuple[str, ...]
+    series: dict[str, np.ndarray]
+    current: dict[str, np.ndarray]
+    history: History | None = None
 
 
 @dataclass(frozen=True)
@@ -99,6 +113,17 @@ class Snapshot:
     efficiency: EfficiencyDays = NO_EFFICIENCY
     # Resource-seconds per user and local day over the history kept (None: not made).
     history: History | None = None
+    # The same series, values now and history per account and per partition.
+    groups: dict[str, Grouping] = dataclasses.field(default_factory=dict)
+
+    def grouped(self, by: str) -> Snapshot:
+        """The snapshot with its users, series, values now and history those of
+        one grouping (GROUPINGS; "user", or one not collected: itself)."""
+        g = self.groups.get(by)
+        if g is None:
+            return self
+        return dataclasses.replace(self, users=g.names, series=g.series, current=g.current,
+                                   history=g.history, groups={})
 
     def limit_steps(self, obs: str) -> tuple[tuple[int, float | None], ...]:
         """The limit's steps for one observable (one step when it never changed)."""
@@ -194,6 +219,13 @@ def to_dict(snap: Snapshot, arrays: bool = False) -> dict[str, Any]:
         "waits": _waits_doc(snap.waits, tz, arrays),
         "efficiency": _efficiency_doc(snap.efficiency, tz, arrays),
         "history": _history_doc(snap.history, snap.timezone, arrays),
+        "groups": {by: {"names": list(g.names),
+                        "observables": {obs: {n: _values(g.series[obs][i], arrays)
+                                              for i, n in enumerate(g.names)} for obs in KEYS},
+                        "current_usage": {n: {obs: round(float(g.current[obs][i]), DECIMALS)
+                                              for obs in KEYS} for i, n in enumerate(g.names)},
+                        "history": _history_doc(g.history, snap.timezone, arrays)}
+                   for by, g in snap.groups.items()},
     }
 
 
@@ -282,6 +314,47 @@ def _need(d: Mapping[str, Any], key: str, kind: type | tuple[type, ...], where: 
     return value
 
 
+def _rows(observables: dict, current: dict, obs: str, names: list, n_bins: int, where: str
+          ) -> tuple[np.ndarray, np.ndarray]:
+    """One observable's series (names x bins) and values now, read from the
+    per-name maps `observables` and `current_usage` (`where`: their path)."""
+    per_name = _need(observables, obs, dict, f"{where}observables.")
+    rows = []
+    for u in names:
+        values = per_name.get(u)
+        if not isinstance(values, list) or len(values) != n_bins:
+            raise SnapshotError(f"{where}observables.{obs}.{u} must be a list of {n_bins} numbers")
+        rows.append(values)
+    try:
+        series = np.asarray(rows, dtype=np.float64).reshape(len(names), n_bins)
+    except (TypeError, ValueError):
+        raise SnapshotError(f"{where}observables.{obs} holds a value that is not a number") from None
+    try:
+        now = np.asarray([float(current.get(u, {}).get(obs, 0.0)) for u in names])
+    except (TypeError, ValueError, AttributeError):
+        raise SnapshotError(f"{where}current_usage holds a bad value for {obs}") from None
+    return series, now
+
+
+def _groups_of_doc(doc: Any, n_bins: int) -> dict[str, Grouping]:
+    out = {}
+    for by, g in doc.items():
+        if by not in GROUPINGS or by == "user":
+            raise SnapshotError(f"groups.{by} is not a grouping ({', '.join(GROUPINGS[1:])})")
+        names = _need(g, "names", list, f"groups.{by}.")
+        obs_doc = _need(g, "observables", dict, f"groups.{by}.")
+        cur_doc = _need(g, "current_usage", dict, f"groups.{by}.")
+        series, cur = {}, {}
+        for obs in KEYS:
+            series[obs], cur[obs] = _rows(obs_doc, cur_doc, obs, names, n_bins, f"groups.{by}.")
+        try:
+            h = _history_of_doc(g["history"]) if g.get("history") else None
+        except (KeyError, TypeError, ValueError) as err:
+            raise SnapshotError(f"groups.{by}.history is malformed ({err})") from None
+        out[by] = Grouping(tuple(map(str, names)), series, cur, h)
+    return out
+
+
 def from_dict(d: Any) -> Snapshot:
     """A `Snapshot` from its JSON document; `SnapshotError` names what is wrong."""
     if not isinstance(d, dict):
@@ -309,22 +382,7 @@ def from_dict(d: Any) -> Snapshot:
             # before the queue nothing was queued; before the used series nothing was recorded
             series[obs], cur[obs] = np.zeros((len(users), n_bins)), np.zeros(len(users))
             continue
-        per_user = _need(observables, obs, dict, "observables.")
-        rows = []
-        for u in users:
-            values = per_user.get(u)
-            if not isinstance(values, list) or len(values) != n_bins:
-                raise SnapshotError(
-                    f"observables.{obs}.{u} must be a list of {n_bins} numbers")
-            rows.append(values)
-        try:
-            series[obs] = np.asarray(rows, dtype=np.float64).reshape(len(users), n_bins)
-        except (TypeError, ValueError):
-            raise SnapshotError(f"observables.{obs} holds a value that is not a number") from None
-        try:
-            cur[obs] = np.asarray([float(current.get(u, {}).get(obs, 0.0)) for u in users])
-        except (TypeError, ValueError, AttributeError):
-            raise SnapshotError(f"current_usage holds a bad value for {obs}") from None
+        series[obs], cur[obs] = _rows(observables, current, obs, users, n_bins, "")
     return Snapshot(
         qos=_need(meta, "qos", str, "metadata."),
         site=str(meta.get("site", "")),
@@ -407,6 +465,8 @@ def _queue_parts(d: Mapping[str, Any], n_bins: int) -> dict[str, Any]:
                 raise SnapshotError("efficiency: its lists differ in length or point outside")
             out["efficiency"] = EfficiencyDays(e_days, tuple(map(str, e["users"])), user, day,
                                                totals)
+        if d.get("groups"):
+            out["groups"] = _groups_of_doc(_need(d, "groups", dict, ""), n_bins)
         h = d.get("history")
         if h:
             try:

@@ -229,6 +229,18 @@ def synth_sacct(now: int, days: int, n_jobs: int, *, n_users: int = 50,
         rss_t = peak.astype(str).astype(object)
         rss_t[~ended] = ""
 
+    # Account and partition (drawn last: the rest stays as it was). Every user
+    # charges the group's account, one in four sometimes a lab account too; GPU
+    # jobs run in "gpu", large-memory ones in "bigmem"; a pending job may list
+    # two partitions (it counts under the first until it starts).
+    lab_user = (np.arange(n_users) % 4) == 1
+    base = str(qos_names[0]).split("-")[0] if len(qos_names) else "group"
+    account = np.where(lab_user[user_idx] & (rng.random(n) < 0.4), f"{base}-lab", base)
+    partition = np.where(gpus > 0, "gpu", np.where(mem_mib >= 262144, "bigmem", "hpg-default"))
+    partition = partition.astype(object)
+    listed = pending & (gpus == 0) & (rng.random(n) < 0.3)
+    partition[listed] = [f"{x},hpg-milan" for x in partition[listed].tolist()]
+
     order = np.argsort(submit, kind="stable")
     cols = {
         "JobIDRaw": job_raw.astype(str), "JobID": job_id, "User": users[user_idx],
@@ -236,7 +248,8 @@ def synth_sacct(now: int, days: int, n_jobs: int, *, n_users: int = 50,
         "End": end_t, "ElapsedRaw": elapsed.astype(str), "NNodes": nnodes.astype(str),
         "NCPUS": cpus.astype(str), "ReqMem": req_mem, "ReqTRES": tres, "AllocTRES": alloc,
         "Eligible": eligible_t, "ReqCPUS": cpus.astype(str), "Reason": reason,
-        "TimelimitRaw": minutes.astype(str),
+        "TimelimitRaw": minutes.astype(str), "Account": account.astype(object),
+        "Partition": partition,
     }
     fields = FIELDS
     if usage:

@@ -140,6 +140,11 @@ class SlurmDb:
                 "Eligible": "Unknown" if r.held and s is None else _t(r.submit),
                 "ReqCPUS": str(r.cpus), "Reason": r.reason(s is not None),
                 "TimelimitRaw": str(r.timelimit_min) if r.timelimit_min else "Partition_Limit",
+                # u1 charges a second account for odd jobs; a pending job may list two
+                # partitions (it counts under the first until it starts in one).
+                "Account": "avery-lab" if r.user == "u1" and r.job_id % 2 else "avery",
+                "Partition": ("gpu" if r.gpus else "hpg-default") if s is not None
+                else ("hpg-default,gpu" if r.job_id % 3 == 0 else "hpg-default"),
             }
             used = r.used(e - s) if s is not None and e is not None else None
             values.update(dict.fromkeys(USAGE_FIELDS, ""))

@@ -125,7 +125,8 @@ def line(jobid: str, user: str = "alice", elapsed: str = "3600", ncpus: str = "4
               "NCPUS": ncpus, "ReqMem": "8G", "ReqTRES": alloc, "AllocTRES": alloc,
               "Eligible": "2026-11-25T10:00:00", "ReqCPUS": ncpus, "Reason": "None",
               "TimelimitRaw": "" if step else timelimit, "TotalCPU": total_cpu,
-              "MaxRSS": max_rss, "TRESUsageInMax": tres_max, "TRESUsageInAve": tres_ave}
+              "MaxRSS": max_rss, "TRESUsageInMax": tres_max, "TRESUsageInAve": tres_ave,
+              "Account": "" if step else "avery", "Partition": "" if step else "hpg-default"}
     return "|".join(values[f] for f in HEADER.split("|"))
 
 
@@ -313,7 +314,7 @@ class TestEndToEnd:
         path = self.collect(tmp_path)
         doc = json.loads(path.read_text())
         jsonschema.validate(doc, json.loads(SCHEMA_PATH.read_text()))
-        assert doc["schema_version"] == SCHEMA_VERSION == 5
+        assert doc["schema_version"] == SCHEMA_VERSION == 6
         snap = read_snapshot(path)
         rows = {r["user"]: r for r in efficiency_table(snap, resolve_view(snap, "7d"), RULES)}
         # Unrounded percentages (the page draws them with no decimals, the downloads as they are).

@@ -232,6 +232,12 @@ class TestExportFiles:
         assert month_users
         assert set(month_users) <= {*avery["users"], "Total"}
         assert len(month_users) == len(set(month_users))
+        # Accounts may be personal: pseudonyms too; partitions stay.
+        accounts = avery["groups"]["account"]["users"]
+        assert len(accounts) == 2
+        assert all(re.fullmatch(r"account-[0-9a-f]{10}", a) for a in accounts), accounts
+        assert not any(b"avery-lab" in p.read_bytes() for p in tmp_path.rglob("*.json"))
+        assert "gpu" in avery["groups"]["partition"]["users"]
 
     def test_a_damaged_snapshot_leaks_no_name_through_its_error(self, site: Path, tmp_path: Path) -> None:
         copy = tmp_path / "site"

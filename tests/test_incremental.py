@@ -114,6 +114,19 @@ def assert_same_snapshots(a: Config, b: Config) -> None:
             np.testing.assert_allclose(x.series[obs], y.series[obs], atol=1e-3, err_msg=obs)
             np.testing.assert_allclose(x.current[obs], y.current[obs], atol=1e-3, err_msg=obs)
         assert x.jobs_counted == y.jobs_counted
+        # The same per account and per partition (folds of the same sums).
+        assert set(x.groups) == set(y.groups) == {"account", "partition"}
+        for by, gx in x.groups.items():
+            gy = y.groups[by]
+            assert gx.names == gy.names, by
+            for obs in gx.series:
+                np.testing.assert_allclose(gx.series[obs], gy.series[obs], atol=1e-3,
+                                           err_msg=f"{by} {obs}")
+                np.testing.assert_allclose(gx.current[obs], gy.current[obs], atol=1e-3)
+            assert (gx.history is None) == (gy.history is None)
+            if gx.history is not None and gy.history is not None:
+                np.testing.assert_allclose(gx.history.seconds.sum(axis=(0, 1)),
+                                           gy.history.seconds.sum(axis=(0, 1)), atol=1e-3)
         # The queue's pressure and waits, from the exact intervals, agree too.
         assert set(x.pressure) == set(y.pressure)
         for k in x.pressure:

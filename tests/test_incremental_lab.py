@@ -84,6 +84,14 @@ def assert_same(a: Path, b: Path, name: str, limits: bool = True, usage: bool = 
     if usage:   # what the ended jobs used: the store's usage queries and a full query's alike
         assert _efficiency(x) == _efficiency(y)
     assert x.jobs_counted == y.jobs_counted
+    for by in ("account", "partition"):     # the groupings: folds of the same sums
+        gx, gy = x.groups[by], y.groups[by]
+        assert gx.names == gy.names, by
+        for obs in gx.series:
+            if obs in used and not usage:
+                continue
+            np.testing.assert_allclose(gx.series[obs], gy.series[obs], atol=1e-3,
+                                       err_msg=f"{name} {by} {obs}")
     assert set(x.pressure) == set(y.pressure) or not limits   # the queue's parts agree too
     for k in x.pressure if limits else ():
         np.testing.assert_allclose(x.pressure[k].at_limit, y.pressure[k].at_limit, atol=1e-3)
@@ -163,6 +171,10 @@ def test_incremental_cycles_equal_a_full_query_on_real_slurm(lab: Lab, tmp_path:
         assert_same(tmp_path / "inc", tmp_path / "plain", name, limits=False, usage=False)
     snap = read_snapshot(tmp_path / "inc" / "data" / "data_avery.json")
     assert {"alice", "bob", "carol"} <= set(snap.users)
+    # Real sacct names each job's account and partition: the groups have them.
+    for by in ("account", "partition"):
+        assert snap.groups[by].names, by
+        assert "" not in snap.groups[by].names, (by, snap.groups[by].names)
     # The lab gathers job accounting: the ended jobs' CPU time reached the snapshots.
     assert snap.efficiency.sums["cpu_held"].sum() > 0
     assert snap.series["USED_NCPUS"].any()

@@ -31,14 +31,14 @@ def line(jobid: str = "1", user: str = "alice", qos: str = "avery", state: str =
          ncpus: str = "4", reqmem: str = "8G", reqtres: str = "cpu=4,mem=8G,node=1",
          alloctres: str = "cpu=4,mem=8G,node=1", jobid_raw: str | None = None,
          eligible: str | None = None, reqcpus: str | None = None, reason: str = "None",
-         timelimit: str = "120") -> str:
+         timelimit: str = "120", account: str = "avery", partition: str = "hpg-default") -> str:
     values = {"JobIDRaw": jobid_raw or jobid, "JobID": jobid, "User": user, "QOS": qos,
               "State": state, "Submit": submit, "Start": start, "End": end,
               "ElapsedRaw": elapsed, "NNodes": nnodes, "NCPUS": ncpus, "ReqMem": reqmem,
               "ReqTRES": reqtres, "AllocTRES": alloctres,
               "Eligible": submit if eligible is None else eligible,
               "ReqCPUS": ncpus if reqcpus is None else reqcpus, "Reason": reason,
-              "TimelimitRaw": timelimit}
+              "TimelimitRaw": timelimit, "Account": account, "Partition": partition}
     return "|".join(values[f] for f in FIELDS)
 
 
@@ -396,3 +396,27 @@ class TestMappedFiles:
             got = parse_sacct(_mapped(path))
             assert got.jobs.to_frame().equals(want.jobs.to_frame()), path.name
             assert got.bad_lines == want.bad_lines, path.name
+
+
+def test_account_and_partition_are_read_and_a_pending_job_counts_under_its_first_partition(
+        ) -> None:
+    jobs = parse_lines(
+        line(jobid="1", account="avery", partition="gpu"),
+        line(jobid="2", account="avery-lab", partition="hpg-default"),
+        line(jobid="3", state="PENDING", start="Unknown", end="Unknown", elapsed="0",
+             account="avery", partition="hpg-default,gpu,bigmem")).jobs
+    assert [jobs.accounts[a] for a in jobs.account] == ["avery", "avery-lab", "avery"]
+    assert [jobs.partitions[p] for p in jobs.partition] == ["gpu", "hpg-default", "hpg-default"]
+    by_partition = jobs.grouped("partition")
+    assert [by_partition.users[u] for u in by_partition.user] == ["gpu", "hpg-default",
+                                                                  "hpg-default"]
+    assert jobs.grouped("user") is jobs
+
+
+def test_a_saved_file_without_account_or_partition_groups_under_not_known() -> None:
+    fields = [f for f in FIELDS if f not in ("Account", "Partition")]
+    text = "|".join(fields) + "\n" + "|".join(
+        line(jobid="1").split("|")[i] for i, f in enumerate(FIELDS) if f in fields) + "\n"
+    jobs = parse_sacct(text.encode(), "UTC").jobs
+    assert len(jobs) == 1
+    assert (jobs.accounts, jobs.partitions) == (("",), ("",))

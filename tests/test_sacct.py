@@ -19,7 +19,7 @@ class TestArguments:
             "--starttime=2025-11-24T16:00:00", "--endtime=2025-11-24T17:00:00",
             "--qos=avery,avery-b",
             "--format=JobIDRaw,JobID,User,QOS,State,Submit,Start,End,ElapsedRaw,NNodes,NCPUS,"
-            "ReqMem,ReqTRES,AllocTRES,Eligible,ReqCPUS,Reason,TimelimitRaw",
+            "ReqMem,ReqTRES,AllocTRES,Eligible,ReqCPUS,Reason,TimelimitRaw,Account,Partition",
         ]
 
     def test_never_truncates(self) -> None:
@@ -58,7 +58,7 @@ class TestArguments:
         assert fmt.removeprefix("--format=").split(",") == [
             "JobIDRaw", "JobID", "User", "QOS", "State", "Submit", "Start", "End",
             "ElapsedRaw", "NNodes", "NCPUS", "ReqMem", "ReqTRES", "AllocTRES",
-            "Eligible", "ReqCPUS", "Reason", "TimelimitRaw"]
+            "Eligible", "ReqCPUS", "Reason", "TimelimitRaw", "Account", "Partition"]
         # Each allocation field is needed: a header without it is refused, naming it.
         from collector.parse import SacctFormatError, parse_sacct
 

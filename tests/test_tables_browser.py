@@ -242,3 +242,60 @@ def test_a_year_is_drawn_in_days_from_the_history(site: Path, tmp_path: Path, wh
                     " return !gd.layout.title.text.includes('daily average'); }")
         assert page.inner_text("#daily-note").strip() == ""
     assert not errors, errors
+
+
+@pytest.mark.parametrize("which", ["dash", "static"])
+def test_grouping_by_account_and_partition_is_chosen_on_the_page_and_kept_in_the_url(
+        site: Path, tmp_path: Path, which: str) -> None:
+    """By account, then by partition: the charts stack the snapshot's groups
+    (a chart's file holds their series), the usage tables sum per group
+    under its own header, the totals stay the users' totals, the files say
+    the grouping, and the URL keeps it (a reload opens grouped)."""
+    snap = read_snapshot(snapshot_path(load_config(site / "librarian.toml").site.data_dir, "avery"))
+    with opened(site, tmp_path, which) as (page, errors):
+        by_user = shown(page, "total-table")
+        cpu = by_user["columns"].index("NCPUS")
+        for by, label in (("account", "Account"), ("partition", "Partition")):
+            names = snap.groups[by].names
+            assert len(names) >= 2, names
+            page.click(f"#group-by >> text=By {by}")
+            until(page, f"() => location.search.includes('group={by}')")
+            until(page, f"() => document.querySelector('#total-table thead th').textContent"
+                        f".includes('{label}')")
+            legend = page.eval_on_selector_all("#legend .legend-item",
+                                               "els => els.map(e => e.dataset.user)")
+            assert set(legend) == set(names)
+            t = shown(page, "total-table")
+            assert {r[0] for r in t["body"]} <= set(names)
+            assert t["total"][cpu] == by_user["total"][cpu]            # the same CPU-hours
+            current = shown(page, "current-table")
+            assert current["headers"][0] == label
+            name, text = download(page, "#total-table [data-table-download][data-format='csv']")
+            assert name == f"hipergator_avery_30d_by-{by}_total.csv"
+            rows = list(csv.reader(io.StringIO(text)))
+            assert rows[0][0] == label
+            name, text = download(page, "[data-chart-download='graph-ncpus'][data-format='csv']")
+            assert name == f"hipergator_avery_30d_by-{by}_chart-ncpus.csv"
+            header, body = (lambda r: (r[0], r[1:]))(list(csv.reader(io.StringIO(text))))
+            held = {h.removesuffix(" held (CPUs)"): i for i, h in enumerate(header)
+                    if h.endswith(" held (CPUs)")}
+            assert set(held) <= set(names)
+            g = snap.groups[by]
+            for group, col in held.items():
+                values = np.array([float(r[col]) if r[col] else 0.0 for r in body])
+                assert values == pytest.approx(g.series["NCPUS"][g.names.index(group)],
+                                               rel=1e-5, abs=1e-4), group
+        # The URL keeps the grouping: a reload opens by partition.
+        page.reload()
+        until(page, "() => document.querySelectorAll('#total-table tbody tr').length > 0"
+                    " && document.querySelector('#total-table thead th').textContent"
+                    ".includes('Partition')")
+        assert set(page.eval_on_selector_all("#legend .legend-item",
+                                             "els => els.map(e => e.dataset.user)")) == \
+            set(snap.groups["partition"].names)
+        # Back to users.
+        page.click("#group-by >> text=By user")
+        until(page, "() => !location.search.includes('group=')")
+        until(page, "() => document.querySelector('#total-table thead th').textContent"
+                    ".includes('User')")
+    assert not errors, errors

@@ -37,16 +37,21 @@
         if (!manifest || manifest.qos.indexOf(qos) < 0) { qos = manifest ? manifest.qos[0] : null; }
         var range = p.get("range");
         var show = SHOWS.indexOf(p.get("show")) >= 0 ? p.get("show") : DEFAULT_SHOW;
+        var groups = manifest ? manifest.groupings || ["user"] : ["user"];
+        var group = groups.indexOf(p.get("group")) >= 0 ? p.get("group") : groups[0];
         if (range === "custom" && p.get("from") && p.get("to")) {
-            return {qos: qos, range: "custom", from: p.get("from"), to: p.get("to"), show: show};
+            return {qos: qos, range: "custom", from: p.get("from"), to: p.get("to"), show: show,
+                    group: group};
         }
-        return {qos: qos, range: PRESETS.indexOf(range) >= 0 ? range : DEFAULT, show: show};
+        return {qos: qos, range: PRESETS.indexOf(range) >= 0 ? range : DEFAULT, show: show,
+                group: group};
     }
 
     function search(s) {
         var p = new URLSearchParams({qos: s.qos, range: s.range});
         if (s.range === "custom") { p.set("from", s.from); p.set("to", s.to); }
         if (s.show && s.show !== DEFAULT_SHOW) { p.set("show", s.show); }
+        if (s.group && s.group !== "user") { p.set("group", s.group); }
         return "?" + p.toString();
     }
 
@@ -230,11 +235,32 @@
         Array.prototype.forEach.call($("show-mode").querySelectorAll("button"), function (b) {
             b.classList.toggle("active", b.getAttribute("data-show") === s.show);
         });
+        Array.prototype.forEach.call($("group-by").querySelectorAll("button"), function (b) {
+            b.classList.toggle("active", b.getAttribute("data-group") === s.group);
+        });
         $("range-from").value = s.range === "custom" ? s.from : "";
         $("range-to").value = s.range === "custom" ? s.to : "";
     }
 
-    function draw(d, s) {
+    /* The QoS's data as grouped by account or partition: the charts, the usage
+       tables and the months swapped in; the queue, waits and efficiency stay per user. */
+    function grouped(d, by) {
+        var g = d.groups && d.groups[by];
+        if (!g) { return d; }
+        var views = {};
+        Object.keys(d.views).forEach(function (k) { views[k] = Object.assign({}, d.views[k], g.views[k]); });
+        return Object.assign({}, d, g, {views: views});
+    }
+
+    /* The columns with the first one headed by the grouping shown. */
+    function headed(columns, by) {
+        return columns.map(function (c) {
+            return c.id === "user" ? Object.assign({}, c, {header: by.charAt(0).toUpperCase() + by.slice(1)}) : c;
+        });
+    }
+
+    function draw(whole, s) {
+        var d = grouped(whole, s.group);
         $("range-error").textContent = "";
         var view, rows, figures;
         if (s.range === "custom") {
@@ -242,7 +268,7 @@
             var end = Math.min(wallMs(s.to.replace("T", " ") + ":00"), wallMs(d.window_end.replace("T", " ") + ":00"));
             if (!(start < end)) {
                 $("range-error").textContent = manifest.texts.range_fallback;
-                s = {qos: s.qos, range: DEFAULT};
+                s = {qos: s.qos, range: DEFAULT, show: s.show, group: s.group};
             } else {
                 var iso = function (ms) { return new Date(ms).toISOString().slice(0, 16); };
                 view = {start: iso(start), end: iso(end), hours: (end - start) / 3.6e6};
@@ -268,9 +294,9 @@
         var stem = s.range === "custom" ? d.views["30d"].stem.replace(/_30d_/, "_" +
             (s.from + "-to-" + s.to).toLowerCase().replace(/[^a-z0-9]+/g, "-") + "_") : view.stem;
         window.LibrarianTables.setStem(stem);
-        table("current-table", manifest.columns.current, d.current, stem);
-        table("total-table", manifest.columns.total, rows, stem);
-        queueParts(d, s.range === "custom" ? d.views["30d"] : view, s.range === "custom", stem);
+        table("current-table", headed(manifest.columns.current, s.group), d.current, stem);
+        table("total-table", headed(manifest.columns.total, s.group), rows, stem);
+        queueParts(d, s.range === "custom" ? d.views["30d"] : view, s.range === "custom", stem, s.group);
         message(d.empty_message, "info");
         header(d);
     }
@@ -286,7 +312,7 @@
 
     /* The queue now, the limit sentence, the limit pressure, the waits and efficiency
        (pre-computed per preset; a custom range shows the 30-day ones, and says so). */
-    function queueParts(d, view, custom, stem) {
+    function queueParts(d, view, custom, stem, by) {
         var alert = $("limit-alert");
         alert.replaceChildren.apply(alert, d.limit_sentences.map(function (t) {
             var div = document.createElement("div");
@@ -306,7 +332,7 @@
         Plotly.react($("pressure-graph"), themed(view.pressure_figure), {displaylogo: false, responsive: true});
         Plotly.react($("wait-graph"), themed(view.wait_figure), {displaylogo: false, responsive: true});
         table("month-table", c.month, d.months, stem);
-        table("user-month-table", c.user_month, d.user_months, stem);
+        table("user-month-table", headed(c.user_month, by), d.user_months, stem);
         $("month-note").textContent = manifest.texts.month_note;
         Plotly.react($("month-graph"), themed(d.month_figure), {displaylogo: false, responsive: true});
     }
@@ -385,8 +411,24 @@
             b.className = "btn btn-outline-primary btn-sm";
             b.setAttribute("data-range", p);
             b.textContent = p;
-            b.addEventListener("click", function () { go({qos: readState().qos, range: p, show: readState().show}); });
+            b.addEventListener("click", function () {
+                var s = readState();
+                go({qos: s.qos, range: p, show: s.show, group: s.group});
+            });
             $("range-preset").appendChild(b);
+        });
+        (manifest.groupings || []).forEach(function (g) {
+            var b = document.createElement("button");
+            b.type = "button";
+            b.className = "btn btn-outline-secondary btn-sm";
+            b.setAttribute("data-group", g);
+            b.textContent = "By " + g;
+            b.addEventListener("click", function () {
+                var s = readState();
+                s.group = g;
+                go(s);
+            });
+            $("group-by").appendChild(b);
         });
         SHOWS.forEach(function (m) {
             var b = document.createElement("button");
@@ -403,12 +445,14 @@
         });
         $("range-apply").addEventListener("click", function () {
             if ($("range-from").value && $("range-to").value) {
-                go({qos: readState().qos, range: "custom", from: $("range-from").value, to: $("range-to").value,
-                    show: readState().show});
+                var s = readState();
+                go({qos: s.qos, range: "custom", from: $("range-from").value, to: $("range-to").value,
+                    show: s.show, group: s.group});
             }
         });
         $("range-reset").addEventListener("click", function () {
-            go({qos: readState().qos, range: DEFAULT, show: readState().show});
+            var s = readState();
+            go({qos: s.qos, range: DEFAULT, show: s.show, group: s.group});
         });
         window.addEventListener("popstate", render);
         window.setInterval(refresh, manifest.refresh_seconds * 1000);

@@ -138,7 +138,9 @@ class Synced:
 
     def binned(self, cluster: str, qos: str, window: Window) -> Binned:
         hot = self._hot_by_qos.get(cluster, {}).get(qos, JobTable.empty())
-        return add_binned(self.cold.binned(cluster, qos, window), bin_seconds(hot, window))
+        """Resource-seconds per (user, account, partition) (JobTable.combined)."""
+        return add_binned(self.cold.binned(cluster, qos, window),
+                          bin_seconds(hot.combined(), window))
 
 
 class JobStore:

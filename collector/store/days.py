@@ -84,7 +84,7 @@ def _segment_history(jobs: dict[str, JobTable], first: date, tz: str) -> dict[Ke
         n_days = max((last - since).days + 1, 1)
         grid_first, grid = history_grid(int(ends.max()), n_days, tz)
         for qos, part in table.by_qos().items():
-            h = history_of(part, grid_first, grid)
+            h = history_of(part.combined(), grid_first, grid)   # folded per grouping later
             if h.users:
                 out[(cluster, qos)] = h
     return out

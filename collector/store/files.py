@@ -75,7 +75,8 @@ def store_folder(data_dir: Path) -> Path:
 _DICT = pa.dictionary(pa.int32(), pa.string())
 _SCHEMA = pa.schema([
     ("cluster", _DICT), ("job_id", pa.int64()), ("user", _DICT), ("qos", _DICT),
-    ("state", _DICT), ("reason", _DICT), *((c, pa.float64()) for c in FLOAT_COLUMNS),
+    ("state", _DICT), ("reason", _DICT), ("account", _DICT), ("partition", _DICT),
+    *((c, pa.float64()) for c in FLOAT_COLUMNS),
 ])
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from collector.store.records import DAY
 
-STORE_VERSION = 5   # 5: what ended jobs used (TotalCPU, peak RSS, GPU); 4: the queue
+STORE_VERSION = 6   # 6: Account, Partition; 5: what ended jobs used; 4: the queue
 
 
 @dataclass(frozen=True)

@@ -105,7 +105,9 @@ class ColdSums:
             old = self.sums.get((cluster, qos))
             plus_jobs = added.get(cluster, {}).get(qos, empty)
             minus_jobs = removed.get(cluster, {}).get(qos, empty)
-            plus, minus = bin_seconds(plus_jobs, window), bin_seconds(minus_jobs, window)
+            # Per (user, account, partition): each grouping is a fold of these.
+            plus = bin_seconds(plus_jobs.combined(), window)
+            minus = bin_seconds(minus_jobs.combined(), window)
             users = tuple(sorted(set(old.users if old else ()) | set(plus.users)
                                  | set(minus.users)))
             pos = {u: i for i, u in enumerate(users)}
