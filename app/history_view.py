@@ -18,14 +18,17 @@ import numpy as np
 
 from app.tables import Column, text_column
 from collector.history import History, midnights
-from collector.observables import CHART_KEYS, HELD, KEYS, QUEUED, observable
+from collector.observables import CHART_KEYS, HELD, KEYS, QUEUED, USED, observable
 from collector.snapshot import Snapshot
 
 MONTH_NOTE = ("Months are the site's local calendar months, over the history the collector "
               "keeps (collect.history_days; the window otherwise): a month only partly inside it "
-              "counts the days it has. The share of the limit is the resource-hours used over "
-              "the limit x the hours of the month covered, with the limit as it stood at each "
-              "moment. Jobs are those that started in the month.")
+              "counts the days it has; months before the first job are left out. The share of "
+              "the limit is the resource-hours used over the limit x the hours of the month "
+              "covered, with the limit as it stood at each moment. Jobs are those that started "
+              "in the month. CPU and memory used are what the jobs that ended used of what all "
+              "the month's jobs held (a month with jobs still running reads low until they "
+              "end); blank where nothing was recorded.")
 
 
 @dataclass(frozen=True)
@@ -52,7 +55,7 @@ def _limit_hours(snap: Snapshot, key: str, a: float, b: float) -> float:
 
 
 def months(snap: Snapshot) -> list[Month]:
-    """The months the history touches, oldest first."""
+    """The months the history touches, oldest first, from the first with a job."""
     h: History | None = snap.history
     if h is None or not h.n_days:
         return []
@@ -67,6 +70,9 @@ def months(snap: Snapshot) -> list[Month]:
         capacity = {o.key: _limit_hours(snap, o.key, start, end) for o in HELD if o.limit_key}
         out.append(Month(label, int(start), int(end), h.users, hours,
                          h.started[:, days].sum(axis=1), capacity))
+    # Months before the history's first job say nothing (a year kept, jobs for 90 days).
+    while out and not out[0].jobs.any() and not any(v.any() for v in out[0].hours.values()):
+        out.pop(0)
     return out
 
 
@@ -78,12 +84,15 @@ MONTH_COLUMNS = (
           if o.limit_key else []))],
     Column("jobs", "Jobs started", decimals=0),
     *[Column(o.key, o.total_label) for o in QUEUED if o.queued_of == "NCPUS"],
+    *[Column(f"{o.key}_of_held", f"{o.current_label} of held", unit="%", short="% used")
+      for o in USED],
 )
 
 
 def month_rows(snap: Snapshot) -> list[dict[str, object]]:
     """Per month, newest first: the QoS's resource-hours, the share of its
-    capacity used, jobs started and queued CPU-hours."""
+    capacity used, jobs started, queued CPU-hours, and the share of the CPUs
+    and memory held that the ended jobs used."""
     rows = []
     for m in reversed(months(snap)):
         row: dict[str, object] = {"month": m.label, "days": round((m.end - m.start) / 86400, 2)}
@@ -97,6 +106,9 @@ def month_rows(snap: Snapshot) -> list[dict[str, object]]:
         for o in QUEUED:
             if o.queued_of == "NCPUS":
                 row[o.key] = float(m.hours[o.key].sum())
+        for o in USED:   # efficiency: the used shade's hours over the held ones
+            used, held = float(m.hours[o.key].sum()), float(m.hours[str(o.used_of)].sum())
+            row[f"{o.key}_of_held"] = 100 * used / held if used > 0 and held > 0 else None
         rows.append(row)
     return rows
 

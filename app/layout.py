@@ -198,7 +198,8 @@ def build_layout(config: Config) -> html.Div:
             dbc.Row([
                 _table(ids.MONTH_TABLE, "The QoS per month (what the history holds)",
                        below=_small_graph(ids.MONTH_GRAPH)),
-                _table(ids.USER_MONTH_TABLE, "Each user, this month against the last"),
+                _table(ids.USER_MONTH_TABLE, "This month against the last (per user, account or "
+                                             "partition, as grouped above)"),
             ], class_name="g-3"),
             html.P(MONTH_NOTE, className="small text-body-secondary"),
         ], fluid=True),

@@ -4,6 +4,7 @@ across two months, the limit changed mid-month, parts added by their days."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
@@ -189,3 +190,28 @@ def test_a_segment_keeps_only_the_days_its_jobs_touch() -> None:
     year = add_histories([h], date(2025, 12, 1), 366)
     assert year.seconds[CPU, 0].sum() / H == pytest.approx(36)
     assert year.seconds[CPU, 0, (date(2026, 11, 20) - date(2025, 12, 1)).days] / H == 30
+
+
+def test_a_months_efficiency_is_what_the_ended_jobs_used_of_what_was_held() -> None:
+    # ana held 10 CPUs for a day and used 2.5 on average (her job's TotalCPU over
+    # its ElapsedRaw); bo held 4 for a day and his job recorded nothing (no
+    # steps): the month's CPUs used of held is 60 of 336 CPU-hours.
+    first = date(2026, 11, 1)
+    now = t(2026, 11, 20)
+    grid = DayGrid(midnights(first, 19, TZ), int(now))
+    table = jobs(("ana", t(2026, 11, 5), t(2026, 11, 6), 10), ("bo", t(2026, 11, 7),
+                                                                t(2026, 11, 8), 4))
+    used = np.array([2.5 * 86400, np.nan])                    # TotalCPU, s
+    table = replace(table, total_cpu=used, elapsed=table.end - table.start,
+                    usage_read=np.full(2, now), peak_rss_gib=np.array([0.0, np.nan]))
+    snap = snapshot(history_of(table, first, grid), now, ((int(t(2026, 11, 1)), 64.0),))
+    (row,) = month_rows(snap)
+    assert row["NCPUS"] == pytest.approx(10 * 24 + 4 * 24)            # CPU-hours held
+    assert row["USED_NCPUS_of_held"] == pytest.approx(100 * 2.5 * 24 / (14 * 24))
+    assert row["USED_MEMORY_of_held"] is None                       # nothing recorded
+    # A history of nothing but empty months before the first job leaves them out.
+    early = History(date(2026, 9, 1), snap.history.users,
+                    np.concatenate([np.zeros((len(KEYS), 2, 61)), snap.history.seconds], axis=2),
+                    np.concatenate([np.zeros((2, 61)), snap.history.started], axis=1))
+    assert [m.label for m in months(snapshot(early, now, ((int(t(2026, 9, 1)), 64.0),)))] == \
+        ["2026-11"]
