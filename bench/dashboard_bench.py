@@ -2,9 +2,11 @@
 
 Measures, on loopback:
   1. initial page load to the four charts drawn, in Debian's Chromium (median of --loads);
-  2. a range change: the render callback's time as a client sees it (median, p95)
+  2. a range change as a person sees it: click on a preset to the four charts
+     redrawn, in the page (Plotly's plotly_afterplot), per preset;
+  3. a range change: the render callback's time as a client sees it (median, p95)
      and the bytes it sends, for each preset;
-  3. --clients concurrent clients each asking for --requests range changes
+  4. --clients concurrent clients each asking for --requests range changes
      (closed loop, with and without a think time): p50/p95 latency and errors.
 The callback payload is captured from a real range click in the browser and
 replayed with other ranges, so the server does exactly what a click costs.
@@ -77,6 +79,50 @@ def page_loads(url: str, loads: int, tmp: Path) -> tuple[list[float], dict]:
                     page.locator("#range-preset label", has_text="24h").click()
                 payload = json.loads(req.value.post_data)
     return times, payload
+
+
+GRAPH_IDS = ("graph-ncpus", "graph-ngpus", "graph-memory", "graph-njobs")
+# In the page: the time of the last click on a preset, and of the fourth chart
+# drawn after it (Plotly's plotly_afterplot on each graph).
+WATCH = """() => {
+    window.__drawn = 0; window.__doneAt = 0; window.__clickAt = 0;
+    document.getElementById('range-preset').addEventListener('click', () => {
+        window.__clickAt = performance.now(); window.__drawn = 0; window.__doneAt = 0;
+    }, true);
+    for (const id of GRAPHS) {
+        document.querySelector('#' + id + ' .js-plotly-plot').on('plotly_afterplot', () => {
+            window.__drawn += 1;
+            if (window.__drawn === 4) { window.__doneAt = performance.now(); }
+        });
+    }
+}""".replace("GRAPHS", json.dumps(list(GRAPH_IDS)))
+
+
+def redraws(url: str, rounds: int, tmp: Path) -> dict[str, list[float]]:
+    """A person's range change: click on a preset to the four charts redrawn
+    (seconds, measured in the page), `rounds` times per preset."""
+    import re
+
+    drawn = ("() => GRAPHS.every(id => { const gd = document.querySelector('#' + id + ' .js-plotly-plot');"
+             " return gd && gd.data && gd.data.length > 0; })").replace("GRAPHS", json.dumps(list(GRAPH_IDS)))
+    out: dict[str, list[float]] = {p: [] for p in PRESETS}
+    with chromium(tmp) as browser:
+        page = browser.new_page()
+        page.goto(url + "/?qos=avery&range=7d")
+        page.wait_for_function(drawn, timeout=60000, polling=50)
+        page.wait_for_timeout(500)
+        page.evaluate(WATCH)
+        current = "7d"
+        for _ in range(rounds):
+            for preset in PRESETS:
+                if preset == current:
+                    continue
+                page.locator("#range-preset label", has_text=re.compile(f"^{preset}$")).click()
+                page.wait_for_function("() => window.__doneAt > 0", timeout=60000, polling="raf")
+                out[preset].append(page.evaluate("() => (window.__doneAt - window.__clickAt) / 1000"))
+                current = preset
+                page.wait_for_timeout(200)
+    return out
 
 
 def with_range(payload: dict, preset: str) -> bytes:
@@ -176,6 +222,11 @@ def main() -> None:
             loads, payload = page_loads(url, args.loads, tmp)
             print(f"page load to 4 charts drawn (7d): median {statistics.median(loads):.2f} s "
                   f"(runs: {', '.join(f'{x:.2f}' for x in loads)})")
+            print("range change in the browser, click to the four charts redrawn (median, max):")
+            for preset, times in redraws(url, max(3, args.loads), tmp).items():
+                if times:
+                    print(f"  {preset:>4}: median {statistics.median(times) * 1000:6.0f} ms  "
+                          f"max {max(times) * 1000:6.0f} ms")
             print("range change, one client (render callback, client-side time on loopback):")
             for preset, (med, p95, size) in single_client(port, payload, args.rounds).items():
                 print(f"  {preset:>4}: median {med * 1000:6.1f} ms  p95 {p95 * 1000:6.1f} ms  "

@@ -144,7 +144,8 @@ def test_spinning_sleeping_and_half_memory_jobs_come_out_as_built(lab: Lab,
                                                 cfg.efficiency)}
     assert set(jobs) <= set(rows)
     alice, bob, carol = rows["alice"], rows["bob"], rows["carol"]
-    assert alice.cpu > 0.8 > 0.1 > bob.cpu                       # spins; sleeps
+    # Spins (on a shared 2-core machine it may get less than all of a core); sleeps.
+    assert alice.cpu > 0.5 > 0.1 > bob.cpu
     assert alice.cpu > carol.cpu > bob.cpu
     assert 0.4 < carol.memory < 0.6                              # half of what it asked
     assert carol.memory > 3 * max(alice.memory, bob.memory)
