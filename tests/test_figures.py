@@ -211,3 +211,18 @@ class TestUrlState:
     @pytest.mark.parametrize("search", ["", "?qos=../../etc/passwd", "?range=99y", "?range=custom"])
     def test_anything_else_falls_back_to_defaults(self, search: str) -> None:
         assert parse_search(search, self.QOS) == UrlState("avery", "7d")
+
+
+def test_traces_step_from_bin_to_bin_until_a_bin_is_too_narrow_to_see() -> None:
+    """Up to STEP_POINTS bins in view each bin's average is held flat (hv);
+    a 30-day view draws straight lines between the same points (a bin is
+    under two pixels there, and a line has half the vertices); the values
+    are the same either way."""
+    s = snap(n_bins=720)
+    for preset, shape in (("7d", "hv"), ("14d", "linear"), ("30d", "linear")):
+        fig = usage_figure(s, "NCPUS", resolve_view(s, preset), "light", show="both")
+        assert {t["line"]["shape"] for t in fig["data"]} == {shape}, preset
+        assert {t["meta"] for t in fig["data"]} == {"running", "queued", "used"}
+    hv = usage_figure(s, "NCPUS", resolve_view(s, "7d"), "light")
+    lines = usage_figure(s, "NCPUS", resolve_view(s, "14d"), "light")
+    assert decode(hv["data"][0]["y"]) == decode(lines["data"][0]["y"])[-len(decode(hv["data"][0]["y"])):]
