@@ -225,11 +225,12 @@ def _bin_and_analyse(jobs: JobTable, panels: Sequence[Panel], window: Window,
             table = tables[q]
             mine[q] = table.result() if table is not None else JobTable.empty()
             steps = _steps(limits, next(p for p in panels if p.qos == q), window)
-            work[q] = (pool.submit(_bin_combined, mine[q], window),
+            combined = mine[q].combined()   # once (O(rows)): the binning and the days share it
+            work[q] = (pool.submit(bin_seconds, combined, window),
                        pool.submit(span_of, mine[q], window, steps, window.start, middle),
                        pool.submit(span_of, mine[q], window, steps, middle, window.now),
                        pool.submit(efficiency_days, mine[q], days, window.now, window.start),
-                       pool.submit(_history_combined, mine[q], *history))
+                       pool.submit(history_of, combined, *history))
         analysed = {q: finish([early.result(), late.result()], window)
                     for q, (_, early, late, _, _) in work.items()}
         usages = {q: work[q][0].result() for q in names}
@@ -238,15 +239,6 @@ def _bin_and_analyse(jobs: JobTable, panels: Sequence[Panel], window: Window,
     return ({p: mine[p.qos] for p in panels}, {p: usages[p.qos] for p in panels},
             {p: analysed[p.qos] for p in panels}, {p: sums[p.qos] for p in panels},
             {p: days_of[p.qos] for p in panels})
-
-
-def _bin_combined(jobs: JobTable, window: Window) -> Binned:
-    """Resource-seconds per (user, account, partition): each grouping a fold."""
-    return bin_seconds(jobs.combined(), window)
-
-
-def _history_combined(jobs: JobTable, first: date, grid: DayGrid) -> History:
-    return history_of(jobs.combined(), first, grid)
 
 
 def _grouping(binned: Binned, history: History, by: str, window: Window) -> Grouping:

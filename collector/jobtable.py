@@ -145,7 +145,14 @@ class JobTable:
         partition) present, named "user<US>account<US>partition"."""
         n_acc, n_part = max(len(self.accounts), 1), max(len(self.partitions), 1)
         key = (self.user * n_acc + self.account) * n_part + self.partition
-        present, code = np.unique(key, return_inverse=True)
+        space = max(len(self.users), 1) * n_acc * n_part
+        if space <= 1 << 24:      # a lookup over the few possible keys: O(rows), no sort
+            seen = np.bincount(key, minlength=space) > 0
+            present = np.flatnonzero(seen)
+            lookup = np.cumsum(seen) - 1
+            code = lookup[key]
+        else:
+            present, code = np.unique(key, return_inverse=True)
         names = tuple(COMBO_SEP.join((self.users[k // (n_acc * n_part)],
                                       self.accounts[(k // n_part) % n_acc] if self.accounts
                                       else "",
