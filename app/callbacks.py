@@ -12,9 +12,8 @@ charts' series (assets/tables.js). None of these needs the server.
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 
-from dash import ClientsideFunction, Dash, Input, Output, State, ctx, html, no_update
+from dash import ClientsideFunction, Dash, Input, Output, State, html, no_update
 
 from app import ids
 from app.data import SnapshotStore
@@ -78,45 +77,19 @@ def _legend(users: tuple[str, ...], hidden: set[str], colors: dict[str, str]
 def register_callbacks(app: Dash, config: Config, store: SnapshotStore) -> None:
     qos_names = tuple(p.key for p in config.panels)
 
-    @app.callback(
+    # The URL sync runs in the browser (assets/librarian.js syncUrl): a click
+    # costs no round trip before the render callback; the rules it reads and
+    # writes by are app/urlstate.py's own.
+    app.clientside_callback(
+        ClientsideFunction(namespace="librarian", function_name="syncUrl"),
         Output(ids.URL, "search"), Output(ids.TABS, "active_tab"), Output(ids.RANGE, "value"),
         Output(ids.FROM, "value"), Output(ids.TO, "value"), Output(ids.SHOW, "value"),
         Output(ids.GROUP, "value"),
         Input(ids.URL, "search"), Input(ids.TABS, "active_tab"), Input(ids.RANGE, "value"),
         Input(ids.APPLY, "n_clicks"), Input(ids.RESET, "n_clicks"), Input(ids.SHOW, "value"),
-        Input(ids.GROUP, "value"),
+        Input(ids.GROUP, "value"), State(ids.URL_RULES, "data"),
         State(ids.FROM, "value"), State(ids.TO, "value"),
     )
-    def sync_url(search, tab, preset, _apply, _reset, show, group, start, end):
-        """The URL is the view's one source of truth: controls write it, and
-        opening a link or going back/forward sets the controls from it."""
-        trigger = ctx.triggered_id
-        nothing = (no_update,) * 7
-        if trigger in (None, ids.URL):
-            state = parse_search(search, qos_names)
-            custom = state.range == CUSTOM
-            return (no_update, state.qos, None if custom else state.range,
-                    state.start if custom else None, state.end if custom else None, state.show,
-                    state.group)
-        current = parse_search(search, qos_names)
-        if trigger == ids.TABS:
-            state = replace(current, qos=tab)
-        elif trigger == ids.RANGE and preset:
-            state = replace(current, range=preset, start=None, end=None)
-        elif trigger == ids.APPLY and start and end:
-            state = replace(current, range=CUSTOM, start=start, end=end)
-        elif trigger == ids.SHOW and show:
-            state = replace(current, show=show)
-        elif trigger == ids.GROUP and group:
-            state = replace(current, group=group)
-        elif trigger == ids.RESET:
-            state = replace(current, range=DEFAULT_RANGE, start=None, end=None)
-            return state.search(), no_update, DEFAULT_RANGE, None, None, no_update, no_update
-        else:
-            return nothing
-        if state.search() == (search or ""):
-            return nothing
-        return state.search(), *(no_update,) * 6
 
     @app.callback(
         *[Output(g, "figure") for g in GRAPHS],

@@ -30,6 +30,7 @@ def graph(obs: str) -> str:
 
 SHOW = "show-mode"               # running / queued / both
 GROUP = "group-by"               # user / account / partition
+URL_RULES = "url-rules"          # what the browser's URL sync reads and writes by
 LIMIT_ALERT = "limit-alert"      # "avery holds 39 of 39 GPUs ..."
 QUEUE_TABLE = "queue-table"
 QUEUE_NOTE = "queue-note"

@@ -18,6 +18,7 @@ from app.figures import (
 )
 from app.history_view import MONTH_NOTE
 from app.queue_view import WAIT_INFERENCE
+from app.urlstate import rules as url_rules
 from collector.config import Config
 from collector.jobtable import GROUPINGS
 from collector.observables import HELD
@@ -145,6 +146,9 @@ def build_layout(config: Config) -> html.Div:
         dcc.Store(id=ids.HIDDEN, storage_type="session", data=[]),
         dcc.Store(id=ids.THEME, data="light"),
         dcc.Store(id=ids.THEME_COLORS, data=THEMES),
+        dcc.Store(id=ids.URL_RULES, data=url_rules(tuple(p.key for p in config.panels), {
+            "url": ids.URL, "tabs": ids.TABS, "range": ids.RANGE, "apply": ids.APPLY,
+            "reset": ids.RESET, "show": ids.SHOW, "group": ids.GROUP})),
         dcc.Store(id=ids.RENDERED, data=None),
         dcc.Store(id=ids.CHANGED, data=None),
         dcc.Store(id=ids.STEM, data=None), dcc.Store(id=ids.TABLES_DRAWN, data=None),

@@ -49,3 +49,12 @@ def parse_search(search: str | None, qos_names: tuple[str, ...]) -> UrlState:
     if rng == CUSTOM and one("from") and one("to"):
         return UrlState(qos, CUSTOM, one("from"), one("to"), show, group)
     return UrlState(qos, rng if rng in RANGES else DEFAULT_RANGE, show=show, group=group)
+
+
+def rules(qos_names: tuple[str, ...], control_ids: dict[str, str]) -> dict[str, object]:
+    """What the page's own URL sync (assets/librarian.js syncUrl) needs to read
+    and write the URL exactly as `parse_search` and `UrlState.search` do."""
+    return {"qos": list(qos_names), "ranges": list(RANGES), "custom": CUSTOM,
+            "default_range": DEFAULT_RANGE, "shows": list(SHOW_MODES),
+            "default_show": DEFAULT_SHOW, "groups": list(GROUPINGS),
+            "default_group": DEFAULT_GROUP, "ids": control_ids}

@@ -56,6 +56,64 @@
                     window.Plotly.relayout(gd, update);
                 });
                 return theme;
+            },
+
+            /* The URL is the view's one source of truth (app/urlstate.py reads it on
+               the server): controls write it, and opening a link or going back or
+               forward sets the controls from it. In the browser, so a click costs no
+               round trip before the render callback. `rules`: app/urlstate.py RULES. */
+            syncUrl: function (search, tab, preset, applyClicks, resetClicks, show, group, rules,
+                               start, end) {
+                var nu = window.dash_clientside.no_update;
+                var parse = function (text) {
+                    var p = new URLSearchParams((text || "").replace(/^\?/, ""));
+                    var pick = function (key, allowed, fallback) {
+                        var v = p.get(key);
+                        return allowed.indexOf(v) >= 0 ? v : fallback;
+                    };
+                    var s = {qos: pick("qos", rules.qos, rules.qos[0]), range: rules.default_range,
+                             start: null, end: null, show: pick("show", rules.shows, rules.default_show),
+                             group: pick("group", rules.groups, rules.default_group)};
+                    if (p.get("range") === rules.custom && p.get("from") && p.get("to")) {
+                        s.range = rules.custom; s.start = p.get("from"); s.end = p.get("to");
+                    } else {
+                        s.range = pick("range", rules.ranges, rules.default_range);
+                    }
+                    return s;
+                };
+                var write = function (s) {   // the order and defaults of UrlState.search()
+                    var p = new URLSearchParams({qos: s.qos, range: s.range});
+                    if (s.range === rules.custom) { p.set("from", s.start || ""); p.set("to", s.end || ""); }
+                    if (s.show !== rules.default_show) { p.set("show", s.show); }
+                    if (s.group !== rules.default_group) { p.set("group", s.group); }
+                    return "?" + p.toString();
+                };
+                var ctx = window.dash_clientside.callback_context;
+                var trigger = ctx.triggered.length ? ctx.triggered[0].prop_id.split(".")[0] : null;
+                if (!trigger || trigger === rules.ids.url) {
+                    var st = parse(search), custom = st.range === rules.custom;
+                    return [nu, st.qos, custom ? null : st.range, custom ? st.start : null,
+                            custom ? st.end : null, st.show, st.group];
+                }
+                var cur = parse(search), next = Object.assign({}, cur);
+                if (trigger === rules.ids.tabs) {
+                    next.qos = tab;
+                } else if (trigger === rules.ids.range && preset) {
+                    next.range = preset; next.start = null; next.end = null;
+                } else if (trigger === rules.ids.apply && start && end) {
+                    next.range = rules.custom; next.start = start; next.end = end;
+                } else if (trigger === rules.ids.show && show) {
+                    next.show = show;
+                } else if (trigger === rules.ids.group && group) {
+                    next.group = group;
+                } else if (trigger === rules.ids.reset) {
+                    next.range = rules.default_range; next.start = null; next.end = null;
+                    return [write(next), nu, rules.default_range, null, null, nu, nu];
+                } else {
+                    return [nu, nu, nu, nu, nu, nu, nu];
+                }
+                if (write(next) === (search || "")) { return [nu, nu, nu, nu, nu, nu, nu]; }
+                return [write(next), nu, nu, nu, nu, nu, nu];
             }
         }
     });
