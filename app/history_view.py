@@ -120,11 +120,20 @@ USER_MONTH_COLUMNS = (
         Column(f"{key}_last", f"{observable(key).total_label} last month"))],
     Column("jobs_this", "Jobs this month", decimals=0),
     Column("jobs_last", "Jobs last month", decimals=0),
+    *[c for o in QUEUED if o.queued_of == "NCPUS" for c in (
+        Column(f"{o.key}_this", f"{o.total_label} this month"),
+        Column(f"{o.key}_last", f"{o.total_label} last month"))],
+    *[Column(f"{o.key}_of_held_{tag}", f"{o.current_label} of held {when}", unit="%",
+             short=f"% used {when}")
+      for o in USED if o.used_of == "NCPUS" for tag, when in (("this", "this month"),
+                                                               ("last", "last month"))],
 )
+_SHARES = tuple(c.id for c in USER_MONTH_COLUMNS if "_of_held_" in c.id)
 
 
 def user_month_rows(snap: Snapshot) -> list[dict[str, object]]:
-    """Per user, this month against the last (what the history holds of each),
+    """Per user, this month against the last (what the history holds of each):
+    resource-hours, jobs started, queued CPU-hours and the CPUs used of held;
     busiest this month first, then a total."""
     ms = months(snap)
     if not ms:
@@ -142,12 +151,34 @@ def user_month_rows(snap: Snapshot) -> list[dict[str, object]]:
         for tag, m in (("this", this), ("last", last)):
             i = m.users.index(u) if m is not None and u in m.users else -1
             row[f"jobs_{tag}"] = int(m.jobs[i]) if m is not None and i >= 0 else 0
-        if any(v for k, v in row.items() if k not in ("user", "is_total")):
+            for o in QUEUED:
+                if o.queued_of == "NCPUS":
+                    row[f"{o.key}_{tag}"] = float(m.hours[o.key][i]) \
+                        if m is not None and i >= 0 else 0.0
+            for o in USED:
+                if o.used_of == "NCPUS":
+                    row[f"{o.key}_of_held_{tag}"] = _share(m, i, o.key, str(o.used_of))
+        if any(v for k, v in row.items() if k not in ("user", "is_total", *_SHARES)):
             rows.append(row)
     rows.sort(key=lambda r: (-float(r["NCPUS_this"]), str(r["user"])))  # type: ignore[arg-type]
     for col in USER_MONTH_COLUMNS[1:]:
-        totals[col.id] = sum(r[col.id] for r in rows)  # type: ignore[misc]
+        if col.id not in _SHARES:
+            totals[col.id] = sum(r[col.id] for r in rows)  # type: ignore[misc]
+    for o in USED:   # the total's share: of all the held hours, not a sum of shares
+        if o.used_of == "NCPUS":
+            for tag, m in (("this", this), ("last", last)):
+                totals[f"{o.key}_of_held_{tag}"] = _share(m, None, o.key, str(o.used_of))
     return [*rows, totals] if rows else []
+
+
+def _share(m: Month | None, i: int | None, used: str, held: str) -> float | None:
+    """The used hours over the held ones (%), of one member (`i`) or all
+    (None); None where nothing was recorded."""
+    if m is None or (i is not None and i < 0):
+        return None
+    u = float(m.hours[used][i] if i is not None else m.hours[used].sum())
+    h = float(m.hours[held][i] if i is not None else m.hours[held].sum())
+    return 100 * u / h if u > 0 and h > 0 else None
 
 
 def month_figure(snap: Snapshot, theme: str = "light") -> dict:

@@ -209,6 +209,13 @@ def test_a_months_efficiency_is_what_the_ended_jobs_used_of_what_was_held() -> N
     assert row["NCPUS"] == pytest.approx(10 * 24 + 4 * 24)            # CPU-hours held
     assert row["USED_NCPUS_of_held"] == pytest.approx(100 * 2.5 * 24 / (14 * 24))
     assert row["USED_MEMORY_of_held"] is None                       # nothing recorded
+    # Per member: ana used 25 % of what she held, bo's is not known; the total
+    # is the share of all the hours held, not a sum of shares.
+    users = {r["user"]: r for r in user_month_rows(snap)}
+    assert users["ana"]["USED_NCPUS_of_held_this"] == pytest.approx(25.0)
+    assert users["bo"]["USED_NCPUS_of_held_this"] is None
+    assert users["Total"]["USED_NCPUS_of_held_this"] == pytest.approx(100 * 60 / 336)
+    assert users["ana"]["USED_NCPUS_of_held_last"] is None          # no last month here
     # A history of nothing but empty months before the first job leaves them out.
     early = History(date(2026, 9, 1), snap.history.users,
                     np.concatenate([np.zeros((len(KEYS), 2, 61)), snap.history.seconds], axis=2),
