@@ -100,9 +100,9 @@ class ExportReport:
 def qos_data(snap: Snapshot, colors: dict[str, str], wall_now: float, interval_minutes: int,
              rules: EfficiencyConfig = DEFAULT_RULES) -> dict:
     """Everything the static page shows for one QoS (pure)."""
+    shown = {key: resolve_view(snap, key) for key in RANGES}   # the same for every grouping
     views = {}
-    for key in RANGES:
-        view = resolve_view(snap, key)
+    for key, view in shown.items():
         views[key] = {
             "start": local_text(view.start, snap.timezone), "end": local_text(view.end, snap.timezone),
             "hours": view.hours,
@@ -128,12 +128,11 @@ def qos_data(snap: Snapshot, colors: dict[str, str], wall_now: float, interval_m
         groups[by] = {
             "users": list(g.users), "colors": g_colors, "current": current_rows(g),
             "user_months": user_month_rows(g),
-            "views": {key: {"figures": [usage_figure(g, o, resolve_view(g, key), "light",
-                                                     colors=g_colors, show="both")
-                                        for o in CHART_KEYS],
-                            "totals": total_rows(g, resolve_view(g, key)),
+            "views": {key: {"figures": [usage_figure(g, o, view, "light", colors=g_colors,
+                                                     show="both") for o in CHART_KEYS],
+                            "totals": total_rows(g, view),
                             "stem": download_stem(snap.site, snap.qos, key, by)}
-                      for key in RANGES},
+                      for key, view in shown.items()},
         }
     return {
         "qos": snap.qos, "site": snap.site, "timezone": snap.timezone, "now": snap.now,

@@ -107,8 +107,7 @@ def month_rows(snap: Snapshot) -> list[dict[str, object]]:
             if o.queued_of == "NCPUS":
                 row[o.key] = float(m.hours[o.key].sum())
         for o in USED:   # efficiency: the used shade's hours over the held ones
-            used, held = float(m.hours[o.key].sum()), float(m.hours[str(o.used_of)].sum())
-            row[f"{o.key}_of_held"] = 100 * used / held if used > 0 and held > 0 else None
+            row[f"{o.key}_of_held"] = _share(m, None, o.key, str(o.used_of))
         rows.append(row)
     return rows
 

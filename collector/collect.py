@@ -390,11 +390,12 @@ class _Asker:
         (open at the last cycle; for a resumed backfill, open when their day
         was kept); later answers win."""
         resumable = plan.full and self.config.collect.incremental   # not refilled each cycle
-        staging = self.staging = Staging.open(store.folder, cycle.fingerprint) if resumable \
-            else None
+        self.staging = Staging.open(store.folder, cycle.fingerprint,
+                                    settled=cycle.now - cycle.overlap_seconds) \
+            if resumable else None
         out = {}
         for cluster in cycle.clusters:
-            asked, kept = self.spans(cluster, cycle, plan, staging)
+            asked, kept = self.spans(cluster, cycle, plan)
             new = concat([*kept, *asked])
             was_open = store.open_ids(cluster, plan) if not plan.full else \
                 np.unique(np.concatenate([np.zeros(0, np.int64),
@@ -408,16 +409,16 @@ class _Asker:
             out[cluster] = self.read_usage(cluster, concat([new, *extra]), stored, cycle, plan)
         return out
 
-    def spans(self, cluster: str, cycle: Cycle, plan: SyncPlan, staging: Staging | None
+    def spans(self, cluster: str, cycle: Cycle, plan: SyncPlan
               ) -> tuple[list[JobTable], list[JobTable]]:
         """The time queries, in order, and the days an interrupted backfill
-        already read (`staging`). A backfill's days older than the window wait
+        already read (`self.staging`). A backfill's days older than the window wait
         `backfill_pause_seconds` apart, so a year of history asks slurmdbd
         gently; each day is kept as soon as it is read; the progress is in
         the log and the status file."""
         pause = self.config.collect.backfill_pause_seconds
         older = cycle.now - self.config.collect.window_days * DAY
-        settled = cycle.now - cycle.overlap_seconds   # days ended before it can be kept
+        staging = self.staging
         asked, kept = [], []
         paced = False
         first_older = len(plan.spans) - plan.older
@@ -432,8 +433,8 @@ class _Asker:
                 jobs = self.ask(cluster, s, e)
                 paced = True
                 asked.append(jobs)
-                if staging is not None and e <= settled:
-                    staging.keep_jobs(span, jobs, cycle.now)
+                if staging is not None:
+                    staging.keep_jobs(span, jobs)
             if plan.full and len(plan.spans) > 1:
                 done = f"{i + 1} of {len(plan.spans)} day queries"
                 if kept:
@@ -468,7 +469,7 @@ class _Asker:
         sacct = slurm_tool(self.config.site.slurm_bin, "sacct")
         if len(ids) > USAGE_IDS_BY_ID:
             ended = record_keys(fresh)[rows]
-            answers = [self.span_usage(QuerySpan(cluster, s, e), ended, cycle) for s, e in plan.spans]
+            answers = [self.span_usage(QuerySpan(cluster, s, e), ended) for s, e in plan.spans]
             covered = keys_of(np.concatenate([a.job_id for a in answers]),
                               np.concatenate([a.submit for a in answers]))
             left = np.unique(fresh.job_id[rows][~np.isin(ended, covered)])
@@ -483,7 +484,7 @@ class _Asker:
         usage = {c: np.concatenate([a.usage[c] for a in answers])[order] for c in USAGE_COLUMNS}
         return with_usage(fresh, rows, keys[order], usage, cycle.now)
 
-    def span_usage(self, span: QuerySpan, ended: np.ndarray, cycle: Cycle) -> UsageAnswer:
+    def span_usage(self, span: QuerySpan, ended: np.ndarray) -> UsageAnswer:
         """The steps of one backfill span: kept from an interrupted backfill,
         or asked (and kept, for the records that had ended)."""
         staging = self.staging
@@ -493,8 +494,8 @@ class _Asker:
         sacct = slurm_tool(self.config.site.slurm_bin, "sacct")
         answer = self.usage(build_usage_args(sacct, cluster=span.cluster, qos_names=self.qos,
                                              start=span.start, end=span.end))
-        if staging is not None and span.end <= cycle.now - cycle.overlap_seconds:
-            staging.keep_usage(span, answer, ended, cycle.now)
+        if staging is not None:
+            staging.keep_usage(span, answer, ended)
         return answer
 
     def run(self, args: list[str]) -> bytes:

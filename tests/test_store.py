@@ -184,17 +184,18 @@ def test_staged_backfill_answers_read_back_and_doubt_discards_them(tmp_path: Pat
 
     jobs = table([(7, "alice", 100, 110, 200, 4), (8, "bob", 100, 110, NAN, 2)])
     day, other = QuerySpan("", 0, 86400), QuerySpan("", 86400, 172800)
-    staging = Staging.open(tmp_path, "fp-1")
+    staging = Staging.open(tmp_path, "fp-1", settled=200_000)
     assert staging.jobs(day) is None
-    assert staging.resumed == 0
-    staging.keep_jobs(day, jobs, asked_at=200_000)
+    assert not staging.files
+    staging.keep_jobs(day, jobs)
+    staging.keep_jobs(QuerySpan("", 172800, 259200), jobs)      # not settled: not kept
     answer = UsageAnswer(job_id=np.array([7, 8]), submit=np.array([100.0, 100.0]),
                          usage={c: np.array([1.0, 2.0]) for c in
                                 ("total_cpu", "peak_rss_gib", "gpu_util", "gpu_mem_gib")})
-    staging.keep_usage(day, answer, keys_of(np.array([7]), np.array([100.0])), 200_000)
+    staging.keep_usage(day, answer, keys_of(np.array([7]), np.array([100.0])))
 
-    again = Staging.open(tmp_path, "fp-1")
-    assert again.resumed == 2
+    again = Staging.open(tmp_path, "fp-1", settled=200_000)
+    assert len(again.files) == 2
     back = again.jobs(day)
     assert back is not None
     assert rows_of(back) == rows_of(jobs)
@@ -207,7 +208,7 @@ def test_staged_backfill_answers_read_back_and_doubt_discards_them(tmp_path: Pat
 
     path = tmp_path / "backfill" / day.name("jobs", "arrow")
     path.write_bytes(path.read_bytes()[:-3] + b"xyz")
-    assert Staging.open(tmp_path, "fp-1").jobs(day) is None
+    assert Staging.open(tmp_path, "fp-1", settled=200_000).jobs(day) is None
 
-    assert Staging.open(tmp_path, "fp-2").resumed == 0
+    assert not Staging.open(tmp_path, "fp-2", settled=200_000).files
     assert not (tmp_path / "backfill").exists()

@@ -6,8 +6,7 @@ failing one query). `data_dir/store/backfill/` keeps each day's answer as
 soon as it is read:
 
   staged.json          what the answers were asked for (the store's
-                       fingerprint) and, per answer, its file, size, CRC-32
-                       and the time it was asked
+                       fingerprint) and, per answer, its file, size and CRC-32
   jobs-<cluster>-<start>-<end>.arrow   a day's allocation lines (records)
   usage-<cluster>-<start>-<end>.npz    a day's step query, only the records
                        that had ended when it was asked (their usage is final)
@@ -37,7 +36,7 @@ import numpy as np
 from collector.atomic import write_atomic
 from collector.jobtable import USAGE_COLUMNS, JobTable
 from collector.parse import UsageAnswer
-from collector.store.files import StoreCorrupt, read_part, write_table
+from collector.store.files import StoreCorrupt, read_part, verify_file, write_table
 from collector.store.records import keys_of
 
 log = logging.getLogger(__name__)
@@ -60,14 +59,16 @@ class Staging:
     """The staged answers of one fingerprint's backfill (`open`), added to as
     it goes (`keep_jobs`, `keep_usage`) and removed once it is done (`clear`)."""
 
-    def __init__(self, folder: Path, fingerprint: str, files: dict[str, Any]) -> None:
+    def __init__(self, folder: Path, fingerprint: str, files: dict[str, Any],
+                 settled: int) -> None:
         self.folder, self.fingerprint, self.files = folder, fingerprint, files
-        self.resumed = len(files)       # answers found from an interrupted backfill
+        self.settled = settled    # spans ending after this are not kept (late arrivals)
 
     @classmethod
-    def open(cls, store_folder: Path, fingerprint: str) -> Staging:
+    def open(cls, store_folder: Path, fingerprint: str, settled: int) -> Staging:
         """The staged answers for `fingerprint` (none if there are none, or
-        they were made for another configuration or cannot be read)."""
+        they were made for another configuration or cannot be read); this
+        run keeps the spans that end by `settled` (now - the overlap)."""
         folder = store_folder / STAGING_DIR
         path = folder / MANIFEST
         files: dict[str, Any] = {}
@@ -84,7 +85,7 @@ class Staging:
         except (OSError, ValueError, AttributeError) as err:
             log.warning("backfill: %s is unreadable (%s); starting afresh", path, err)
             shutil.rmtree(folder, ignore_errors=True)
-        return cls(folder, fingerprint, files)
+        return cls(folder, fingerprint, files, settled)
 
     def _save(self) -> None:
         text = json.dumps({"fingerprint": self.fingerprint, "files": self.files},
@@ -107,35 +108,35 @@ class Staging:
             return None
         return tables.get(span.cluster, JobTable.empty())
 
-    def keep_jobs(self, span: QuerySpan, jobs: JobTable, asked_at: int) -> None:
+    def keep_jobs(self, span: QuerySpan, jobs: JobTable) -> None:
+        """Keep a span's allocation lines, if the span has settled."""
+        if span.end > self.settled:
+            return
         name = span.name("jobs", "arrow")
         self.folder.mkdir(parents=True, exist_ok=True)
-        info = write_table(self.folder, name, {span.cluster: jobs})
-        self.files[name] = {**info, "asked_at": asked_at}
+        self.files[name] = write_table(self.folder, name, {span.cluster: jobs})
         self._save()
 
     def usage(self, span: QuerySpan) -> UsageAnswer | None:
         """The step answer kept for `span` (ended records only), or None."""
         name = span.name("usage", "npz")
-        info = self.files.get(name)
-        if info is None:
+        if name not in self.files:
             return None
         try:
-            body = (self.folder / name).read_bytes()
-            if len(body) != info["bytes"] or zlib.crc32(body) != info["crc32"]:
-                self._forget(name, "does not match its checksum")
-                return None
+            body = verify_file(self.folder, {"files": self.files}, name)
             with np.load(io.BytesIO(body)) as z:
                 return UsageAnswer(job_id=z["job_id"], submit=z["submit"],
                                    usage={c: z[c] for c in USAGE_COLUMNS})
-        except (OSError, KeyError, ValueError, TypeError) as err:
+        except (StoreCorrupt, OSError, KeyError, ValueError, TypeError) as err:
             self._forget(name, f"cannot be used ({err})")
             return None
 
-    def keep_usage(self, span: QuerySpan, answer: UsageAnswer, ended_keys: np.ndarray,
-                   asked_at: int) -> None:
+    def keep_usage(self, span: QuerySpan, answer: UsageAnswer, ended_keys: np.ndarray) -> None:
         """Keep the part of `answer` about records that had ended (`ended_keys`:
-        their record_keys): what a running job used so far is not final."""
+        their record_keys), if the span has settled: what a running job used so
+        far is not final."""
+        if span.end > self.settled:
+            return
         final = np.isin(keys_of(answer.job_id, answer.submit), ended_keys)
         buf = io.BytesIO()
         arrays = {"job_id": answer.job_id[final], "submit": answer.submit[final],
@@ -146,7 +147,7 @@ class Staging:
         self.folder.mkdir(parents=True, exist_ok=True)
         write_atomic(self.folder / name, lambda fh: fh.write(body))
         self.files[name] = {"bytes": len(body), "crc32": zlib.crc32(body),
-                            "records": int(final.sum()), "asked_at": asked_at}
+                            "records": int(final.sum())}
         self._save()
 
     def clear(self) -> None:
