@@ -16,6 +16,8 @@ import time
 from dash import ClientsideFunction, Dash, Input, Output, State, html, no_update
 
 from app import ids
+from app.alerts import load_state as load_alerts
+from app.alerts import page_lines
 from app.data import SnapshotStore
 from app.efficiency_view import EFFICIENCY_COLUMNS, efficiency_table
 from app.figures import (
@@ -198,6 +200,10 @@ def register_callbacks(app: Dash, config: Config, store: SnapshotStore) -> None:
             updated = html.Span([f"Updated {f.updated} ", html.Span(f"({f.age})", className="text-body-secondary")])
         warning = stale_message(state.qos, f, failed, config.site.timezone,
                                 config.app.collect_interval_minutes)
+        alerts_now = page_lines(load_alerts(config.site.data_dir), state.qos) \
+            if config.alerts.any else []
+        if alerts_now:
+            warning = " ".join([*([warning] if warning else []), *alerts_now])
         return changed, updated, warning or "", warning is not None
 
     app.clientside_callback(

@@ -22,6 +22,8 @@ from pathlib import Path
 import plotly
 
 from app import ASSETS
+from app.alerts import load_state as load_alerts
+from app.alerts import page_lines
 from app.efficiency_view import EFFICIENCY_COLUMNS, EFFICIENCY_NOTE, efficiency_table
 from app.figures import (
     DAILY_NOTE,
@@ -231,6 +233,10 @@ def export_site(config: Config, out: Path, privacy: Privacy = Privacy(),
         "failures": [stale_message("", None, [f], config.site.timezone, 0,
                                    with_errors=privacy.key is None)
                      for f in failures(read_status(config.site.data_dir))],
+        # The alerts in force per QoS (app/alerts.py); members unnamed in anonymised copies.
+        "alerts": {p.key: page_lines(load_alerts(config.site.data_dir), p.qos,
+                                     with_names=privacy.key is None)
+                   for p in config.panels} if config.alerts.any else {},
     }
     dump = lambda obj: json.dumps(obj, separators=(",", ":"), allow_nan=False).encode()  # noqa: E731
     for name, snap in snaps.items():

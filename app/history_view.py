@@ -42,7 +42,7 @@ class Month:
     capacity: dict[str, float]      # limited observable -> limit x hours (0: no limit)
 
 
-def _limit_hours(snap: Snapshot, key: str, a: float, b: float) -> float:
+def limit_hours(snap: Snapshot, key: str, a: float, b: float) -> float:
     """The integral of the limit over [a, b), in limit-hours."""
     steps = snap.limit_steps(key)
     total = 0.0
@@ -54,22 +54,30 @@ def _limit_hours(snap: Snapshot, key: str, a: float, b: float) -> float:
     return total
 
 
+def days_total(snap: Snapshot, label: str, days: np.ndarray) -> Month | None:
+    """The history's totals over some of its days (`days`: a mask of them, in
+    one run), as a Month: resource-hours and jobs per user, and the capacity
+    over the same hours. None when the history holds none of those days."""
+    h: History | None = snap.history
+    if h is None or not h.n_days or not days.any():
+        return None
+    edges = midnights(h.first, h.n_days, snap.timezone)
+    idx = np.flatnonzero(days)
+    start, end = float(edges[idx[0]]), min(float(edges[idx[-1] + 1]), float(snap.now))
+    hours = {o: h.seconds[i][:, days].sum(axis=1) / 3600 for i, o in enumerate(KEYS)}
+    capacity = {o.key: limit_hours(snap, o.key, start, end) for o in HELD if o.limit_key}
+    return Month(label, int(start), int(end), h.users, hours, h.started[:, days].sum(axis=1),
+                 capacity)
+
+
 def months(snap: Snapshot) -> list[Month]:
     """The months the history touches, oldest first, from the first with a job."""
     h: History | None = snap.history
     if h is None or not h.n_days:
         return []
-    edges = midnights(h.first, h.n_days, snap.timezone)
     keys = [date.fromordinal(h.first.toordinal() + k).strftime("%Y-%m") for k in range(h.n_days)]
-    out = []
-    for label in dict.fromkeys(keys):
-        days = np.array([k == label for k in keys])
-        idx = np.flatnonzero(days)
-        start, end = float(edges[idx[0]]), min(float(edges[idx[-1] + 1]), float(snap.now))
-        hours = {o: h.seconds[i][:, days].sum(axis=1) / 3600 for i, o in enumerate(KEYS)}
-        capacity = {o.key: _limit_hours(snap, o.key, start, end) for o in HELD if o.limit_key}
-        out.append(Month(label, int(start), int(end), h.users, hours,
-                         h.started[:, days].sum(axis=1), capacity))
+    out = [m for label in dict.fromkeys(keys)
+           if (m := days_total(snap, label, np.array([k == label for k in keys]))) is not None]
     # Months before the history's first job say nothing (a year kept, jobs for 90 days).
     while out and not out[0].jobs.any() and not any(v.any() for v in out[0].hours.values()):
         out.pop(0)

@@ -195,7 +195,7 @@ def _cmd_watchdog(args: argparse.Namespace) -> int:
 
 
 def _cmd_scrontab(args: argparse.Namespace) -> int:
-    from collector.schedule import scrontab_text
+    from collector.schedule import Schedule, scrontab_text
 
     path = find_config_path(args.config).resolve()
     config = load_config(path)
@@ -204,8 +204,11 @@ def _cmd_scrontab(args: argparse.Namespace) -> int:
     exe = Path(sys.executable).with_name("librarian")
     if not exe.exists():
         exe = Path(sys.argv[0]).resolve()
-    run_name, dog_name = config.ops.job_names
-    print(scrontab_text(exe, path, logs, run_name, dog_name), end="")
+    run_name, dog_name, digest_name = config.ops.job_names
+    print(scrontab_text(Schedule(
+        exe, path, logs, run_name, dog_name, digest_name,
+        interval_minutes=config.app.collect_interval_minutes,
+        digest_period=config.digest.period, digest_configured=config.notify.configured)), end="")
     return EXIT_OK
 
 

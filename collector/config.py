@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 import zoneinfo
 from collections.abc import Mapping
@@ -19,19 +20,26 @@ from collector.config_model import (
     AUTH_KINDS,
     CACHE_KINDS,
     DEPLOY_KINDS,
+    DIGEST_PERIODS,
     LIMIT_MODES,
+    AlertsConfig,
     AppConfig,
     CollectConfig,
     Config,
     ConfigError,
     DeployTarget,
+    DigestConfig,
     EfficiencyConfig,
+    NotifyConfig,
     OpsConfig,
     Panel,
     QosConfig,
     SiteConfig,
+    SmtpConfig,
+    WebhookConfig,
 )
 from collector.observables import LIMIT_KEYS, Limits
+from collector.schedule import cron_every
 
 ENV_VAR = "LIBRARIAN_CONFIG"
 DEFAULT_NAME = "librarian.toml"
@@ -185,6 +193,10 @@ def _app(c: _Checker, raw: Mapping[str, Any], base_dir: Path) -> AppConfig:
                            integer=True, minimum=10))
     interval = int(c.number(raw.get("collect_interval_minutes", d.collect_interval_minutes),
                             "app.collect_interval_minutes", integer=True, strictly_positive=True))
+    try:
+        cron_every(interval)
+    except ValueError as err:
+        raise c.fail("app.collect_interval_minutes", str(err)) from None
     cache = c.string(raw.get("cache", d.cache), "app.cache")
     if cache not in CACHE_KINDS:
         raise c.fail("app.cache", f"must be one of {', '.join(CACHE_KINDS)}, got {cache!r}")
@@ -236,8 +248,13 @@ def _ops(c: _Checker, raw: Mapping[str, Any], base_dir: Path) -> OpsConfig:
     if export_raw:
         export_dir = Path(export_raw) if Path(export_raw).is_absolute() else base_dir / export_raw
     names = raw.get("job_names", list(d.job_names))
-    if not isinstance(names, list) or len(names) != 2 or not all(isinstance(n, str) and n for n in names):
-        raise c.fail("ops.job_names", "must be two job names: [run job, watchdog job]")
+    if not isinstance(names, list) or len(names) not in (2, 3) or \
+            not all(isinstance(n, str) and n and not any(ch.isspace() for ch in n) for n in names):
+        raise c.fail("ops.job_names", "must be two or three job names: [run job, watchdog job, "
+                                      "digest job]")
+    if len(names) == 2:
+        names = [*names, d.job_names[2]]
+    _unique(c, names, "ops.job_names[{}]", "job name {!r} is given twice")
     wait = float(c.number(raw.get("watchdog_wait_seconds", d.watchdog_wait_seconds),
                           "ops.watchdog_wait_seconds"))
     timeout = float(c.number(raw.get("command_timeout_seconds", d.command_timeout_seconds),
@@ -256,6 +273,102 @@ def _efficiency(c: _Checker, raw: Mapping[str, Any]) -> EfficiencyConfig:
         values[name] = float(c.number(raw.get(name, getattr(d, name)), f"efficiency.{name}",
                                       maximum=100 if percent else None))
     return EfficiencyConfig(**values)
+
+
+# A mail address as the digest needs it: local part, "@", a domain; no spaces,
+# no display name (`to = ["Ana <ana@x>"]` is refused, naming the key).
+_ADDRESS = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*$")
+
+
+def _address(c: _Checker, value: Any, key: str) -> str:
+    text = c.string(value, key)
+    if not _ADDRESS.match(text):
+        raise c.fail(key, f"not a mail address: {text!r} (write it as name@example.edu)")
+    return text
+
+
+def _timeout(c: _Checker, t: Mapping[str, Any], key: str) -> float:
+    return float(c.number(t.get("timeout_seconds", 10.0), f"{key}.timeout_seconds",
+                          strictly_positive=True, maximum=300))
+
+
+def _path(c: _Checker, value: Any, key: str, base_dir: Path) -> Path | None:
+    text = c.string(value, key)
+    if not text:
+        return None
+    return Path(text) if Path(text).is_absolute() else base_dir / text
+
+
+def _notify(c: _Checker, raw: Mapping[str, Any], base_dir: Path) -> NotifyConfig:
+    c.no_unknown(raw, "notify", {"smtp", "webhook", "budget_seconds"})
+    d = NotifyConfig()
+    budget = float(c.number(raw.get("budget_seconds", d.budget_seconds), "notify.budget_seconds",
+                            strictly_positive=True, maximum=600))
+    smtp = None
+    if "smtp" in raw:
+        t = c.table(raw["smtp"], "notify.smtp")
+        c.no_unknown(t, "notify.smtp", {"host", "port", "starttls", "user", "password_env",
+                                        "from", "to", "timeout_seconds", "ca_file"})
+        for need in ("host", "from", "to"):
+            if need not in t:
+                raise c.fail(f"notify.smtp.{need}", "missing: the SMTP channel needs host, "
+                                                    "from and to")
+        host = c.string(t["host"], "notify.smtp.host").strip()
+        if not host or any(ch.isspace() or ch in "/@" for ch in host):
+            raise c.fail("notify.smtp.host", f"not a host name: {t['host']!r}")
+        to = t["to"] if isinstance(t["to"], list) else [t["to"]]
+        if not to:
+            raise c.fail("notify.smtp.to", "must name at least one address")
+        starttls = t.get("starttls", True)
+        if not isinstance(starttls, bool):
+            raise c.fail("notify.smtp.starttls", f"must be true or false, got {starttls!r}")
+        env = c.string(t.get("password_env", "LIBRARIAN_SMTP_PASSWORD"), "notify.smtp.password_env")
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", env):
+            raise c.fail("notify.smtp.password_env", f"not an environment variable name: {env!r}")
+        smtp = SmtpConfig(
+            host=host, sender=_address(c, t["from"], "notify.smtp.from"),
+            to=tuple(_address(c, a, f"notify.smtp.to[{i}]") for i, a in enumerate(to)),
+            port=int(c.number(t.get("port", 587), "notify.smtp.port", integer=True,
+                              strictly_positive=True, maximum=65535)),
+            starttls=starttls, user=c.string(t.get("user", ""), "notify.smtp.user"),
+            password_env=env, timeout_seconds=_timeout(c, t, "notify.smtp"),
+            ca_file=_path(c, t.get("ca_file", ""), "notify.smtp.ca_file", base_dir))
+    webhook = None
+    if "webhook" in raw:
+        t = c.table(raw["webhook"], "notify.webhook")
+        c.no_unknown(t, "notify.webhook", {"url", "timeout_seconds"})
+        url = c.string(t.get("url", ""), "notify.webhook.url")
+        if not re.match(r"^https?://[^\s/]+", url):
+            raise c.fail("notify.webhook.url", f"must be an http:// or https:// URL, got {url!r}")
+        webhook = WebhookConfig(url=url, timeout_seconds=_timeout(c, t, "notify.webhook"))
+    return NotifyConfig(smtp=smtp, webhook=webhook, budget_seconds=budget)
+
+
+def _digest(c: _Checker, raw: Mapping[str, Any]) -> DigestConfig:
+    c.no_unknown(raw, "digest", {"period", "top_users"})
+    d = DigestConfig()
+    period = c.string(raw.get("period", d.period), "digest.period")
+    if period not in DIGEST_PERIODS:
+        raise c.fail("digest.period", f"must be one of {', '.join(DIGEST_PERIODS)}, got {period!r}")
+    top = int(c.number(raw.get("top_users", d.top_users), "digest.top_users", integer=True,
+                       strictly_positive=True, maximum=100))
+    return DigestConfig(period=period, top_users=top)
+
+
+def _alerts(c: _Checker, raw: Mapping[str, Any]) -> AlertsConfig:
+    d = AlertsConfig()
+    names = [f.name for f in dataclasses.fields(AlertsConfig)]
+    c.no_unknown(raw, "alerts", set(names))
+    values: dict[str, Any] = {}
+    for name in names:
+        whole = name.endswith("_cycles")
+        number = c.number(raw.get(name, getattr(d, name)), f"alerts.{name}", integer=whole,
+                          maximum=100 if name.endswith("_percent") else None)
+        values[name] = int(number) if whole else float(number)
+    if bool(values["hog_percent"]) != bool(values["hog_hours"]):
+        missing = "hog_hours" if values["hog_percent"] else "hog_percent"
+        raise c.fail(f"alerts.{missing}", "the hog rule needs both hog_percent and hog_hours")
+    return AlertsConfig(**values)
 
 
 def _deploy(c: _Checker, raw: Any) -> tuple[DeployTarget, ...]:
@@ -328,7 +441,8 @@ def _qos_list(c: _Checker, raw: Any) -> tuple[QosConfig, ...]:
 def parse_config(data: Mapping[str, Any], source: str, base_dir: Path) -> Config:
     """Validate a parsed TOML document into a `Config` (pure)."""
     c = _Checker(source)
-    c.no_unknown(data, "", {"site", "collect", "qos", "app", "deploy", "ops", "efficiency"})
+    c.no_unknown(data, "", {"site", "collect", "qos", "app", "deploy", "ops", "efficiency",
+                            "notify", "digest", "alerts"})
     site = _site(c, c.table(data.get("site", {}), "site"), base_dir)
     collect = _collect(c, c.table(data.get("collect", {}), "collect"))
     qos = _qos_list(c, data.get("qos"))
@@ -336,8 +450,12 @@ def parse_config(data: Mapping[str, Any], source: str, base_dir: Path) -> Config
     deploy = _deploy(c, data.get("deploy"))
     ops = _ops(c, c.table(data.get("ops", {}), "ops"), base_dir)
     efficiency = _efficiency(c, c.table(data.get("efficiency", {}), "efficiency"))
+    notify = _notify(c, c.table(data.get("notify", {}), "notify"), base_dir)
+    digest = _digest(c, c.table(data.get("digest", {}), "digest"))
+    alerts = _alerts(c, c.table(data.get("alerts", {}), "alerts"))
     return Config(site=site, collect=collect, qos=qos, app=app, deploy=deploy, ops=ops,
-                  efficiency=efficiency, source=source)
+                  efficiency=efficiency, notify=notify, digest=digest, alerts=alerts,
+                  source=source)
 
 
 def find_config_path(explicit: str | os.PathLike[str] | None,

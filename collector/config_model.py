@@ -96,7 +96,8 @@ class OpsConfig:
     """`librarian run`, `scrontab` and `watchdog`."""
 
     export_dir: Path | None = None   # default: data_dir/site
-    job_names: tuple[str, ...] = ("librarian-run", "librarian-watchdog")
+    # The run, watchdog and digest jobs' names (the watchdog frees only these).
+    job_names: tuple[str, ...] = ("librarian-run", "librarian-watchdog", "librarian-digest")
     watchdog_wait_seconds: float = 10.0
     # squeue, scontrol and scancel (the watchdog), and each command of `doctor`
     command_timeout_seconds: float = 60.0
@@ -114,6 +115,70 @@ class EfficiencyConfig:
     memory_over_gb_hours: float = 500.0   # ... over more than this many GB-hours
     time_below_percent: float = 20.0      # jobs ran for under this share of their time limit
     gpu_below_percent: float = 25.0       # GPU utilisation under this (or a GPU job at 0%)
+
+
+@dataclass(frozen=True)
+class SmtpConfig:
+    """Where the digest and alerts are mailed. The password is never in the
+    file: it is read from the environment variable `password_env`."""
+
+    host: str
+    to: tuple[str, ...]
+    sender: str                      # [notify.smtp] from
+    port: int = 587
+    starttls: bool = True
+    user: str = ""
+    password_env: str = "LIBRARIAN_SMTP_PASSWORD"
+    timeout_seconds: float = 10.0
+    ca_file: Path | None = None      # STARTTLS: a CA bundle of the site's own (default: the system's)
+
+
+@dataclass(frozen=True)
+class WebhookConfig:
+    """An incoming webhook (Slack, Mattermost, Teams: all take {"text": ...})."""
+
+    url: str
+    timeout_seconds: float = 10.0
+
+
+@dataclass(frozen=True)
+class NotifyConfig:
+    smtp: SmtpConfig | None = None
+    webhook: WebhookConfig | None = None
+    # The most a cycle spends sending (every channel, every message together):
+    # collect and export come first and never wait on it.
+    budget_seconds: float = 20.0
+
+    @property
+    def configured(self) -> bool:
+        return self.smtp is not None or self.webhook is not None
+
+
+DIGEST_PERIODS = ("week", "month")
+
+
+@dataclass(frozen=True)
+class DigestConfig:
+    period: str = "week"     # what `librarian scrontab` schedules
+    top_users: int = 5
+
+
+@dataclass(frozen=True)
+class AlertsConfig:
+    """Each rule is off when its number is 0 (the default)."""
+
+    at_limit_hours: float = 0.0        # the QoS at a limit for more than this
+    hog_percent: float = 0.0           # one user holding more than this share of a limit ...
+    hog_hours: float = 0.0             # ... for more than this, while others wait
+    idle_gpu_hours: float = 0.0        # a GPU job at 0% utilisation (where recorded) this long
+    failed_cycles: int = 0             # the collect failing this many cycles in a row
+    stale_cycles: int = 0              # the data older than this many cycles
+    rate_limit_minutes: float = 60.0   # at most one message per alert in this time
+
+    @property
+    def any(self) -> bool:
+        return bool(self.at_limit_hours or (self.hog_percent and self.hog_hours)
+                    or self.idle_gpu_hours or self.failed_cycles or self.stale_cycles)
 
 
 DEPLOY_KINDS = ("pages", "copy")
@@ -165,6 +230,9 @@ class Config:
     deploy: tuple[DeployTarget, ...] = ()
     ops: OpsConfig = field(default_factory=OpsConfig)
     efficiency: EfficiencyConfig = field(default_factory=EfficiencyConfig)
+    notify: NotifyConfig = field(default_factory=NotifyConfig)
+    digest: DigestConfig = field(default_factory=DigestConfig)
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
     source: str = "<defaults>"
 
     @property

@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 SLURM_TIME_ZONE = "UTC"
-TOOLS = ("sacct", "sacctmgr", "squeue", "scontrol", "scancel")
+TOOLS = ("sacct", "sacctmgr", "squeue", "scontrol", "scancel", "scrontab")
 
 Runner = Callable[..., "subprocess.CompletedProcess[bytes]"]
 

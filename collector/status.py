@@ -17,11 +17,12 @@ from typing import Any
 from collector.atomic import write_atomic
 
 STATUS_NAME = "status.json"
-STEPS = ("collect", "limits", "queue", "export", "deploy")
+STEPS = ("collect", "limits", "queue", "export", "deploy", "alerts", "notify")
 # How a page names a step that failed ("The last ... failed at ..."); "limits" is
 # recorded by collect when sacctmgr's answer cannot be used (last known kept).
 STEP_TITLES = {"limits": "read of the QoS limits from sacctmgr (the last known are drawn)",
-               "queue": "read of the queue from squeue (the queue now is unknown)"}
+               "queue": "read of the queue from squeue (the queue now is unknown)",
+               "notify": "sending of the digest and alerts (they wait in the outbox)"}
 
 
 def status_path(data_dir: Path) -> Path:
@@ -48,6 +49,8 @@ def record_step(status: dict[str, Any], step: str, ok: bool, started: float, dur
         "ok": ok, "started": round(started, 3), "duration_seconds": round(duration, 3),
         "error": None if ok else (error or "failed"), "detail": detail,
         "last_success": round(started, 3) if ok else previous.get("last_success"),
+        # Failures since the last success (the alerts' failed_cycles rule).
+        "failed_in_row": 0 if ok else int(previous.get("failed_in_row", 0)) + 1,
     }
     return {**status, "steps": steps, "updated": round(time.time(), 3)}
 

@@ -30,6 +30,9 @@ window_days = 30
 refresh_seconds = 10
 collect_interval_minutes = 10
 
+[alerts]
+at_limit_hours = 4
+
 [[qos]]
 name = "avery"
 limits = { cpus = 430, gpus = 39, memory_gb = 3359 }
@@ -276,6 +279,27 @@ class TestData:
             assert "sacct did not answer within 300 s" in page.inner_text(f"#{ids.STALE}")
         finally:
             (site / "data" / "status.json").unlink()
+
+    def test_an_alert_in_force_is_shown_on_its_tab_only(self, page, server: str,
+                                                         site: Path) -> None:
+        from app import alerts
+        state, _ = alerts.step({"alerts": {}}, [alerts.Condition(
+            "at_limit|avery|NGPUS", "avery has been at its GPUs limit for 5.2 h", qos="avery")],
+            NOW, 60)
+        alerts.save_state(site / "data", state)
+        try:
+            page.goto(server + "/?qos=avery")
+            wait_drawn(page)
+            page.wait_for_selector(
+                f"#{ids.STALE}:has-text('Alert: avery has been at its GPUs limit for 5.2 h.')")
+            page.goto(server + "/?qos=avery-b")
+            wait_drawn(page)
+            # The same callback that writes the alert writes "Updated …": once it has run,
+            # the warning line is final.
+            page.wait_for_selector(f"#{ids.UPDATED}:has-text('Updated')")
+            assert "Alert:" not in page.inner_text("body")
+        finally:
+            alerts.state_path(site / "data").unlink()
 
     def test_a_new_snapshot_is_picked_up_on_refresh_keeping_the_view(self, page, server: str,
                                                                   site: Path) -> None:

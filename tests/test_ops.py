@@ -13,10 +13,10 @@ import pytest
 from app.figures import stale_message
 from app.operations import doctor, run_cycle
 from collector.collect import collect
-from collector.config import load_config
-from collector.schedule import scrontab_text
+from collector.config import ConfigError, load_config, parse_config
+from collector.schedule import Schedule, cron_every, installed_lines, last_runs, scrontab_text
 from collector.status import failures, read_status, record_step, write_status
-from collector.watchdog import stuck_jobs, watchdog
+from collector.watchdog import reenabled, stuck_jobs, watchdog
 from tests import fake_sacct
 from tests.conftest import config_text
 
@@ -107,9 +107,65 @@ class TestScrontab:
         assert logs.is_dir()
 
     def test_text_quotes_paths_with_spaces(self) -> None:
-        text = scrontab_text(Path("/opt/my lib/librarian"), Path("/etc/lib rarian.toml"),
-                             Path("/var/log"), "librarian-run", "librarian-watchdog")
+        text = scrontab_text(Schedule(Path("/opt/my lib/librarian"), Path("/etc/lib rarian.toml"),
+                                      Path("/var/log"), "librarian-run", "librarian-watchdog",
+                                      "librarian-digest"))
         assert "'/opt/my lib/librarian' run --config '/etc/lib rarian.toml' -q" in text
+
+    def test_the_interval_and_the_digest_line(self) -> None:
+        s = Schedule(Path("/opt/l"), Path("/etc/l.toml"), Path("/var/log"), "r", "w", "d",
+                     interval_minutes=1, digest_period="month", digest_configured=True)
+        text = scrontab_text(s)
+        assert "\n* * * * * /opt/l run --config /etc/l.toml -q\n" in text
+        assert "\n* * * * * /opt/l watchdog --config /etc/l.toml\n" in text
+        assert "#SCRON --export=NONE --job-name=d --time=00:10:00 --output=/var/log/d-%j.log\n" \
+               "0 7 1 * * /opt/l digest --config /etc/l.toml --period month -q\n" in text
+        assert set(installed_lines(text, ("r", "w", "d"))) == {"r", "w", "d"}
+        quiet = scrontab_text(Schedule(Path("/opt/l"), Path("/etc/l.toml"), Path("/var/log"),
+                                       "r", "w", "d", interval_minutes=120))
+        assert "0 */2 * * * /opt/l run" in quiet
+        assert "*/30 * * * * /opt/l watchdog" in quiet
+        assert set(installed_lines(quiet, ("r", "w", "d"))) == {"r", "w"}   # no channel: commented
+
+    @pytest.mark.parametrize(("minutes", "cron"), [(1, "* * * * *"), (10, "*/10 * * * *"),
+                                                   (60, "0 * * * *"), (360, "0 */6 * * *")])
+    def test_cron_intervals(self, minutes: int, cron: str) -> None:
+        assert cron_every(minutes) == cron
+
+    @pytest.mark.parametrize("minutes", [7, 90, 600])
+    def test_an_interval_cron_cannot_keep_is_refused_naming_the_key(self, minutes: int) -> None:
+        with pytest.raises(ValueError, match="not a cron interval"):
+            cron_every(minutes)
+        with pytest.raises(ConfigError) as err:
+            parse_config({"qos": [{"name": "a"}], "app": {"collect_interval_minutes": minutes}},
+                         "t.toml", Path("."))
+        assert err.value.key == "app.collect_interval_minutes"
+
+    def test_installed_lines_and_last_runs(self) -> None:
+        text = ("# mine\n#SCRON -J my-job\n0 * * * * true\n"
+                "#SCRON --export=NONE --job-name=librarian-run --time=00:20:00\n"
+                "*/10 * * * * /x run\n#SCRON --job-name librarian-watchdog\n*/5 * * * * /x w\n")
+        assert installed_lines(text, ("librarian-run", "librarian-watchdog")) == {
+            "librarian-run": "*/10 * * * * /x run", "librarian-watchdog": "*/5 * * * * /x w"}
+        runs = last_runs("7|librarian-run|REQUEUED|0:0|2026-12-02T04:23:09|2026-12-02T04:23:10\n"
+                         "8|librarian-watchdog|REQUEUED|1:0|2026-12-02T04:23:09|2026-12-02T04:23:10\n"
+                         "9|librarian-digest|PENDING|0:0|None|Unknown\n")
+        assert runs["librarian-run"].ok
+        assert not runs["librarian-watchdog"].ok      # it ran and exited 1
+        assert runs["librarian-digest"].ok            # not run yet
+
+    def test_a_disabled_entry_of_librarians_is_enabled_again_and_no_other(self) -> None:
+        text = ("#DISABLED: #SCRON --export=NONE --job-name=librarian-run --time=00:20:00\n"
+                "#DISABLED: */10 * * * * /x run\n"
+                "#DISABLED: #SCRON --job-name=my-job\n#DISABLED: 0 * * * * mine\n"
+                "#SCRON --job-name=librarian-watchdog\n*/5 * * * * /x w\n")
+        fixed, enabled = reenabled(text, ("librarian-run", "librarian-watchdog"))
+        assert enabled == ["librarian-run"]
+        assert fixed == ("#SCRON --export=NONE --job-name=librarian-run --time=00:20:00\n"
+                         "*/10 * * * * /x run\n"
+                         "#DISABLED: #SCRON --job-name=my-job\n#DISABLED: 0 * * * * mine\n"
+                         "#SCRON --job-name=librarian-watchdog\n*/5 * * * * /x w\n")
+        assert reenabled(fixed, ("librarian-run",)) == (fixed, [])
 
 
 SQUEUE = """\

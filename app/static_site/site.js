@@ -220,6 +220,7 @@
         var stale = seconds > 3 * manifest.collect_interval_minutes * 60;
         var parts = stale ? [d.stale_text.replace("{age}", age(seconds))] : [];
         parts = parts.concat(manifest.failures || []);  // a failed step of the last run
+        parts = parts.concat((manifest.alerts || {})[readState().qos] || []);  // alerts in force
         var alert = $("stale-alert");
         alert.textContent = parts.join(" ");
         alert.classList.toggle("d-none", parts.length === 0);

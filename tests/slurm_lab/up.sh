@@ -50,6 +50,8 @@ fi
 for u in "${USERS[@]}"; do
     id "$u" >/dev/null 2>&1 || useradd --create-home --shell /bin/bash "$u"
 done
+# Debian ships no `scrontab` command: build it from Debian's own source (cached).
+bash "$HERE/scrontab.sh"
 
 # --- the folder ----------------------------------------------------------------
 mkdir -p "$LAB"/{etc,log,run,state,spool,munge,mysql,mysqld,dev}
@@ -110,9 +112,19 @@ AccountingStoragePass=$MUNGE_SOCKET
 AccountingStorageTRES=gres/gpu
 AccountingStorageEnforce=associations,limits,qos
 ScronParameters=enable
+Prolog=$LAB/etc/prolog.sh
 NodeName=$NODE NodeAddr=127.0.0.1 CPUs=64 RealMemory=256000 Gres=gpu:8 State=UNKNOWN
 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 EOF
+# A Prolog that fails the jobs a test names (run/fail-prolog-<job id>): how the
+# lab makes a job stick in "launch failed requeued held", as a node that cannot
+# start a job does (Slurm drains the node; the test resumes it).
+cat > "$LAB/etc/prolog.sh" <<EOF
+#!/bin/sh
+[ -e "$LAB/run/fail-prolog-\$SLURM_JOB_ID" ] && exit 1
+exit 0
+EOF
+chmod 755 "$LAB/etc/prolog.sh"
 cat > "$LAB/etc/gres.conf" <<EOF
 AutoDetect=off
 NodeName=$NODE Name=gpu File=$LAB/dev/gpu[0-7]
