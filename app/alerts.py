@@ -204,9 +204,10 @@ def step(state: dict[str, Any], now_in_force: list[Condition], now: float,
     for key, c in seen.items():
         a = alerts.get(key)
         if a is None or not a.get("active"):
-            fresh = a is None or not a.get("told")
-            alerts[key] = {**(a or {}), "active": True, "title": c.title, "detail": c.detail,
-                           "qos": c.qos, "since": now if fresh else a.get("since", now)}
+            old = a or {}
+            fresh = not old.get("told")   # told: a clear was held back; the alert goes on
+            alerts[key] = {**old, "active": True, "title": c.title, "detail": c.detail,
+                           "qos": c.qos, "since": now if fresh else old.get("since", now)}
         else:   # the page says it as it stands now; the clear repeats what the start said
             a.update(title=c.title, detail=c.detail)
     for key, a in alerts.items():

@@ -21,6 +21,7 @@ Microsoft Teams' incoming webhooks all accept.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import logging
@@ -158,7 +159,8 @@ def email_of(m: Message, smtp: SmtpConfig) -> EmailMessage:
     mail.set_content(m.text)
     if m.html:
         mail.add_alternative(m.html, subtype="html")
-        html_part = mail.get_payload()[1]
+        html_part = mail.get_body(("html",))
+        assert isinstance(html_part, EmailMessage)
         for cid, png in m.images.items():
             html_part.add_related(png, maintype="image", subtype="png", cid=f"<{cid}>",
                                   filename=f"{cid}.png")
@@ -285,7 +287,7 @@ def deliver(config: Config, senders: dict[str, Callable[[Message, float], str]] 
                 report.errors.setdefault(channel, "the budget (notify.budget_seconds) ran out")
                 continue
             try:
-                _bounded(lambda s=send, m=message, t=left: s(m, t), left, channel)
+                _bounded(functools.partial(send, message, left), left, channel)
             except NotifyError as err:
                 report.errors[channel] = str(err)
                 doc["attempts"] = doc.get("attempts", 0) + 1

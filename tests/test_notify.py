@@ -426,6 +426,45 @@ def test_a_refused_login_and_a_missing_password_are_errors(tmp_path: Path, smtp_
     assert len(inbox.mails) == 1
 
 
+def test_starttls_with_the_sites_own_ca_and_a_login(tmp_path: Path, monkeypatch) -> None:
+    import ssl
+
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    logins = []
+
+    def check(server, session, envelope, mechanism, auth_data):
+        logins.append((auth_data.login, session.ssl is not None))
+        return AuthResult(success=auth_data.password == b"s3cret", handled=False)
+
+    inbox = Inbox()
+    port = free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port, tls_context=context,
+                            require_starttls=True, authenticator=check)
+    controller.start()
+    try:
+        monkeypatch.setenv("LIBRARIAN_SMTP_PASSWORD", "s3cret")
+        message, _ = the_digest_message()
+        untrusted = notify_config(tmp_path / "a", port, starttls=True, user="avery")
+        enqueue(untrusted.site.data_dir, message, ("smtp",))
+        assert "CERTIFICATE_VERIFY_FAILED" in deliver(untrusted).errors["smtp"]
+        plain = notify_config(tmp_path / "b", port, starttls=False, user="avery")
+        enqueue(plain.site.data_dir, message, ("smtp",))
+        assert not deliver(plain).ok          # the server will not talk without STARTTLS
+        trusted = notify_config(tmp_path / "c", port, starttls=True, user="avery",
+                                ca_file=str(cert))
+        enqueue(trusted.site.data_dir, message, ("smtp",))
+        assert deliver(trusted).ok
+    finally:
+        controller.stop()
+    assert logins == [(b"avery", True)]       # the password went over TLS only
+    assert len(inbox.mails) == 1
+
+
 def test_servers_down_or_silent_cost_no_more_than_the_budget(tmp_path: Path) -> None:
     closed = free_port()                         # nothing listens: connection refused
     silent = socket.socket()                     # accepts, never says a word
@@ -508,9 +547,19 @@ def test_a_cycle_tells_of_failures_once_and_of_the_clear_once(tmp_path: Path, sa
     assert not results["notify"].ok
     assert "refused" in read_status(tmp_path / "data")["steps"]["notify"]["error"].lower()
     assert len(pending(tmp_path / "data")) == 1
-    # Back up: the clear is sent, once, and the page's alert is gone.
+    from collector.status import failures
+    assert [f[0] for f in failures(read_status(tmp_path / "data"))] == [
+        "sending of the digest and alerts (they wait in the outbox)"]   # the Dash page's line
+    # Back up: the clear is sent, once, and the page's alert is gone. The export
+    # of that cycle (before sending) still says the last sending failed.
     run_cycle(config, now=now + 3000)
+
+    def manifest_failures() -> list[str]:
+        path = tmp_path / "data" / "site" / "data" / "manifest.json"
+        return json.loads(path.read_text())["failures"]
+    assert any("sending of the digest" in f for f in manifest_failures())
     run_cycle(config, now=now + 3600)
+    assert manifest_failures() == []
     assert [m["Subject"].strip() for m in inbox.mails][1:] == [
         "[Librarian Test cluster] cleared: the collect has failed 2 cycles in a row"]
     manifest = json.loads((tmp_path / "data" / "site" / "data" / "manifest.json").read_text())
