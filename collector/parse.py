@@ -359,6 +359,14 @@ def parse_sacct(data: Text, tz: str = "UTC") -> ParseResult:
     req_gpus = np.nan_to_num(req_gpus, nan=0.0)
     timelimit, bad_tl = _apply(_distinct(table["TimelimitRaw"]), _timelimit_seconds) \
         if "TimelimitRaw" in names else (np.full(n, np.nan), no_value[1])
+    # Nothing allocated means it never ran, whatever Start says: Slurm 22.05 gives
+    # a scrontab job cancelled while it waited its Submit as Start and the wait
+    # as ElapsedRaw (NodeList "None assigned"), and a rejected submission Start =
+    # End (tests/data/slurm-22.05/sacct_scrontab_runs.txt, sacct_avery.txt).
+    never_ran = (alloc_empty == 1) & ~np.isnan(start)
+    if never_ran.any():
+        start = np.where(never_ran, np.nan, start)
+        elapsed = np.where(never_ran, 0.0, elapsed)
     tasks, bad_tasks = _tasks(table["JobID"], np.isnan(start) & ~bad_start)
 
     reasons = {

@@ -60,10 +60,27 @@ class TestRealCaptures:
         # Array task 9_4 has JobIDRaw 9; 9_1 has 17.
         assert by_id.loc[17, "cpus"] == 1
         assert by_id.loc[12, "state"] == "CANCELLED"  # 'by 0' (the uid) is dropped
-        # Rejected submission: GPUs from ReqTRES (AllocTRES empty), zero run time.
+        # Rejected submission: GPUs from ReqTRES (AllocTRES empty); it never ran
+        # (sacct's Start = End is no start: nothing was allocated).
         assert by_id.loc[26, "gpus"] == 9
-        assert by_id.loc[26, "start"] == by_id.loc[26, "end"]
+        assert np.isnan(by_id.loc[26, "start"])
+        assert by_id.loc[26, "elapsed"] == 0
         assert by_id.loc[11, "mem_gib"] == pytest.approx(500 / 1024)
+
+    def test_scrontab_runs_and_a_cron_job_cancelled_while_it_waited(self, samples: Path) -> None:
+        # Job 4: cancelled while waiting for its cron time; sacct says Start = Submit,
+        # ElapsedRaw 23, NodeList "None assigned", AllocTRES empty: it never ran.
+        # Job 5 ran four times (requeued for its next time, the last NODE_FAIL), job 6 once.
+        r = parse_sacct((samples / "sacct_scrontab_runs.txt").read_bytes())
+        assert r.bad_lines == 0
+        jobs = r.jobs.to_frame()
+        four = jobs[jobs["job_id"] == 4].iloc[0]
+        assert np.isnan(four["start"])
+        assert four["elapsed"] == 0
+        ran = jobs[~jobs["start"].isna()]
+        assert sorted(ran["elapsed"].tolist()) == [0, 1, 30, 60, 120]
+        assert (ran["mem_gib"] == 1).all()
+        assert (ran["cpus"] == 1).all()
 
     def test_pending_job_has_no_start(self, samples: Path) -> None:
         r = parse_sacct((samples / "sacct_avery-b.txt").read_bytes())
