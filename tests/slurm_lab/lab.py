@@ -65,7 +65,7 @@ class Lab:
              end: int | None = None, qos: str = "avery,avery-b") -> list[Row]:
         args = ["sacct", "--allusers", "--allocations", "--duplicates", "--parsable2",
                 "--noheader", "--noconvert",
-                "--format=JobID,User,QOS,State,Start,End,ElapsedRaw,NCPUS,AllocTRES"]
+                "--format=JobID,User,QOS,State,Start,End,ElapsedRaw,NCPUS,AllocTRES,NodeList"]
         if job_ids:
             args.append(f"--jobs={','.join(job_ids)}")
         else:
@@ -74,13 +74,17 @@ class Lab:
         out = subprocess.run(args, env=env, capture_output=True, text=True, check=True, timeout=60)
         rows = []
         for line in out.stdout.splitlines():
-            jid, user, qos_, state, s, e, elapsed, cpus, alloc = line.split("|")
+            jid, user, qos_, state, s, e, elapsed, cpus, alloc, nodes = line.split("|")
             tres = _tres(alloc)
             mem = tres.get("mem", "0M")
+            # No node: it never ran, whatever Start says (a scrontab job cancelled
+            # while it waited has Start = Submit and the wait as ElapsedRaw).
+            ran = nodes != "None assigned"
             rows.append(Row(
                 job_id=jid, user=user, qos=qos_, state=state.split()[0],
-                start=int(s) if s.isdigit() else None, end=int(e) if e.isdigit() else None,
-                elapsed=int(elapsed), cpus=int(cpus), gpus=int(tres.get("gres/gpu", 0)),
+                start=int(s) if s.isdigit() and ran else None,
+                end=int(e) if e.isdigit() else None,
+                elapsed=int(elapsed) if ran else 0, cpus=int(cpus), gpus=int(tres.get("gres/gpu", 0)),
                 mem_gib=float(mem[:-1]) / 1024 if mem.endswith("M") else float(mem) / 1024,
             ))
         return rows
