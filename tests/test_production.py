@@ -416,7 +416,10 @@ def test_fifty_clients_while_the_collector_replaces_snapshots_every_second(
         stop.set()
         writer.join(timeout=60)
     bad = [v for _, v in results if v != "ok"]
-    assert len(results) > 500, len(results)
+    # Enough requests to meet the replacements many times over (how many the
+    # machine serves in 12 s is the benchmark's business, not this test's: a
+    # busy CI machine served 348 where a quiet one serves over 600).
+    assert len(results) > 10 * replaced[0], (len(results), replaced[0])
     assert replaced[0] >= 8
     assert bad == [], bad[:5]
 
