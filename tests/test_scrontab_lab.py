@@ -8,7 +8,8 @@ every minute), and slurmctld runs them. Then:
   - `librarian doctor` sees the lines and how they last ran;
   - a cycle that finds the lock held ends quietly: its job exits 0;
   - a cycle stuck in "launch failed requeued held" (the lab's Prolog fails the
-    job a test names, as a node that cannot start a job does) is freed by the
+    first launch of the job a test names, as a node that cannot start a job
+    does) is freed by the
     scrontab-run watchdog: scontrol refuses scrontab jobs, so it cancels it
     and puts back the entry Slurm disables on a cancel; the next cycle runs.
 """
@@ -131,7 +132,15 @@ def test_real_scrontab_runs_the_cycle_and_its_watchdog_frees_a_stuck_one(
         assert code == "0:0"
         assert status(site)["steps"]["collect"]["started"] == collected   # nothing was collected
 
-    # 3. A stuck cycle: the Prolog fails its next launch, Slurm requeues and holds it.
+    # 3. A stuck cycle: the Prolog fails a launch, Slurm requeues and holds the job.
+    # slurmd runs the Prolog only on a job's first launch on a node (while its
+    # credential is cached, a scrontab job's next runs skip it), so the entries
+    # are installed again, which gives them new jobs, and the new run job's
+    # first launch is the one that fails.
+    installed = as_user(lab, "alice", SCRONTAB, str(lines))
+    assert installed.returncode == 0, installed.stderr
+    old, job = job, str(wait("the entries' new jobs", lambda: (j := run_job(lab)) != job and j, 60))
+    assert int(job) > int(old)
     flag = LAB_DIR / "run" / f"fail-prolog-{job}"
     flag.touch()
     wait("the run job to stick", lambda: "launch failed requeued held" in lab.run(

@@ -118,7 +118,8 @@ PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 EOF
 # A Prolog that fails the jobs a test names (run/fail-prolog-<job id>): how the
 # lab makes a job stick in "launch failed requeued held", as a node that cannot
-# start a job does (Slurm drains the node; the test resumes it).
+# start a job does (Slurm drains the node; the test resumes it). slurmd runs it
+# on a job's first launch on the node only, not on a scrontab job's later runs.
 cat > "$LAB/etc/prolog.sh" <<EOF
 #!/bin/sh
 [ -e "$LAB/run/fail-prolog-\$SLURM_JOB_ID" ] && exit 1
