@@ -24,6 +24,8 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
+from app.efficiency_view import FLAG_LABELS
+from app.figures import freshness
 from app.history_view import Month, days_total
 from collector.config import Config
 from collector.efficiency import efficiency_rows
@@ -31,8 +33,6 @@ from collector.history import local_date, midnights
 from collector.observables import HELD, QUEUED, observable
 from collector.snapshot import Snapshot
 from collector.status import failures
-
-FLAG_WORDS = {"cpu": "CPUs", "memory": "memory", "time": "time limit", "gpu": "GPUs"}
 
 
 @dataclass(frozen=True)
@@ -101,7 +101,8 @@ def _pct(a: float, b: float | None) -> float | None:
 
 
 def qos_digest(snap: Snapshot, this: Period, last: Period, config: Config) -> QosDigest:
-    m = days_total(snap, this.label, _mask(snap, this))
+    mask = _mask(snap, this)
+    m = days_total(snap, this.label, mask)
     lm = days_total(snap, last.label, _mask(snap, last))
 
     def hours(month: Month | None, key: str) -> float:
@@ -138,8 +139,7 @@ def qos_digest(snap: Snapshot, this: Period, last: Period, config: Config) -> Qo
         top = [(m.users[i], float(cpu[i]), float(gpu[i]), _pct(float(cpu[i]), total) or 0.0)
                for i in order[:config.digest.top_users] if cpu[i] > 0 or gpu[i] > 0]
         h = snap.history
-        assert h is not None
-        mask = _mask(snap, this)
+        assert h is not None   # days_total found days in it
         ncpus = h.seconds[0][:, mask] / 3600
         for name, _, _, _ in top:
             daily[name] = ncpus[h.users.index(name)]
@@ -150,7 +150,7 @@ def qos_digest(snap: Snapshot, this: Period, last: Period, config: Config) -> Qo
         labels = tuple(f"{this.first + timedelta(days=k):%a %d}" for k in range(int(mask.sum())))
     rows = efficiency_rows(snap.efficiency, a, max(b - 1, a), config.efficiency) \
         if len(snap.efficiency.day_starts) else []
-    flags = tuple((r.user, tuple(FLAG_WORDS[f] for f in r.flags)) for r in rows if r.flags)
+    flags = tuple((r.user, tuple(FLAG_LABELS[f] for f in r.flags)) for r in rows if r.flags)
     jobs = (int(m.jobs.sum()) if m is not None else 0, int(lm.jobs.sum()) if lm is not None else 0)
     return QosDigest(snap.qos, tuple(figures), jobs, queued, at_limit, covered, tuple(top),
                      flags, daily, labels)
@@ -176,8 +176,9 @@ def health(status: dict[str, Any], snaps: list[Snapshot], now: float, interval_m
     if isinstance(collect, dict) and collect.get("failed_in_row", 0) > 1:
         lines.append(f"The collect has failed {collect['failed_in_row']} cycles in a row.")
     if snaps:
-        age = now - min(s.now for s in snaps)
-        if age > 3 * 60 * interval_minutes:
+        oldest = min(snaps, key=lambda s: s.now)
+        if freshness(oldest, now, interval_minutes).stale:   # the pages' own rule
+            age = now - oldest.now
             lines.append(f"The data is {age / 3600:.1f} h old (collected every "
                          f"{interval_minutes} min).")
     ok = not lines

@@ -21,6 +21,7 @@ Microsoft Teams' incoming webhooks all accept.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import functools
 import hashlib
 import json
@@ -93,7 +94,7 @@ def enqueue(data_dir: Path, message: Message, channels: tuple[str, ...]) -> bool
     path = folder / f"{message.id}.json"
     if path.exists() or message.id in _sent_ids(data_dir):
         return False
-    m = message if message.created else Message(**{**message.__dict__, "created": time.time()})
+    m = message if message.created else dataclasses.replace(message, created=time.time())
     _write(path, _doc(m, dict.fromkeys(channels, False), 0, ""))
     return True
 

@@ -85,7 +85,7 @@ def reenabled(scrontab_l: str, names: Sequence[str]) -> tuple[str, list[str]]:
                     continue
         out.append(line)
         i += 1
-    return "\n".join(out) + ("\n" if scrontab_l.endswith("\n") or out else ""), enabled
+    return "".join(f"{line}\n" for line in out), enabled
 
 
 @dataclass
