@@ -150,8 +150,8 @@ def register_callbacks(app: Dash, config: Config, store: SnapshotStore) -> None:
         sentences = limit_sentences(snap)
         efficiency = efficiency_table(snap, view, config.efficiency)
         return (*figures,
-                spec(ids.CURRENT_TABLE, grouped_columns(CURRENT_COLUMNS, by), current_rows(grouped)),
-                spec(ids.TOTAL_TABLE, grouped_columns(TOTAL_COLUMNS, by), total_rows(grouped, view)),
+                spec(ids.CURRENT_TABLE, grouped_columns(CURRENT_COLUMNS, by), current_rows(grouped, users_of=snap)),
+                spec(ids.TOTAL_TABLE, grouped_columns(TOTAL_COLUMNS, by), total_rows(grouped, view, users_of=snap)),
                 title, _legend(grouped.users, hidden_set, colors),
                 message, show, color, range_error, rendered,
                 [html.Div(t) for t in sentences], bool(sentences),

@@ -128,11 +128,11 @@ def qos_data(snap: Snapshot, colors: dict[str, str], wall_now: float, interval_m
             continue
         g_colors = assign_colors(g.users)
         groups[by] = {
-            "users": list(g.users), "colors": g_colors, "current": current_rows(g),
+            "users": list(g.users), "colors": g_colors, "current": current_rows(g, users_of=snap),
             "user_months": user_month_rows(g),
             "views": {key: {"figures": [usage_figure(g, o, view, "light", colors=g_colors,
                                                      show="both") for o in CHART_KEYS],
-                            "totals": total_rows(g, view),
+                            "totals": total_rows(g, view, users_of=snap),
                             "stem": download_stem(snap.site, snap.qos, key, by)}
                       for key, view in shown.items()},
         }

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import functools
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -452,8 +453,9 @@ def _share(amount: float, limit: float | None, hours: float = 1.0) -> float | No
     return 100.0 * amount / (limit * hours)
 
 
-def current_rows(snap: Snapshot) -> list[dict[str, object]]:
-    """What each user's running jobs hold at collection time, busiest first, then a total."""
+def current_rows(snap: Snapshot, users_of: Snapshot | None = None) -> list[dict[str, object]]:
+    """What each user's (or group's) running jobs hold at collection time,
+    busiest first, then a total: that of `users_of` when given (total_rows)."""
     rows = []
     for i, user in enumerate(snap.users):
         cur = {o: float(snap.current[o][i]) for o in CHART_KEYS}
@@ -461,33 +463,40 @@ def current_rows(snap: Snapshot) -> list[dict[str, object]]:
             continue
         rows.append(_usage_row(user, cur, snap.thresholds))
     rows.sort(key=lambda r: (-float(r["NCPUS"]), str(r["user"])))  # type: ignore[arg-type]
-    total = {o: float(snap.current[o].sum()) for o in CHART_KEYS}
+    total = {o: float((users_of or snap).current[o].sum()) for o in CHART_KEYS}
     return [*rows, _usage_row("Total", total, snap.thresholds, is_total=True)]
 
 
-def total_rows(snap: Snapshot, view: View) -> list[dict[str, object]]:
-    """Resource-hours per user over the view (partial bins weighted by their
-    overlap), with each user's share of what the limit allows in that time."""
+def total_rows(snap: Snapshot, view: View, users_of: Snapshot | None = None
+               ) -> list[dict[str, object]]:
+    """Resource-hours per user (or group) over the view (partial bins weighted
+    by their overlap), with each one's share of what the limit allows in that
+    time. The Total row sums `users_of` when given: a grouped table's total is
+    the users' total to the last digit (the groups' series are stored rounded
+    on their own, so their sum can differ from the users' in the last place)."""
     hours = view.hours or 1.0
+    users, amounts = _view_amounts(snap, view)
     rows = []
-    total = dict.fromkeys(CHART_KEYS, 0.0)
-    if is_daily(view):   # from the daily history: the resource-hours of the days shown
-        daily = {o: daily_values(snap, o, view) for o in CHART_KEYS}
-        users = daily["NCPUS"][0]
-        amounts = {o: daily[o][3].sum(axis=1) if len(daily[o][3]) else np.zeros(len(users))
-                   for o in CHART_KEYS}
-    else:
-        seconds = overlap_seconds(snap, view)
-        users = snap.users
-        amounts = {o: snap.series[o] @ seconds / 3600 for o in CHART_KEYS}
     for i, user in enumerate(users):
         used = {o: float(amounts[o][i]) for o in CHART_KEYS}
         if any(used.values()):
             rows.append(_usage_row(user, used, snap.thresholds, hours=hours))
-            for o in CHART_KEYS:
-                total[o] += used[o]
     rows.sort(key=lambda r: (-float(r["NCPUS"]), str(r["user"])))  # type: ignore[arg-type]
+    if users_of is not None and users_of is not snap:
+        amounts = _view_amounts(users_of, view)[1]
+    total = {o: float(amounts[o].sum()) for o in CHART_KEYS}
     return [*rows, _usage_row("Total", total, snap.thresholds, hours=hours, is_total=True)]
+
+
+def _view_amounts(snap: Snapshot, view: View) -> tuple[Sequence[str], dict[str, np.ndarray]]:
+    """The names and their resource-hours per observable over the view."""
+    if is_daily(view):   # from the daily history: the resource-hours of the days shown
+        daily = {o: daily_values(snap, o, view) for o in CHART_KEYS}
+        users = daily["NCPUS"][0]
+        return users, {o: daily[o][3].sum(axis=1) if len(daily[o][3]) else np.zeros(len(users))
+                       for o in CHART_KEYS}
+    seconds = overlap_seconds(snap, view)
+    return snap.users, {o: snap.series[o] @ seconds / 3600 for o in CHART_KEYS}
 
 
 def _usage_row(user: str, amounts: dict[str, float], limits: dict[str, float | None],
