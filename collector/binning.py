@@ -289,10 +289,21 @@ def fold_names(names: tuple[str, ...], by: str) -> tuple[tuple[str, ...], np.nda
 
 def fold_rows(values: np.ndarray, to: np.ndarray, n: int, axis: int) -> np.ndarray:
     """`values` summed along `axis` into `n` rows, row i into row to[i]."""
+    # Rows sorted by their target, then one np.add.reduceat over each run:
+    # O(size), where np.add.at's scattered adds cost ~50x more per element.
     shape = list(values.shape)
     shape[axis] = n
     out = np.zeros(shape)
-    np.add.at(np.moveaxis(out, axis, 0), to, np.moveaxis(values, axis, 0))
+    if not len(to):
+        return out
+    order = np.argsort(to, kind="stable")
+    ordered = to[order]
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+    sums = np.add.reduceat(np.take(np.asarray(values, dtype=np.float64), order, axis=axis),
+                           starts, axis=axis)
+    index: list[slice | np.ndarray] = [slice(None)] * out.ndim
+    index[axis] = ordered[starts]
+    out[tuple(index)] = sums
     return out
 
 

@@ -26,11 +26,12 @@ import logging
 import mmap
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -56,7 +57,6 @@ from collector.palette import assign_colors
 from collector.parse import ParseResult, SacctFormatError, UsageAnswer, parse_sacct, parse_usage
 from collector.pressure import (
     Analysis,
-    Span,
     analyse,
     at_limit_now,
     finish,
@@ -70,7 +70,14 @@ from collector.pressure import (
 )
 from collector.sacct import build_sacct_args, build_usage_args
 from collector.slurm import SLURM_TIME_ZONE, Runner, SlurmError, run_slurm, slurm_tool
-from collector.snapshot import Grouping, QueueState, Snapshot, snapshot_path, write_snapshot
+from collector.snapshot import (
+    Grouping,
+    QueueState,
+    Snapshot,
+    read_snapshot,
+    snapshot_path,
+    write_snapshot,
+)
 from collector.squeue import Queue, build_squeue_args, parse_squeue, queue_rows, seen_reasons
 from collector.status import read_status, record_step, record_sync, write_status
 from collector.store import (
@@ -115,6 +122,7 @@ class QosOutcome:
     users: int
     jobs_counted: int
     plots: tuple[Path, ...] = ()
+    user_names: tuple[str, ...] = ()   # (the plots' colours agree across QoS)
 
 
 @dataclass(frozen=True)
@@ -162,13 +170,13 @@ def collect(config: Config, now: float, qos_names: Sequence[str] | None = None,
     data_dir = config.site.data_dir
     with DataLock(data_dir):
         queue: QueueRead | None = None
+        parts: Iterator[_Parts]
         if sacct_file is not None:
             parsed = _read_file(config, sacct_file)
             limits, sync = configured_limits(config), None
             days = local_days(window.start, window.now, config.site.timezone)
             history = history_grid(window.now, config.collect.history_days, config.site.timezone)
-            records, binned, analyses, efficiency, histories = _bin_and_analyse(
-                parsed.jobs, panels, window, limits, days, history)
+            parts = _bin_and_analyse(parsed.jobs, panels, window, limits, days, history)
             source = f"file:{sacct_file}"
             if squeue_file is not None:
                 queue = _queue_of_file(squeue_file, window.now)
@@ -177,68 +185,109 @@ def collect(config: Config, now: float, qos_names: Sequence[str] | None = None,
             synced, sync, parsed = sync_store(config, window, runner, environ, full,
                                               seen=_seen(queue))
             limits = current_limits(config, window, runner, environ)
-            binned = {p: synced.binned(p.cluster, p.qos, window) for p in panels}
-            records = {p: synced.hot_jobs(p.cluster, p.qos) for p in panels}
-            analyses = _live_analyses(synced, panels, window, limits, config.site.timezone)
-            efficiency = _live_efficiency(synced, panels, window, config.site.timezone)
-            histories = {p: replace(h, complete_from=sync.history_from)
-                         for p, h in _live_histories(synced, panels, window.now, config).items()}
+            parts = _live_parts(synced, panels, window, limits, config, sync.history_from)
             source = "sacct"
-        # Binned and kept per (user, account, partition): folded to each grouping.
-        usages = {p: usage_of(fold(binned[p], "user"), window) for p in panels}
-        groups = {p: {by: _grouping(binned[p], histories[p], by, window) for by in GROUPINGS[1:]}
-                  for p in panels}
-        histories = {p: fold_history(h, "user") for p, h in histories.items()}
-        # One colour per user across this run's QoS, so the charts of all QoS agree.
-        colors = assign_colors(u for usage in usages.values() for u in usage.users)
         last_read = _last_queue_read(data_dir) if queue is not None and queue.errors else None
-        outcomes = [_write_panel(config, p, usages[p], records[p], analyses[p], parsed, source,
-                                 plots, colors, limits, _queue_state(queue, p, last_read),
-                                 efficiency[p], histories[p], groups[p])
-                    for p in panels]
+        # One QoS at a time, written as soon as it is made: the arrays of one
+        # QoS are alive at once, never those of every QoS (memory at 500 QoS).
+        done: dict[Panel, QosOutcome] = {}
+        for part in parts:
+            p = part.panel
+            # Binned and kept per (user, account, partition): folded to each grouping.
+            usage = usage_of(fold(part.binned, "user"), window)
+            groups = {by: _grouping(part.binned, part.history, by, window)
+                      for by in GROUPINGS[1:]}
+            done[p] = _write_panel(config, p, usage, part.records, part.analysis, parsed,
+                                   source, limits, _queue_state(queue, p, last_read), part.efficiency,
+                                   fold_history(part.history, "user"), groups)
+            del part, usage, groups
+        outcomes = [done[p] for p in panels]
+        if plots:
+            outcomes = _write_plots(config, panels, outcomes)
         if sync is not None:
             _record(data_dir, window.now, sync, limits, queue)
     return CollectReport(window=window, parse=parsed, outcomes=tuple(outcomes), sync=sync,
                          limits=limits, queue=queue)
 
 
+@dataclass(frozen=True)
+class _Parts:
+    """What one QoS's snapshot is made of, before folding to the groupings."""
+    panel: Panel
+    binned: Binned            # per (user, account, partition)
+    records: JobTable         # its running and pending jobs (hot), or all from a file
+    analysis: Analysis
+    efficiency: EfficiencyDays
+    history: History          # per (user, account, partition)
+
+
+def _write_plots(config: Config, panels: Sequence[Panel], outcomes: list[QosOutcome]
+                 ) -> list[QosOutcome]:
+    """Each QoS's charts, from its snapshot as written, with one colour per
+    user across this run's QoS so the charts of all QoS agree."""
+    from collector.plots import write_plots  # matplotlib is slow to import
+
+    colors = assign_colors(u for o in outcomes for u in o.user_names)
+    out = []
+    for p, o in zip(panels, outcomes, strict=True):
+        snap = read_snapshot(o.snapshot)
+        out.append(replace(o, plots=tuple(write_plots(snap, config.site.data_dir, colors,
+                                                      p.file_cluster))))
+    return out
+
+
+def _live_parts(synced: Synced, panels: Sequence[Panel], window: Window, limits: LimitsReport,
+                config: Config, history_from: int) -> Iterator[_Parts]:
+    """Each panel's parts from the job store, made when asked for (binned and
+    daily history are the large ones; the pressure and efficiency, small, for
+    all panels at once as their caches want)."""
+    analyses = _live_analyses(synced, panels, window, limits, config.site.timezone)
+    efficiency = _live_efficiency(synced, panels, window, config.site.timezone)
+    histories = _live_histories(synced, panels, window.now, config)
+    for p in panels:
+        yield _Parts(p, synced.binned(p.cluster, p.qos, window), synced.hot_jobs(p.cluster, p.qos),
+                     analyses[p], efficiency[p],
+                     replace(next(histories), complete_from=history_from))
+
+
+# QoS whose work is under way at once in _bin_and_analyse: enough to keep two
+# threads busy, few enough that only their arrays are alive.
+_AHEAD = 4
+
+
 def _bin_and_analyse(jobs: JobTable, panels: Sequence[Panel], window: Window,
                      limits: LimitsReport, days: np.ndarray, history: tuple[date, DayGrid]
-                     ) -> tuple[dict[Panel, JobTable], dict[Panel, Binned], dict[Panel, Analysis],
-                                dict[Panel, EfficiencyDays], dict[Panel, History]]:
+                     ) -> Iterator[_Parts]:
     """Each panel's jobs, binning, pressure and efficiency sums from a whole
     history, on two cores. The pieces share nothing and numpy releases the
     GIL in nearly all of them, so they are tasks of one two-thread pool,
-    given out largest first (each QoS's rows taken from the table, then its
-    binning, its pressure in two spans cut at the middle bin boundary, which
-    add up in `finish`, its efficiency sums and its daily history), which
-    keeps both cores busy to the end."""
+    given out largest first (each QoS's binning, its pressure in two spans
+    cut at the middle bin boundary, which add up in `finish`, its efficiency
+    sums and its daily history), a few QoS ahead of the one being written,
+    which keeps both cores busy to the end."""
     middle = window.start + (window.n_bins // 2) * window.bin_seconds
     rows = jobs.qos_rows()
     names = sorted({p.qos for p in panels}, key=lambda q: -len(rows.get(q, ())))
     with ThreadPoolExecutor(max_workers=2) as pool:
-        tables = {q: pool.submit(jobs.take, rows[q]) if q in rows else None for q in names}
-        work: dict[str, tuple[Future[Binned], Future[Span], Future[Span],
-                              Future[EfficiencyDays], Future[History]]] = {}
-        mine: dict[str, JobTable] = {}
-        for q in names:
-            table = tables[q]
-            mine[q] = table.result() if table is not None else JobTable.empty()
+        def start(q: str) -> tuple[JobTable, tuple[Future[Any], ...]]:
+            mine = jobs.take(rows[q]) if q in rows else JobTable.empty()
             steps = _steps(limits, next(p for p in panels if p.qos == q), window)
-            combined = mine[q].combined()   # once (O(rows)): the binning and the days share it
-            work[q] = (pool.submit(bin_seconds, combined, window),
-                       pool.submit(span_of, mine[q], window, steps, window.start, middle),
-                       pool.submit(span_of, mine[q], window, steps, middle, window.now),
-                       pool.submit(efficiency_days, mine[q], days, window.now, window.start),
-                       pool.submit(history_of, combined, *history))
-        analysed = {q: finish([early.result(), late.result()], window)
-                    for q, (_, early, late, _, _) in work.items()}
-        usages = {q: work[q][0].result() for q in names}
-        sums = {q: work[q][3].result() for q in names}
-        days_of = {q: work[q][4].result() for q in names}
-    return ({p: mine[p.qos] for p in panels}, {p: usages[p.qos] for p in panels},
-            {p: analysed[p.qos] for p in panels}, {p: sums[p.qos] for p in panels},
-            {p: days_of[p.qos] for p in panels})
+            combined = mine.combined()   # once (O(rows)): the binning and the days share it
+            return mine, (pool.submit(bin_seconds, combined, window),
+                          pool.submit(span_of, mine, window, steps, window.start, middle),
+                          pool.submit(span_of, mine, window, steps, middle, window.now),
+                          pool.submit(efficiency_days, mine, days, window.now, window.start),
+                          pool.submit(history_of, combined, *history))
+
+        started = {q: start(q) for q in names[:_AHEAD]}
+        for i, q in enumerate(names):
+            if i + _AHEAD < len(names):
+                started[names[i + _AHEAD]] = start(names[i + _AHEAD])
+            mine, (binned, early, late, sums, days_of) = started.pop(q)
+            analysis = finish([early.result(), late.result()], window)
+            for p in (p for p in panels if p.qos == q):
+                yield _Parts(p, binned.result(), mine, analysis, sums.result(), days_of.result())
+            del mine, binned, early, late, sums, days_of
 
 
 def _grouping(binned: Binned, history: History, by: str, window: Window) -> Grouping:
@@ -596,17 +645,19 @@ def _steps(limits: LimitsReport, panel: Panel, window: Window
 
 
 def _live_histories(synced: Synced, panels: Sequence[Panel], now: int, config: Config
-                    ) -> dict[Panel, History]:
-    """Each panel's daily history over the history kept: every cold segment's
-    kept history (collector/store/days.py) and the hot records' own."""
+                    ) -> Iterator[History]:
+    """Each panel's daily history over the history kept, in panel order, made
+    when asked for: every cold segment's kept history (collector/store/days.py)
+    and the hot records' own."""
     tz, n_days = config.site.timezone, config.collect.history_days
     first, grid = history_grid(now, n_days, tz)
     cold = segment_histories(synced.folder, synced.raw, first, tz) \
         if synced.folder is not None else {}
-    return {p: add_histories([*cold.get((p.cluster, p.qos), []),
-                              history_of(synced.hot_jobs(p.cluster, p.qos).combined(),
-                                         first, grid)],
-                             first, n_days) for p in panels}
+    for p in panels:
+        yield add_histories([*cold.pop((p.cluster, p.qos), []),
+                             history_of(synced.hot_jobs(p.cluster, p.qos).combined(),
+                                        first, grid)],
+                            first, n_days)
 
 
 # A kept span sums the waits no window of the next two days can cut (it is made
@@ -686,8 +737,7 @@ def _live_efficiency(synced: Synced, panels: Sequence[Panel], window: Window, tz
 
 
 def _write_panel(config: Config, panel: Panel, usage: Usage, jobs: JobTable,
-                 analysis: Analysis, parsed: ParseResult, source: str, plots: bool,
-                 colors: dict[str, str], limits: LimitsReport,
+                 analysis: Analysis, parsed: ParseResult, source: str, limits: LimitsReport,
                  queue: QueueState | None, efficiency: EfficiencyDays,
                  history: History | None, groups: dict[str, Grouping]) -> QosOutcome:
     window = usage.window
@@ -708,12 +758,7 @@ def _write_panel(config: Config, panel: Panel, usage: Usage, jobs: JobTable,
     )
     path = snapshot_path(config.site.data_dir, panel.qos, panel.file_cluster)
     write_snapshot(path, snap)
-    written: tuple[Path, ...] = ()
-    if plots:
-        from collector.plots import write_plots  # matplotlib is slow to import
-
-        written = tuple(write_plots(snap, config.site.data_dir, colors, panel.file_cluster))
     log.info("%s: %d users, %d jobs counted -> %s", panel.label, len(usage.users),
              usage.jobs_counted, path)
     return QosOutcome(qos=panel.label, snapshot=path, users=len(usage.users),
-                      jobs_counted=usage.jobs_counted, plots=written)
+                      jobs_counted=usage.jobs_counted, user_names=usage.users)

@@ -146,7 +146,11 @@ class JobTable:
         n_acc, n_part = max(len(self.accounts), 1), max(len(self.partitions), 1)
         key = (self.user * n_acc + self.account) * n_part + self.partition
         space = max(len(self.users), 1) * n_acc * n_part
-        if space <= 1 << 24:      # a lookup over the few possible keys: O(rows), no sort
+        # A lookup over the possible keys is O(rows + space) without a sort:
+        # worth it while the space is small beside the rows. A QoS's few rows
+        # among a site's many users (names are the site's, space its users x
+        # accounts x partitions) sort instead: O(rows log rows), never O(site).
+        if space <= min(1 << 24, 4 * len(key)):
             seen = np.bincount(key, minlength=space) > 0
             present = np.flatnonzero(seen)
             lookup = np.cumsum(seen) - 1

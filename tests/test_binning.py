@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -238,3 +239,34 @@ class TestProperties:
     def test_values_are_never_negative(self, data: st.DataObject, w) -> None:
         u = bin_usage(data.draw(job_tables(w)), w)
         assert all((u.series[o] >= -1e-9).all() for o in OBSERVABLES)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.data())
+def test_fold_rows_sums_each_row_into_its_target_as_one_add_at_would(data: st.DataObject) -> None:
+    """The sort-and-reduceat fold against numpy's plain scattered add, on any
+    shape, axis and mapping (targets left empty stay zero)."""
+    from collector.binning import fold_rows
+    ndim = data.draw(st.integers(1, 3))
+    shape = data.draw(st.lists(st.integers(0, 5), min_size=ndim, max_size=ndim))
+    axis = data.draw(st.integers(0, ndim - 1))
+    n = data.draw(st.integers(1, 4))
+    rng = np.random.default_rng(data.draw(st.integers(0, 1000)))
+    values = rng.integers(0, 100, size=shape).astype(float)
+    to = rng.integers(0, n, size=shape[axis])
+    expected = np.zeros([*shape[:axis], n, *shape[axis + 1:]])
+    np.add.at(np.moveaxis(expected, axis, 0), to, np.moveaxis(values, axis, 0))
+    np.testing.assert_array_equal(fold_rows(values, to, n, axis), expected)
+
+
+def test_combined_codes_a_few_rows_among_many_site_users_by_their_own_keys(samples: Path) -> None:
+    """A QoS's rows keep the site's name tables; combined() names just the
+    (user, account, partition) present, whichever path it takes."""
+    from collector.jobtable import COMBO_SEP
+    t = parse_sacct((samples / "sacct_avery.txt").read_bytes()).jobs
+    many = dataclasses.replace(t, users=t.users + tuple(f"u{i}" for i in range(200_000)))
+    for table in (t, many):
+        c = table.combined()
+        names = [c.users[k] for k in c.user]
+        assert [n.split(COMBO_SEP)[0] for n in names] == [table.users[u] for u in table.user]
+        assert len(set(c.users)) == len(c.users) == len(set(names))
