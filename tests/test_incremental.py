@@ -694,3 +694,37 @@ def test_an_interrupted_backfill_resumes_and_equals_one_backfill(
         assert b is not None
         assert a.users == b.users
         np.testing.assert_allclose(a.seconds, b.seconds, atol=1e-3)
+
+
+def test_the_cold_sums_are_the_windows_kept_sparse_and_a_longer_window_remakes_them(
+        tmp_path: Path) -> None:
+    """The hourly sums of the cold records start at the window, not a year
+    back (the year is in days), and keep only their nonzero cells; a window
+    made longer starts before them, so they are made anew from the segments
+    (no query), and the snapshots equal one query of the whole history."""
+    from collector.store.sums import load_cold_sums
+
+    records = history(11, T0 - 5 * DAY, T0 + 2 * DAY, 400)
+    db = SlurmDb(records)
+    inc = write_config(tmp_path / "inc", window_days=2, keep_days=6)
+    now = T0 + DAY + 4 * 3600
+    run_cycles(inc, db, T0 + DAY, now, step=3600)
+    folder = store_folder(inc.site.data_dir)
+    sums = load_cold_sums(folder, segments_fingerprint(json.loads((folder / STATE_FILE)
+                                                                  .read_text())), 3600)
+    assert sums is not None
+    assert sums.sums
+    window_start = read_snapshot(snapshot_path(inc.site.data_dir, "avery")).window_start
+    assert window_start - 3600 * 4 <= sums.start <= window_start   # the window's, not 6 days
+    for part in sums.sums.values():
+        dense = part.dense()
+        assert dense.shape[2] == part.n_bins
+        assert np.count_nonzero(dense) == len(part.index) < dense.size
+    longer = write_config(tmp_path / "inc", window_days=4, keep_days=6)
+    db.clock = now + 600
+    report = collect(longer, now + 600, plots=False, runner=db)
+    assert report.sync is not None
+    assert not report.sync.full
+    assert report.sync.cold_rewritten
+    assert_same_snapshots(longer, history_reference(tmp_path, db, now + 600, window_days=4,
+                                                    keep_days=6))

@@ -95,6 +95,13 @@ class Cycle:
     def boundary(self) -> int:
         return frozen_boundary(self.now, self.overlap_seconds)
 
+    @property
+    def sums_from(self) -> int:
+        """Where the cold records' hourly sums start: the window's start, as
+        only the window is drawn in bins (the year is in days, store/days.py);
+        summing from `keep_from` made them a year of hourly bins per QoS."""
+        return max(self.keep_from, self.window_from) if self.window_from else self.keep_from
+
 
 @dataclass(frozen=True)
 class Seen:
@@ -203,7 +210,9 @@ class JobStore:
                            full_at=cycle.now if previous is None or plan.full
                            else previous.full_at, history_from=plan.history_from)
         self.folder.mkdir(parents=True, exist_ok=True)
-        if plan.full or self.sums is None:
+        # Sums that start after this window (a longer window configured) are
+        # made anew from the segments, as sums that do not match them are.
+        if plan.full or self.sums is None or self.sums.start > cycle.sums_from:
             return self._rebuild(cycle, state, fresh, keep_cold=not plan.full)
         return self._advance(cycle, state, fresh)
 
@@ -230,7 +239,7 @@ class JobStore:
                              self.raw)
         (segment,) = cold_segments(written)
         sums = cold_sums(cold, segments_fingerprint(written), segment, self.bin_seconds,
-                         cycle.keep_from, cycle.boundary)
+                         cycle.sums_from, cycle.boundary)
         save_cold_sums(self.folder, sums)
         self.raw, self.hot, self.sums = written, new_hot, sums
         return Synced(new_hot, sums, int(written["records"]), True, lambda: cold,
@@ -277,7 +286,7 @@ class JobStore:
         changed = bool(segment or touched or dropped)
         if changed:  # else the sums still hold: a later window is a later slice of them
             sums = sums.updated(segments_fingerprint(written), tuple(cold_segments(written)),
-                                cycle.keep_from, max(cycle.boundary, sums.end), moved, segment,
+                                cycle.sums_from, max(cycle.boundary, sums.end), moved, segment,
                                 removed)
             save_cold_sums(self.folder, sums)
         self.raw, self.hot, self.sums = written, new_hot, sums
