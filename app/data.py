@@ -1,7 +1,8 @@
 """The only reader of snapshot files in the app, through flask-caching.
 
 A snapshot is cached under a key made of its path, modification time and
-size, so a new snapshot is read on the first request after it lands, and
+size (and the cycle that last found it current: collector/checked.py),
+so a new snapshot is read on the first request after it lands, and
 every worker (or host, with the Redis backend) sees it within one refresh.
 A file that is missing, unreadable or half-written gives a `Loaded` with an
 error message for that QoS alone, and the log names the file.
@@ -23,6 +24,7 @@ from pathlib import Path
 from flask_caching import Cache
 
 from app.figures import unreadable_message
+from collector.checked import INDEX, Entry, read_index
 from collector.config import Config
 from collector.palette import assign_colors
 from collector.snapshot import Snapshot, SnapshotError, read_snapshot, snapshot_path
@@ -63,18 +65,34 @@ class SnapshotStore:
         self.cache = cache
         self._memo: dict[str, Snapshot] = {}
         self._colors: tuple[tuple[str, ...], dict[str, str]] | None = None
+        self._checked: tuple[tuple[int, int], dict[str, Entry]] | None = None
 
     def path(self, qos: str) -> Path:
         panel = self.panels[qos]  # KeyError: never build a path from an unknown name
         return snapshot_path(self.data_dir, panel.qos, panel.file_cluster)
 
     def version(self, qos: str) -> str:
-        """Cheap: one stat. Changes when the collector replaces the file."""
+        """Cheap: a stat (and the index, read again only when it changed).
+        Changes when the collector replaces the file, and when a cycle found
+        its content unchanged (collector/checked.py: the page's time moves on)."""
+        path = self.path(qos)
         try:
-            st = os.stat(self.path(qos))
+            st = os.stat(path)
         except OSError:
             return "missing"
-        return f"{st.st_mtime_ns}-{st.st_size}"
+        entry = self._index().get(path.name)
+        checked = entry.checked if entry is not None and entry.describes(path) else 0
+        return f"{st.st_mtime_ns}-{st.st_size}-{checked}"
+
+    def _index(self) -> dict[str, Entry]:
+        try:
+            st = os.stat(self.data_dir / INDEX)
+        except OSError:
+            return {}
+        key = (st.st_mtime_ns, st.st_size)
+        if self._checked is None or self._checked[0] != key:
+            self._checked = (key, read_index(self.data_dir))
+        return self._checked[1]
 
     def load(self, qos: str) -> Loaded:
         path = self.path(qos)
@@ -89,7 +107,7 @@ class SnapshotStore:
             snap = self.cache.get(key)
         if snap is None:
             try:
-                snap = read_snapshot(path)
+                snap = read_snapshot(path, self._index())
             except SnapshotError as err:
                 log.error("cannot use snapshot %s: %s", path, err)
                 return Loaded(qos, None, unreadable_message(

@@ -11,6 +11,12 @@ each timed with its peak memory (the child's max RSS, from wait4):
   cycle     the next incremental `collect --no-plots`, 10 minutes later, the
             fake sacct answering with the jobs running, pending or ended in
             the last 70 minutes (the 60-minute overlap): the usual cycle.
+  plots     the next cycle a minute later, with the plots as configured by
+            default (PNG, 2 processes, plots.budget_seconds = 30: the QoS not
+            drawn in time are drawn first next cycle); the log says how many.
+  unchanged the next cycle another minute later, without plots: the QoS whose
+            content did not change are not written (collector/checked.py).
+  export    `librarian export` of the static site from those snapshots.
 
 Histories are made once and cached in bench/out/.
 
@@ -137,6 +143,19 @@ def timed(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float]
     return seconds, usage.ru_maxrss / 1024
 
 
+def written(site: Path) -> int:
+    """The snapshots the last cycle wrote (their own time is its time)."""
+    import json
+
+    index = json.loads((site / "data" / "checked.json").read_text())["files"]
+    last = max(e["checked"] for e in index.values())
+    return sum(e["written"] == last for e in index.values())
+
+
+def drawn(site: Path) -> int:
+    return len(list((site / "data").glob("NCPUS_*.png")))
+
+
 def bench(n: int, runs: int) -> dict[str, tuple[float, float]]:
     history = make_history(n)
     answers = split_answers(history)
@@ -152,7 +171,8 @@ def bench(n: int, runs: int) -> dict[str, tuple[float, float]]:
     env = {**os.environ, "PATH": f"{fake}:{os.environ['PATH']}"}
     librarian = str(Path(sys.executable).with_name("librarian"))
     base = [librarian, "collect", "--config", "librarian.toml", "--no-plots", "-q"]
-    out: dict[str, list[tuple[float, float]]] = {"file": [], "backfill": [], "cycle": []}
+    steps = ("file", "backfill", "cycle", "plots", "unchanged", "export")
+    out: dict[str, list[tuple[float, float]]] = {k: [] for k in steps}
     for _ in range(runs):
         out["file"].append(timed([*base, "--sacct-file", str(history), "--now", str(NOW)],
                                  site, env))
@@ -161,6 +181,13 @@ def bench(n: int, runs: int) -> dict[str, tuple[float, float]]:
         out["backfill"].append(timed([*base, "--full", "--now", str(LAST)], site, env))
         mode.write_text("incremental")
         out["cycle"].append(timed([*base, "--now", str(NOW)], site, env))
+        out["plots"].append(timed([librarian, "collect", "--config", "librarian.toml",
+                                   "--now", str(NOW + 60)], site, env))
+        out["unchanged"].append(timed([*base, "--now", str(NOW + 120)], site, env))
+        out["export"].append(timed([librarian, "export", "--config", "librarian.toml", "-q",
+                                    "--out", "site"], site, env))
+        print(f"  ({n} QoS: {written(site)} snapshots written in the unchanged cycle, "
+              f"{drawn(site)} QoS' plots drawn)")
     jobs = history.read_bytes().count(b"\n") - 1
     print(f"{n} QoS, {jobs:,} jobs:")
     result = {}

@@ -22,6 +22,7 @@ snapshots, so the snapshots never run ahead of it.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import mmap
 import subprocess
@@ -46,15 +47,23 @@ from collector.binning import (
     make_window,
     usage_of,
 )
+from collector.checked import Entry, read_index, write_index
 from collector.config import Config, Panel
 from collector.efficiency import NO_EFFICIENCY, EfficiencyDays, add_efficiency_days, efficiency_days
 from collector.history import History, add_histories, fold_history, history_grid, history_of
 from collector.jobtable import GROUPINGS, USAGE_COLUMNS, JobTable, concat
 from collector.limits import LimitsReport, configured_limits, current_limits
 from collector.lock import DataLock
-from collector.observables import LIMITED
+from collector.observables import CHART_KEYS, LIMITED
 from collector.palette import assign_colors
-from collector.parse import ParseResult, SacctFormatError, UsageAnswer, parse_sacct, parse_usage
+from collector.parse import (
+    ParseResult,
+    SacctFormatError,
+    UsageAnswer,
+    merge_usage,
+    parse_sacct,
+    parse_usage,
+)
 from collector.pressure import (
     Analysis,
     analyse,
@@ -68,13 +77,12 @@ from collector.pressure import (
     span_of,
     with_waits_at_limit,
 )
-from collector.sacct import build_sacct_args, build_usage_args
+from collector.sacct import build_sacct_args, build_usage_args, qos_chunks
 from collector.slurm import SLURM_TIME_ZONE, Runner, SlurmError, run_slurm, slurm_tool
 from collector.snapshot import (
     Grouping,
     QueueState,
     Snapshot,
-    read_snapshot,
     snapshot_path,
     write_snapshot,
 )
@@ -121,8 +129,10 @@ class QosOutcome:
     snapshot: Path
     users: int
     jobs_counted: int
-    plots: tuple[Path, ...] = ()
+    plots: tuple[Path, ...] = ()       # the charts drawn this cycle
     user_names: tuple[str, ...] = ()   # (the plots' colours agree across QoS)
+    changed: bool = True               # its snapshot was written (its content changed)
+    entry: Entry | None = None         # its line in checked.json
 
 
 @dataclass(frozen=True)
@@ -169,6 +179,7 @@ def collect(config: Config, now: float, qos_names: Sequence[str] | None = None,
     window = make_window(now, config.collect.bin_seconds, config.collect.n_bins)
     data_dir = config.site.data_dir
     with DataLock(data_dir):
+        index = read_index(data_dir)
         queue: QueueRead | None = None
         parts: Iterator[_Parts]
         if sacct_file is not None:
@@ -199,11 +210,13 @@ def collect(config: Config, now: float, qos_names: Sequence[str] | None = None,
                       for by in GROUPINGS[1:]}
             done[p] = _write_panel(config, p, usage, part.records, part.analysis, parsed,
                                    source, limits, _queue_state(queue, p, last_read), part.efficiency,
-                                   fold_history(part.history, "user"), groups)
+                                   fold_history(part.history, "user"), groups, index)
             del part, usage, groups
         outcomes = [done[p] for p in panels]
         if plots:
             outcomes = _write_plots(config, panels, outcomes)
+        write_index(data_dir, {**index, **{o.snapshot.name: o.entry for o in outcomes
+                                           if o.entry is not None}})
         if sync is not None:
             _record(data_dir, window.now, sync, limits, queue)
     return CollectReport(window=window, parse=parsed, outcomes=tuple(outcomes), sync=sync,
@@ -221,18 +234,57 @@ class _Parts:
     history: History          # per (user, account, partition)
 
 
+# What the charts look like beyond the snapshot's content, colours and
+# formats: raise it when collector/plots.py draws differently.
+PLOT_STYLE = 1
+
+
+def plots_key(o: QosOutcome, colors: Mapping[str, str], formats: Sequence[str]) -> str:
+    """What one QoS's charts are drawn from: its content, its users' colours,
+    the formats and PLOT_STYLE. The same key: the charts on disk are current."""
+    assert o.entry is not None
+    text = repr((PLOT_STYLE, o.entry.digest, tuple(formats),
+                 tuple((u, colors[u]) for u in o.user_names)))
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+
 def _write_plots(config: Config, panels: Sequence[Panel], outcomes: list[QosOutcome]
                  ) -> list[QosOutcome]:
-    """Each QoS's charts, from its snapshot as written, with one colour per
-    user across this run's QoS so the charts of all QoS agree."""
-    from collector.plots import write_plots  # matplotlib is slow to import
+    """The charts of each QoS whose content or colours changed since they
+    were drawn (or whose files are gone), with one colour per user across
+    this run's QoS so the charts of all QoS agree: on `plots.processes`
+    processes, the ones drawn longest ago first, for `plots.budget_seconds`
+    (the rest are drawn first in the next cycle)."""
+    from collector.plots import PlotJob, draw_many, plot_name  # matplotlib is slow to import
 
+    pc = config.plots
+    if not pc.formats:
+        return outcomes
     colors = assign_colors(u for o in outcomes for u in o.user_names)
+    keys = {o.snapshot: plots_key(o, colors, pc.formats) for o in outcomes}
+
+    def current(p: Panel, o: QosOutcome) -> bool:
+        assert o.entry is not None
+        return o.entry.plots == keys[o.snapshot] and all(
+            (config.site.data_dir / plot_name(obs, p.qos, p.file_cluster, f)).exists()
+            for obs in CHART_KEYS for f in pc.formats)
+
+    stale = sorted(((p, o) for p, o in zip(panels, outcomes, strict=True) if not current(p, o)),
+                   key=lambda po: po[1].entry.plotted if po[1].entry else 0)
+    jobs = [PlotJob(o.snapshot, p.file_cluster, {u: colors[u] for u in o.user_names})
+            for p, o in stale]
+    drawn = draw_many(jobs, pc.formats, pc.processes, pc.budget_seconds)
+    if len(drawn) < len(jobs):
+        log.warning("plots: %d of %d QoS drawn within plots.budget_seconds (%g s); "
+                    "the other %d are drawn first next cycle", len(drawn), len(jobs),
+                    pc.budget_seconds, len(jobs) - len(drawn))
     out = []
-    for p, o in zip(panels, outcomes, strict=True):
-        snap = read_snapshot(o.snapshot)
-        out.append(replace(o, plots=tuple(write_plots(snap, config.site.data_dir, colors,
-                                                      p.file_cluster))))
+    for o in outcomes:
+        if o.snapshot in drawn:
+            assert o.entry is not None
+            entry = replace(o.entry, plots=keys[o.snapshot], plotted=o.entry.checked)
+            o = replace(o, plots=tuple(drawn[o.snapshot]), entry=entry)
+        out.append(o)
     return out
 
 
@@ -342,18 +394,22 @@ def _record(data_dir: Path, now: int, sync: SyncReport, limits: LimitsReport,
 
 def read_queue(config: Config, now: int, runner: Runner = subprocess.run,
                environ: Mapping[str, str] | None = None) -> QueueRead:
-    """The pending jobs of every configured QoS, one squeue call per cluster.
+    """The pending jobs of every configured QoS, one squeue call per cluster
+    (per run of `collect.qos_per_query` QoS: their lines read as one answer).
     Never raises: a failure, a time-out or unreadable output is the answer's
     `error`, and unreadable lines are counted and skipped."""
-    qos = [q.name for q in config.qos]
+    chunks = qos_chunks([q.name for q in config.qos], config.collect.qos_per_query)
+    squeue = slurm_tool(config.site.slurm_bin, "squeue")
     queues: dict[str, Queue] = {}
     errors: dict[str, str] = {}
     t = time.perf_counter()
     for cluster in config.clusters:
-        args = build_squeue_args(slurm_tool(config.site.slurm_bin, "squeue"), qos, cluster)
         try:
-            data = run_slurm(args, config.ops.command_timeout_seconds, runner=runner,
-                             environ=environ, timeout_key="ops.command_timeout_seconds")
+            data = b"".join(_lines(run_slurm(build_squeue_args(squeue, qos, cluster),
+                                             config.ops.command_timeout_seconds, runner=runner,
+                                             environ=environ,
+                                             timeout_key="ops.command_timeout_seconds"))
+                            for qos in chunks)
         except SlurmError as err:   # this cluster's queue is unknown; the others' are not
             log.warning("queue unknown%s: %s", f" on {cluster}" if cluster else "", err)
             errors[cluster] = str(err)
@@ -365,6 +421,11 @@ def read_queue(config: Config, now: int, runner: Runner = subprocess.run,
                         ", ".join(map(str, queue.bad_line_numbers)))
         queues[cluster] = queue
     return QueueRead(now, queues, errors, time.perf_counter() - t)
+
+
+def _lines(data: bytes) -> bytes:
+    """Output that ends its last line (so answers put together stay lines)."""
+    return data if not data or data.endswith(b"\n") else data + b"\n"
 
 
 def _queue_of_file(path: Path, now: int) -> QueueRead:
@@ -408,7 +469,7 @@ class _Asker:
     def __init__(self, config: Config, runner: Runner, environ: Mapping[str, str] | None
                  ) -> None:
         self.config, self.runner, self.environ = config, runner, environ
-        self.qos = [q.name for q in config.qos]
+        self.qos = qos_chunks([q.name for q in config.qos], config.collect.qos_per_query)
         self.queries = 0
         self.rows = 0
         self.seconds = 0.0
@@ -419,7 +480,13 @@ class _Asker:
 
     def ask(self, cluster: str, start: int, end: int,
             job_ids: Sequence[int] | np.ndarray = ()) -> JobTable:
-        args = build_sacct_args(slurm_tool(self.config.site.slurm_bin, "sacct"), self.qos,
+        """The jobs of every configured QoS active in [start, end]: one query
+        per run of `collect.qos_per_query` QoS (usually one)."""
+        return concat([self.ask_some(names, cluster, start, end, job_ids) for names in self.qos])
+
+    def ask_some(self, qos: list[str], cluster: str, start: int, end: int,
+                 job_ids: Sequence[int] | np.ndarray) -> JobTable:
+        args = build_sacct_args(slurm_tool(self.config.site.slurm_bin, "sacct"), qos,
                                 start, end, cluster=cluster, job_ids=job_ids)
         data = self.run(args)
         try:
@@ -541,8 +608,10 @@ class _Asker:
         if staged is not None:
             return staged
         sacct = slurm_tool(self.config.site.slurm_bin, "sacct")
-        answer = self.usage(build_usage_args(sacct, cluster=span.cluster, qos_names=self.qos,
-                                             start=span.start, end=span.end))
+        answer = merge_usage([self.usage(build_usage_args(sacct, cluster=span.cluster,
+                                                          qos_names=names, start=span.start,
+                                                          end=span.end))
+                              for names in self.qos])
         if staging is not None:
             staging.keep_usage(span, answer, ended)
         return answer
@@ -739,7 +808,8 @@ def _live_efficiency(synced: Synced, panels: Sequence[Panel], window: Window, tz
 def _write_panel(config: Config, panel: Panel, usage: Usage, jobs: JobTable,
                  analysis: Analysis, parsed: ParseResult, source: str, limits: LimitsReport,
                  queue: QueueState | None, efficiency: EfficiencyDays,
-                 history: History | None, groups: dict[str, Grouping]) -> QosOutcome:
+                 history: History | None, groups: dict[str, Grouping],
+                 index: Mapping[str, Entry]) -> QosOutcome:
     window = usage.window
     thresholds = limits.limits[panel.qos].thresholds()
     steps = limits.steps.get(panel.qos, {})
@@ -757,8 +827,12 @@ def _write_panel(config: Config, panel: Panel, usage: Usage, jobs: JobTable,
         efficiency=efficiency, history=history, groups=groups,
     )
     path = snapshot_path(config.site.data_dir, panel.qos, panel.file_cluster)
-    write_snapshot(path, snap)
-    log.info("%s: %d users, %d jobs counted -> %s", panel.label, len(usage.users),
-             usage.jobs_counted, path)
+    previous = index.get(path.name)
+    entry = write_snapshot(path, snap, previous)
+    changed = entry.written == window.now
+    log.info("%s: %d users, %d jobs counted -> %s%s", panel.label, len(usage.users),
+             usage.jobs_counted, path, "" if changed else " (unchanged)")
     return QosOutcome(qos=panel.label, snapshot=path, users=len(usage.users),
-                      jobs_counted=usage.jobs_counted, user_names=usage.users)
+                      jobs_counted=usage.jobs_counted, user_names=usage.users,
+                      changed=changed, entry=entry)
+

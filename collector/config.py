@@ -22,6 +22,7 @@ from collector.config_model import (
     DEPLOY_KINDS,
     DIGEST_PERIODS,
     LIMIT_MODES,
+    PLOT_FORMATS,
     AlertsConfig,
     AppConfig,
     CollectConfig,
@@ -33,6 +34,7 @@ from collector.config_model import (
     NotifyConfig,
     OpsConfig,
     Panel,
+    PlotsConfig,
     QosConfig,
     SiteConfig,
     SmtpConfig,
@@ -145,7 +147,7 @@ def _collect(c: _Checker, raw: Mapping[str, Any]) -> CollectConfig:
     c.no_unknown(raw, "collect", {"bin_seconds", "window_days", "sacct_timeout_seconds",
                                   "incremental", "overlap_minutes", "keep_days", "history_days",
                                   "chunk_hours", "backfill_pause_seconds",
-                                  "history_days_per_cycle"})
+                                  "history_days_per_cycle", "qos_per_query"})
     d = CollectConfig()
     bin_seconds = int(c.number(raw.get("bin_seconds", d.bin_seconds), "collect.bin_seconds",
                                integer=True, strictly_positive=True))
@@ -174,6 +176,8 @@ def _collect(c: _Checker, raw: Mapping[str, Any]) -> CollectConfig:
                            "collect.backfill_pause_seconds"))
     chunk = int(c.number(raw.get("chunk_hours", d.chunk_hours), "collect.chunk_hours",
                          integer=True, strictly_positive=True))
+    per_query = int(c.number(raw.get("qos_per_query", d.qos_per_query), "collect.qos_per_query",
+                             integer=True, strictly_positive=True))
     if keep_days and keep_days < window_days:
         raise c.fail(f"collect.{key}",
                      f"must be 0 (the window) or at least window_days ({window_days}), "
@@ -181,7 +185,26 @@ def _collect(c: _Checker, raw: Mapping[str, Any]) -> CollectConfig:
     return CollectConfig(bin_seconds=bin_seconds, window_days=window_days,
                          sacct_timeout_seconds=timeout, incremental=incremental,
                          overlap_minutes=overlap, keep_days=keep_days, chunk_hours=chunk,
-                         backfill_pause_seconds=pause, history_days_per_cycle=per_cycle)
+                         backfill_pause_seconds=pause, history_days_per_cycle=per_cycle,
+                         qos_per_query=per_query)
+
+
+def _plots(c: _Checker, raw: Mapping[str, Any]) -> PlotsConfig:
+    c.no_unknown(raw, "plots", {"formats", "processes", "budget_seconds"})
+    d = PlotsConfig()
+    formats = raw.get("formats", list(d.formats))
+    if not isinstance(formats, list):
+        raise c.fail("plots.formats", f"must be a list of formats, got {_kind(formats)}")
+    for i, f in enumerate(formats):
+        if f not in PLOT_FORMATS:
+            raise c.fail(f"plots.formats[{i}]", f"must be one of {', '.join(PLOT_FORMATS)}, "
+                         f"got {f!r}")
+    _unique(c, formats, "plots.formats[{}]", "format {!r} is given twice")
+    processes = int(c.number(raw.get("processes", d.processes), "plots.processes", integer=True,
+                             strictly_positive=True))
+    budget = float(c.number(raw.get("budget_seconds", d.budget_seconds), "plots.budget_seconds",
+                            strictly_positive=True))
+    return PlotsConfig(formats=tuple(formats), processes=processes, budget_seconds=budget)
 
 
 def _app(c: _Checker, raw: Mapping[str, Any], base_dir: Path) -> AppConfig:
@@ -442,7 +465,7 @@ def parse_config(data: Mapping[str, Any], source: str, base_dir: Path) -> Config
     """Validate a parsed TOML document into a `Config` (pure)."""
     c = _Checker(source)
     c.no_unknown(data, "", {"site", "collect", "qos", "app", "deploy", "ops", "efficiency",
-                            "notify", "digest", "alerts"})
+                            "notify", "digest", "alerts", "plots"})
     site = _site(c, c.table(data.get("site", {}), "site"), base_dir)
     collect = _collect(c, c.table(data.get("collect", {}), "collect"))
     qos = _qos_list(c, data.get("qos"))
@@ -453,9 +476,10 @@ def parse_config(data: Mapping[str, Any], source: str, base_dir: Path) -> Config
     notify = _notify(c, c.table(data.get("notify", {}), "notify"), base_dir)
     digest = _digest(c, c.table(data.get("digest", {}), "digest"))
     alerts = _alerts(c, c.table(data.get("alerts", {}), "alerts"))
+    plots = _plots(c, c.table(data.get("plots", {}), "plots"))
     return Config(site=site, collect=collect, qos=qos, app=app, deploy=deploy, ops=ops,
                   efficiency=efficiency, notify=notify, digest=digest, alerts=alerts,
-                  source=source)
+                  plots=plots, source=source)
 
 
 def find_config_path(explicit: str | os.PathLike[str] | None,
@@ -498,6 +522,7 @@ __all__ = [
     "DEPLOY_KINDS",
     "EXAMPLE_PATH",
     "LIMIT_MODES",
+    "PLOT_FORMATS",
     "AppConfig",
     "CollectConfig",
     "Config",
@@ -506,6 +531,7 @@ __all__ = [
     "Limits",
     "OpsConfig",
     "Panel",
+    "PlotsConfig",
     "QosConfig",
     "SiteConfig",
     "find_config_path",

@@ -60,6 +60,9 @@ class CollectConfig:
     # Each cycle after the first reads this many older days of the history
     # (newest first) until it is complete: a year fills in within two hours.
     history_days_per_cycle: int = 30
+    # One sacct (and squeue) call names at most this many QoS in --qos; more
+    # QoS take more calls, whose answers together are the one answer.
+    qos_per_query: int = 200
 
     @property
     def n_bins(self) -> int:
@@ -68,6 +71,21 @@ class CollectConfig:
     @property
     def history_days(self) -> int:
         return max(self.keep_days, self.window_days)
+
+
+PLOT_FORMATS = ("png", "pdf", "svg")
+
+
+@dataclass(frozen=True)
+class PlotsConfig:
+    """The static charts `collect` draws (collector/plots.py): which formats
+    (PDF costs as much again as PNG: off unless asked for), how many
+    processes draw them when many QoS changed at once, and for how long a
+    cycle starts drawing (the QoS left over are drawn first next cycle)."""
+
+    formats: tuple[str, ...] = ("png",)
+    processes: int = 2
+    budget_seconds: float = 30.0
 
 
 CACHE_KINDS = ("simple", "filesystem", "redis")
@@ -233,6 +251,7 @@ class Config:
     notify: NotifyConfig = field(default_factory=NotifyConfig)
     digest: DigestConfig = field(default_factory=DigestConfig)
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
+    plots: PlotsConfig = field(default_factory=PlotsConfig)
     source: str = "<defaults>"
 
     @property

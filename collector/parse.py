@@ -19,7 +19,7 @@ not imported here: it adds a third of a second to every collection.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -483,6 +483,22 @@ class UsageAnswer:
     lines: int = 0
     bad_lines: int = 0
     bad_fields: dict[str, int] = field(default_factory=dict)
+
+
+def merge_usage(answers: Sequence[UsageAnswer]) -> UsageAnswer:
+    """Several answers' records as one (the queries of disjoint sets of QoS)."""
+    if len(answers) == 1:
+        return answers[0]
+    bad: dict[str, int] = {}
+    for a in answers:
+        for k, n in a.bad_fields.items():
+            bad[k] = bad.get(k, 0) + n
+    return UsageAnswer(
+        job_id=np.concatenate([a.job_id for a in answers]),
+        submit=np.concatenate([a.submit for a in answers]),
+        usage={k: np.concatenate([a.usage[k] for a in answers]) for k in answers[0].usage},
+        lines=sum(a.lines for a in answers), bad_lines=sum(a.bad_lines for a in answers),
+        bad_fields=bad)
 
 
 def parse_usage(data: bytes, tz: str = "UTC") -> UsageAnswer:

@@ -1,4 +1,4 @@
-"""Static PNG and PDF charts per observable and QoS, as the seed drew them.
+"""Static PNG and PDF (and SVG) charts per observable and QoS, as the seed drew them.
 
 Stacked areas per user (steps: a bin's value holds for its whole length),
 the QoS limit as a labelled dashed line, times in the site's zone, and the
@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import io
 import math
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass
 from datetime import datetime
+from multiprocessing import get_context
 from pathlib import Path
 from typing import IO
 from zoneinfo import ZoneInfo
@@ -27,9 +31,9 @@ import numpy as np
 from collector.atomic import write_atomic
 from collector.observables import CHART_KEYS, observable
 from collector.palette import assign_colors
-from collector.snapshot import Snapshot
+from collector.snapshot import Snapshot, read_snapshot
 
-FORMATS = ("png", "pdf")
+FORMATS = ("png", "pdf")   # write_plots' own default (the config's is PNG alone)
 LEGEND_ROWS = 22
 
 
@@ -79,21 +83,74 @@ def chart(snap: Snapshot, obs: str, colors: Mapping[str, str] | None = None) -> 
     return fig
 
 
+def plot_name(obs: str, qos: str, file_cluster: str, fmt: str) -> str:
+    return f"{obs}_{file_cluster}_{qos}.{fmt}" if file_cluster else f"{obs}_{qos}.{fmt}"
+
+
 def write_plots(snap: Snapshot, data_dir: Path, colors: Mapping[str, str] | None = None,
-                file_cluster: str = "") -> list[Path]:
-    """Write every observable's chart as PNG and PDF; return the paths. `colors`
+                file_cluster: str = "", formats: Sequence[str] = FORMATS) -> list[Path]:
+    """Write every observable's chart in each format; return the paths. `colors`
     (from `assign_colors` over the site's users) keeps colours equal across QoS."""
     written: list[Path] = []
     for obs in CHART_KEYS:
         fig = chart(snap, obs, colors)
         try:
-            for fmt in FORMATS:
+            for fmt in formats:
                 buf = io.BytesIO()
                 fig.savefig(buf, format=fmt, dpi=110)
-                name = f"{file_cluster}_{snap.qos}" if file_cluster else snap.qos
-                path = data_dir / f"{obs}_{name}.{fmt}"
+                path = data_dir / plot_name(obs, snap.qos, file_cluster, fmt)
                 write_atomic(path, _writer(buf.getvalue()))
                 written.append(path)
         finally:
             plt.close(fig)
     return written
+
+
+@dataclass(frozen=True)
+class PlotJob:
+    """One QoS's charts to draw: from its snapshot file, in the site's colours."""
+
+    snapshot: Path
+    file_cluster: str
+    colors: Mapping[str, str]
+
+
+def _draw(job: PlotJob, formats: Sequence[str]) -> list[Path]:
+    snap = read_snapshot(job.snapshot)
+    return write_plots(snap, job.snapshot.parent, job.colors, job.file_cluster, formats)
+
+
+def draw_many(jobs: Sequence[PlotJob], formats: Sequence[str], processes: int = 1,
+              budget_seconds: float | None = None,
+              clock: Callable[[], float] = time.monotonic) -> dict[Path, list[Path]]:
+    """Draw each job's charts, in order, on `processes` processes (forked: they
+    start with matplotlib loaded), starting no new job once `budget_seconds`
+    have passed; return the charts of the jobs drawn, by snapshot. The jobs
+    not started are left to the caller (the next cycle draws them first)."""
+    started = clock()
+    out: dict[Path, list[Path]] = {}
+    within = lambda: budget_seconds is None or clock() - started < budget_seconds  # noqa: E731
+    if processes <= 1 or len(jobs) <= 1:
+        for job in jobs:
+            if not within():
+                break
+            out[job.snapshot] = _draw(job, formats)
+        return out
+    waiting = iter(jobs)
+    with ProcessPoolExecutor(max_workers=processes, mp_context=get_context("fork")) as pool:
+        running: dict[Future[list[Path]], PlotJob] = {}
+
+        def more() -> None:
+            while len(running) < processes and within():
+                job = next(waiting, None)
+                if job is None:
+                    return
+                running[pool.submit(_draw, job, tuple(formats))] = job
+
+        more()
+        while running:
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for f in finished:
+                out[running.pop(f).snapshot] = f.result()
+            more()
+    return out

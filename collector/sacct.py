@@ -59,6 +59,15 @@ def _utc_text(epoch_seconds: int) -> str:
     return datetime.fromtimestamp(epoch_seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
+def qos_chunks(names: Sequence[str], per_query: int) -> list[list[str]]:
+    """The QoS names in runs of at most `per_query`, in order: one query per
+    run. A job has one QoS, so the runs' answers are disjoint and together
+    the one answer (tests/test_incremental.py proves it on the cycles)."""
+    if per_query < 1:
+        raise ValueError(f"per_query must be at least 1, got {per_query!r}")
+    return [list(names[i:i + per_query]) for i in range(0, len(names), per_query)]
+
+
 def build_sacct_args(sacct: str, qos_names: Sequence[str], start: int, end: int,
                      cluster: str = "", job_ids: Sequence[int] | np.ndarray = ()) -> list[str]:
     """The argument list for one query of the jobs active in [start, end] (epoch s),

@@ -33,6 +33,7 @@ import numpy as np
 import orjson
 
 from collector.atomic import write_atomic
+from collector.checked import Entry, content_digest, entry_for, read_index
 from collector.efficiency import NO_EFFICIENCY, SUMS, EfficiencyDays
 from collector.history import History, midnights
 from collector.jobtable import GROUPINGS
@@ -485,19 +486,41 @@ def snapshot_path(data_dir: Path, qos: str, cluster: str = "") -> Path:
     return data_dir / (f"data_{cluster}_{qos}.json" if cluster else f"data_{qos}.json")
 
 
-def write_snapshot(path: Path, snap: Snapshot) -> None:
-    """Write atomically; ValueError (nothing written) if a value is not finite.
-    orjson writes the series straight from numpy: at 500 QoS a cycle writes
-    about 30 million numbers, which the json module takes ten times longer for."""
+def write_snapshot(path: Path, snap: Snapshot, previous: Entry | None = None) -> Entry:
+    """Write atomically, unless `previous` (its index entry, collector/checked.py)
+    says the file already holds this content; return the file's entry either
+    way. ValueError (nothing written) if a value is not finite. orjson writes
+    the series straight from numpy: at 500 QoS a cycle makes about 30 million
+    numbers, which the json module takes ten times longer for."""
     for obs in KEYS:
         if not (np.isfinite(snap.series[obs]).all() and np.isfinite(snap.current[obs]).all()):
             raise ValueError(f"snapshot {snap.qos}: {obs} holds a value that is not finite")
     body = orjson.dumps(to_dict(snap, arrays=True), option=orjson.OPT_SERIALIZE_NUMPY)
+    digest = content_digest(body, _iso(snap.now, ZoneInfo(snap.timezone)))
+    if (previous is not None and previous.digest == digest and previous.written <= snap.now
+            and previous.describes(path)):
+        return dataclasses.replace(previous, checked=snap.now)
     write_atomic(path, lambda fh: fh.write(body))
+    return entry_for(path, digest, snap.now)
 
 
-def read_snapshot(path: Path) -> Snapshot:
-    """Read a snapshot file; `SnapshotError` names the file and the problem."""
+def stamped(snap: Snapshot, entry: Entry | None) -> Snapshot:
+    """The snapshot as the last cycle that found the same content would have
+    written it: its `now` (and the queue's read time, when that was `now`)
+    moved to `entry.checked`. Unchanged when the entry is not for this file."""
+    if entry is None or entry.written != snap.now or entry.checked <= snap.now:
+        return snap
+    queue = snap.queue
+    if queue is not None and queue.read_at == snap.now:
+        queue = dataclasses.replace(queue, read_at=entry.checked)
+    return dataclasses.replace(snap, now=entry.checked, queue=queue)
+
+
+def read_snapshot(path: Path, index: Mapping[str, Entry] | None = None,
+                  stamp: bool = True) -> Snapshot:
+    """Read a snapshot file; `SnapshotError` names the file and the problem.
+    With `stamp`, as of the last cycle that checked it (`stamped`, from
+    `index` or the folder's own, collector/checked.py)."""
     try:
         raw = path.read_bytes()
     except OSError as err:
@@ -507,6 +530,10 @@ def read_snapshot(path: Path) -> Snapshot:
     except (orjson.JSONDecodeError, UnicodeDecodeError) as err:
         raise SnapshotError(f"{path}: not valid JSON ({err})") from err
     try:
-        return from_dict(doc)
+        snap = from_dict(doc)
     except SnapshotError as err:
         raise SnapshotError(f"{path}: {err}") from err
+    if not stamp:
+        return snap
+    entry = (read_index(path.parent) if index is None else index).get(path.name)
+    return stamped(snap, entry if entry is not None and entry.describes(path) else None)

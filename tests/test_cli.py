@@ -166,7 +166,15 @@ class TestFromFile:
         assert pngs == sorted(f"{o}_{q}.png" for o in ("NCPUS", "NGPUS", "MEMORY", "NJOBS")
                               for q in ("avery", "avery-b"))
         assert (site / "data" / "NCPUS_avery.png").read_bytes().startswith(b"\x89PNG")
+        assert not list((site / "data").glob("*.pdf"))     # PDF only when configured
+
+    def test_the_configured_formats_are_drawn(self, site: Path, samples: Path) -> None:
+        cfg = site / "librarian.toml"
+        cfg.write_text(cfg.read_text() + '\n[plots]\nformats = ["pdf", "svg"]\n')
+        assert run(site, "--sacct-file", str(samples / "sacct_avery.txt"), "--now", NOW) == EXIT_OK
         assert (site / "data" / "NCPUS_avery.pdf").read_bytes().startswith(b"%PDF")
+        assert b"<svg" in (site / "data" / "MEMORY_avery-b.svg").read_bytes()[:500]
+        assert not list((site / "data").glob("*.png"))
 
 
 class TestUsageErrors:

@@ -156,6 +156,13 @@ BAD = [
     ("[app]\nauth_header = 'X User'\n" + MINIMAL, "app.auth_header", "not an HTTP header"),
     ("[app]\nallowed_users = 'alice'\n" + MINIMAL, "app.allowed_users", "array of names"),
     ("[app]\nallowed_groups = [1]\n" + MINIMAL, "app.allowed_groups", "array of names"),
+    ("[collect]\nqos_per_query = 0\n" + MINIMAL, "collect.qos_per_query", "greater than 0"),
+    ("[plots]\nformats = 'png'\n" + MINIMAL, "plots.formats", "must be a list"),
+    ("[plots]\nformats = ['png', 'jpeg']\n" + MINIMAL, "plots.formats[1]", "must be one of"),
+    ("[plots]\nformats = ['png', 'png']\n" + MINIMAL, "plots.formats[1]", "given twice"),
+    ("[plots]\nprocesses = 0\n" + MINIMAL, "plots.processes", "greater than 0"),
+    ("[plots]\nbudget_seconds = -5\n" + MINIMAL, "plots.budget_seconds", "greater than 0"),
+    ("[plots]\ncolours = 1\n" + MINIMAL, "plots.colours", "unknown key"),
 ]
 
 

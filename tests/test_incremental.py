@@ -26,7 +26,7 @@ from collector.config import Config, load_config
 from collector.jobtable import FLOAT_COLUMNS
 from collector.parse import parse_sacct
 from collector.sacct import build_sacct_args
-from collector.snapshot import read_snapshot, snapshot_path
+from collector.snapshot import read_snapshot, snapshot_path, to_dict
 from collector.status import read_status
 from collector.store import (
     STATE_FILE,
@@ -44,7 +44,8 @@ CYCLE = 600
 
 
 def write_config(folder: Path, *, window_days: int = 2, overlap_minutes: int = 60,
-                 incremental: bool = True, clusters: str = "", keep_days: int = 0) -> Config:
+                 incremental: bool = True, clusters: str = "", keep_days: int = 0,
+                 qos_per_query: int = 200) -> Config:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "librarian.toml").write_text(textwrap.dedent(f"""\
         [site]
@@ -58,6 +59,7 @@ def write_config(folder: Path, *, window_days: int = 2, overlap_minutes: int = 6
         overlap_minutes = {overlap_minutes}
         incremental = {str(incremental).lower()}
         keep_days = {keep_days}
+        qos_per_query = {qos_per_query}
 
         [[qos]]
         name = "avery"
@@ -728,3 +730,36 @@ def test_the_cold_sums_are_the_windows_kept_sparse_and_a_longer_window_remakes_t
     assert report.sync.cold_rewritten
     assert_same_snapshots(longer, history_reference(tmp_path, db, now + 600, window_days=4,
                                                     keep_days=6))
+
+
+def test_qos_asked_in_runs_give_the_same_store_snapshots_and_queue(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`collect.qos_per_query` = 1: every sacct and squeue call names one QoS
+    (the backfill's days, its steps asked per span, the cycles, the open jobs
+    asked by id, the queue), and the store, the snapshots and the queue
+    equal those of one call naming both."""
+    import collector.collect
+
+    monkeypatch.setattr(collector.collect, "USAGE_IDS_BY_ID", 5)   # steps per span too
+    records = history(7, T0, T0 + 3 * DAY, 300, max_lag=2 * 3600)
+    db = SlurmDb(records)
+    one = write_config(tmp_path / "one")
+    runs = write_config(tmp_path / "runs", qos_per_query=1)
+    start, end = T0 + DAY, T0 + 2 * DAY + 5 * 3600 + 17
+    asked: dict[str, list[list[str]]] = {}
+    for config in (one, runs):
+        before = len(db.calls)
+        run_cycles(config, db, start, end, step=3 * CYCLE)
+        asked[config.site.data_dir.parent.name] = [
+            [a.split("=", 1)[1] for a in c if a.startswith("--qos=")] for c in db.calls[before:]]
+    assert _records(one) == _records(runs)
+    assert_same_snapshots(one, runs)
+    for q in ("avery", "avery-b"):
+        a = to_dict(read_snapshot(snapshot_path(one.site.data_dir, q)))
+        b = to_dict(read_snapshot(snapshot_path(runs.site.data_dir, q)))
+        assert a["queue"] == b["queue"]
+        assert a["queue"]["rows"] or q == "avery-b"
+    # Each call of the one named both; in runs, each named one, twice as many calls.
+    assert {tuple(q) for q in asked["one"] if q} == {("avery,avery-b",)}
+    assert {tuple(q) for q in asked["runs"] if q} == {("avery",), ("avery-b",)}
+    assert len([q for q in asked["runs"] if q]) == 2 * len([q for q in asked["one"] if q])

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from collector.sacct import FIELDS, QUEUE_FIELDS, REQUIRED_FIELDS, build_sacct_args
+from collector.sacct import FIELDS, QUEUE_FIELDS, REQUIRED_FIELDS, build_sacct_args, qos_chunks
 from collector.slurm import slurm_tool
 
 
@@ -21,6 +21,15 @@ class TestArguments:
             "--format=JobIDRaw,JobID,User,QOS,State,Submit,Start,End,ElapsedRaw,NNodes,NCPUS,"
             "ReqMem,ReqTRES,AllocTRES,Eligible,ReqCPUS,Reason,TimelimitRaw,Account,Partition",
         ]
+
+    def test_many_qos_are_asked_in_runs_in_order(self) -> None:
+        names = [f"grp{i:03d}" for i in range(450)]
+        runs = qos_chunks(names, 200)
+        assert [len(r) for r in runs] == [200, 200, 50]
+        assert [n for r in runs for n in r] == names
+        assert qos_chunks(["a", "b"], 200) == [["a", "b"]]
+        with pytest.raises(ValueError, match="at least 1"):
+            qos_chunks(names, 0)
 
     def test_never_truncates(self) -> None:
         args = build_sacct_args("sacct", ["q"], 0, 1)
