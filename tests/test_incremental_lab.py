@@ -116,7 +116,10 @@ def assert_same(a: Path, b: Path, name: str, limits: bool = True, usage: bool = 
 def test_incremental_cycles_equal_a_full_query_on_real_slurm(lab: Lab, tmp_path: Path) -> None:
     inc = write_config(tmp_path / "inc")
     assert "full backfill (no store yet" in cycle(lab, inc)
-    short = lab.submit("alice", "avery", "sleep 4", cpus=2, mem="2G")
+    # It spins for 2 s: the used series must hold more than sleeps' milliseconds
+    # of CPU, which round to 0 in a minute's bin (CI saw all of them 0).
+    short = lab.submit("alice", "avery", 'timeout 2 sh -c "while :; do :; done"; sleep 2',
+                       cpus=2, mem="2G")
     gpu = lab.submit("bob", "avery", "sleep 10", cpus=4, mem="4G", extra=("--gres=gpu:1",))
     fails = lab.submit("carol", "avery-b", "sleep 2; exit 1", cpus=1, mem="1G")
     requeued = lab.submit("carol", "avery", "sleep 120", cpus=3, mem="1G")
