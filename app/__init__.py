@@ -25,7 +25,7 @@ def create_app(config):
     from app.callbacks import register_callbacks
     from app.data import SnapshotStore, cache_config
     from app.layout import INDEX, THEME_BOOT_JS, build_layout
-    from app.security import script_hash, secure
+    from app.security import Access, script_hash, secure
 
     dash_app = Dash(
         __name__, assets_folder=str(ASSETS), title=f"{config.site.name} · QoS usage",
@@ -36,9 +36,29 @@ def create_app(config):
     dash_app.index_string = INDEX
     cache = Cache(dash_app.server, config=cache_config(config))
     store = SnapshotStore(config, cache)
-    dash_app.layout = build_layout(config)
-    register_callbacks(dash_app, config, store)
-    _health_route(dash_app.server, config, store)
+    access = Access(config.app, config.site.name)
+    access.keys = tuple(p.key for p in config.panels)
+
+    def visible() -> tuple[str, ...]:
+        """The QoS of this request's visitor (all without an access map, and
+        outside a request: Dash's own check of the layout at start-up)."""
+        from flask import has_request_context
+
+        if not has_request_context():
+            return access.keys
+        return access.visible(access.visitor(), access.keys)
+
+    # Made per visit: with an access map each visitor's tabs, picker and
+    # overview hold their own QoS alone. (A layout function would otherwise
+    # have Dash embed its start-up call, every QoS, in each page as the
+    # `validation_layout`: every visitor's layout has the same components.)
+    if config.app.access:
+        dash_app.config.suppress_callback_exceptions = True
+        dash_app.layout = lambda: build_layout(config, visible())
+    else:
+        dash_app.layout = build_layout(config)
+    register_callbacks(dash_app, config, store, visible)
+    _health_route(dash_app.server, config, store, visible)
     # Never debug here: no debugger, no dev tools, no hot reload, whatever the
     # environment says (DASH_DEBUG, DASH_HOT_RELOAD, FLASK_DEBUG).
     dash_app.enable_dev_tools(
@@ -48,7 +68,7 @@ def create_app(config):
     dash_app.server.debug = False
     _not_found_for_unknown_files(dash_app.server)
     secure(dash_app.server, config.app, config.site.name,
-           [*dash_app.csp_hashes(), script_hash(THEME_BOOT_JS)])
+           [*dash_app.csp_hashes(), script_hash(THEME_BOOT_JS)], access)
     logging.getLogger("librarian.app").setLevel(logging.INFO)
     return dash_app
 
@@ -62,7 +82,7 @@ def _not_found_for_unknown_files(server) -> None:
         DependencyException, lambda _err: Response("Not found.\n", 404, mimetype="text/plain"))
 
 
-def _health_route(server, config, store) -> None:
+def _health_route(server, config, store, visible) -> None:
     """GET <prefix>healthz: each tab's snapshot version and time, read through
     the cache (for monitoring, and to see that every worker serves the same data)."""
     import os
@@ -71,7 +91,7 @@ def _health_route(server, config, store) -> None:
 
     def healthz():
         panels = {}
-        for key in store.qos_names:
+        for key in visible():
             loaded = store.load(key)
             snap = loaded.snapshot
             panels[key] = {"ok": snap is not None, "version": loaded.version,

@@ -12,6 +12,7 @@ charts' series (assets/tables.js). None of these needs the server.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from dash import ClientsideFunction, Dash, Input, Output, State, html, no_update
 
@@ -44,6 +45,8 @@ from app.history_view import (
     month_rows,
     user_month_rows,
 )
+from app.layout import qos_prop
+from app.overview_view import OVERVIEW_COLUMNS, overview_table
 from app.queue_view import (
     PRESSURE_COLUMNS,
     QUEUE_COLUMNS,
@@ -76,18 +79,25 @@ def _legend(users: tuple[str, ...], hidden: set[str], colors: dict[str, str]
     ) for u in users]
 
 
-def register_callbacks(app: Dash, config: Config, store: SnapshotStore) -> None:
-    qos_names = tuple(p.key for p in config.panels)
+def register_callbacks(app: Dash, config: Config, store: SnapshotStore,
+                       visible: Callable[[], tuple[str, ...]] | None = None) -> None:
+    """The page's callbacks. `visible` gives the QoS of the request's visitor
+    (app/security.py; None: every QoS): each callback answers from them alone."""
+    every = tuple(p.key for p in config.panels)
+    mine = visible or (lambda: every)
+    restricted = bool(config.app.access)
+    labels = {p.key: p.label for p in config.panels}
+    picker = qos_prop(config)   # the tab bar's active_tab, or the picker's value
 
     # The URL sync runs in the browser (assets/librarian.js syncUrl): a click
     # costs no round trip before the render callback; the rules it reads and
     # writes by are app/urlstate.py's own.
     app.clientside_callback(
         ClientsideFunction(namespace="librarian", function_name="syncUrl"),
-        Output(ids.URL, "search"), Output(ids.TABS, "active_tab"), Output(ids.RANGE, "value"),
+        Output(ids.URL, "search"), Output(ids.TABS, picker), Output(ids.RANGE, "value"),
         Output(ids.FROM, "value"), Output(ids.TO, "value"), Output(ids.SHOW, "value"),
         Output(ids.GROUP, "value"),
-        Input(ids.URL, "search"), Input(ids.TABS, "active_tab"), Input(ids.RANGE, "value"),
+        Input(ids.URL, "search"), Input(ids.TABS, picker), Input(ids.RANGE, "value"),
         Input(ids.APPLY, "n_clicks"), Input(ids.RESET, "n_clicks"), Input(ids.SHOW, "value"),
         Input(ids.GROUP, "value"), State(ids.URL_RULES, "data"),
         State(ids.FROM, "value"), State(ids.TO, "value"),
@@ -111,7 +121,7 @@ def register_callbacks(app: Dash, config: Config, store: SnapshotStore) -> None:
         State(ids.HIDDEN, "data"), State(ids.THEME_SWITCH, "value"),
     )
     def render(search, _changed, hidden, dark):
-        state = parse_search(search, qos_names)
+        state = parse_search(search, mine())
         theme = "dark" if dark else "light"
         loaded = store.load(state.qos)
         rendered = {"qos": state.qos, "version": loaded.version}
@@ -166,6 +176,20 @@ def register_callbacks(app: Dash, config: Config, store: SnapshotStore) -> None:
                      user_month_rows(grouped)),
                 month_figure(snap, theme), daily_note(snap) if is_daily(view) else "")
 
+    @app.callback(
+        Output(ids.spec(ids.OVERVIEW_TABLE), "data"),
+        Input(ids.URL, "search"), Input(ids.TICK, "n_intervals"),
+    )
+    def overview(search, _n):
+        """Every QoS's row (one small file, re-read when it changed); each links
+        to its view with the rest of the view kept."""
+        keys = mine()
+        state = parse_search(search, keys)
+        rows = overview_table(store.overview(), keys, labels, state)
+        return table_spec(ids.OVERVIEW_TABLE, OVERVIEW_COLUMNS, rows,
+                          download_stem(config.site.name, "all-qos", "now"),
+                          filter_hint="Filter QoS by name")
+
     app.clientside_callback(
         ClientsideFunction(namespace="tables", function_name="draw"),
         Output(ids.TABLES_DRAWN, "data"),
@@ -184,10 +208,11 @@ def register_callbacks(app: Dash, config: Config, store: SnapshotStore) -> None:
         """Every refresh: one stat; the view redraws only if the shown snapshot
         was replaced since it was drawn (compared with what render used, so a
         file that lands while the page loads is not missed)."""
-        state = parse_search(search, qos_names)
+        keys = mine()
+        state = parse_search(search, keys)
         failed = failures(read_status(config.site.data_dir))
         changed = no_update
-        if rendered and rendered.get("qos") in qos_names:
+        if rendered and rendered.get("qos") in keys:
             current = store.version(rendered["qos"])
             if current != rendered.get("version"):
                 changed = current
@@ -198,8 +223,11 @@ def register_callbacks(app: Dash, config: Config, store: SnapshotStore) -> None:
         else:
             f = freshness(loaded.snapshot, time.time(), config.app.collect_interval_minutes)
             updated = html.Span([f"Updated {f.updated} ", html.Span(f"({f.age})", className="text-body-secondary")])
+        # A step's error can quote other groups' QoS (sacct's --qos): with an
+        # access map, only visitors who see every QoS read it.
         warning = stale_message(state.qos, f, failed, config.site.timezone,
-                                config.app.collect_interval_minutes)
+                                config.app.collect_interval_minutes,
+                                with_errors=not restricted or len(keys) == len(every))
         alerts_now = page_lines(load_alerts(config.site.data_dir), state.qos) \
             if config.alerts.any else []
         if alerts_now:

@@ -26,6 +26,7 @@ from flask_caching import Cache
 from app.figures import unreadable_message
 from collector.checked import INDEX, Entry, read_index
 from collector.config import Config
+from collector.overview import OVERVIEW_FILE, OverviewRow, read_overview
 from collector.palette import assign_colors
 from collector.snapshot import Snapshot, SnapshotError, read_snapshot, snapshot_path
 
@@ -66,6 +67,7 @@ class SnapshotStore:
         self._memo: dict[str, Snapshot] = {}
         self._colors: tuple[tuple[str, ...], dict[str, str]] | None = None
         self._checked: tuple[tuple[int, int], dict[str, Entry]] | None = None
+        self._overview: tuple[tuple[int, int], dict[str, OverviewRow]] | None = None
 
     def path(self, qos: str) -> Path:
         panel = self.panels[qos]  # KeyError: never build a path from an unknown name
@@ -83,6 +85,18 @@ class SnapshotStore:
         entry = self._index().get(path.name)
         checked = entry.checked if entry is not None and entry.describes(path) else 0
         return f"{st.st_mtime_ns}-{st.st_size}-{checked}"
+
+    def overview(self) -> dict[str, OverviewRow]:
+        """The overview's rows (collector/overview.py), read again only when the
+        file changed (one stat)."""
+        try:
+            st = os.stat(self.data_dir / OVERVIEW_FILE)
+        except OSError:
+            return {}
+        key = (st.st_mtime_ns, st.st_size)
+        if self._overview is None or self._overview[0] != key:
+            self._overview = (key, read_overview(self.data_dir))
+        return self._overview[1]
 
     def _index(self) -> dict[str, Entry]:
         try:

@@ -16,8 +16,12 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from multiprocessing import get_context
 from pathlib import Path
+from typing import Any
 
 import plotly
 
@@ -73,11 +77,11 @@ from app.queue_view import (
     wait_rows,
 )
 from app.tables import CURRENT_COLUMNS, TOTAL_COLUMNS, download_stem
-from collector.config import Config
+from collector.config import Config, Panel
 from collector.config_model import EfficiencyConfig
 from collector.jobtable import GROUPINGS
 from collector.observables import CHART_KEYS, OBSERVABLES
-from collector.palette import assign_colors
+from collector.palette import assign_colors, user_color
 from collector.snapshot import Snapshot, SnapshotError, read_snapshot, snapshot_path
 from collector.status import failures, read_status
 
@@ -184,24 +188,68 @@ def _write_if_changed(path: Path, data: bytes, report: ExportReport) -> None:
     report.written.append(path)
 
 
+def _snapshot(config: Config, panel: Panel, privacy: Privacy) -> Snapshot | str:
+    """One panel's snapshot as the export shows it (folded, pseudonymised), or
+    why it cannot be read (the data folder left out of the message)."""
+    try:
+        snap = read_snapshot(snapshot_path(config.site.data_dir, panel.qos, panel.file_cluster))
+    except SnapshotError as err:
+        return str(err).replace(str(config.site.data_dir) + os.sep, "")
+    if privacy.top_users:
+        snap = top_users(snap, privacy.top_users)
+    if privacy.key is not None:
+        snap = anonymize(snap, privacy.key)
+    return snap
+
+
+def _users(args: tuple[Config, Panel, Privacy]) -> tuple[str, ...] | str:
+    snap = _snapshot(*args)
+    return snap if isinstance(snap, str) else snap.users
+
+
+def _qos_file(args: tuple[Config, Panel, Privacy, dict[str, str], float]) -> bytes | str:
+    """One QoS's data file, or why its snapshot cannot be read (a collector
+    may have replaced it since the first look: a new user gets the colour of
+    their name)."""
+    config, panel, privacy, colors, wall_now = args
+    snap = _snapshot(config, panel, privacy)
+    if isinstance(snap, str):
+        return snap
+    colors = {u: colors.get(u) or user_color(u) for u in snap.users}
+    return _dump(qos_data(snap, colors, wall_now, config.app.collect_interval_minutes,
+                          config.efficiency))
+
+
+def _dump(obj: object) -> bytes:
+    return json.dumps(obj, separators=(",", ":"), allow_nan=False).encode()
+
+
+# More QoS than this: the per-QoS files are made on two forked processes.
+POOL_FROM = 8
+
+
+def _each(fn: Callable[[Any], Any], items: list[Any]) -> list[Any]:
+    """fn over items, in order: on a pool of forked processes (each reads its
+    own snapshot, so the parent never holds them all) when there are many."""
+    if len(items) < POOL_FROM:
+        return [fn(i) for i in items]
+    with ProcessPoolExecutor(max_workers=2, mp_context=get_context("fork")) as pool:
+        return list(pool.map(fn, items, chunksize=8))
+
+
 def export_site(config: Config, out: Path, privacy: Privacy = Privacy(),
                 wall_now: float | None = None) -> ExportReport:
     """Write the static site into `out` (created if needed)."""
     wall_now = time.time() if wall_now is None else wall_now
     report = ExportReport(out=out)
-    snaps: dict[str, Snapshot] = {}
-    for p in config.panels:
-        try:
-            snap = read_snapshot(snapshot_path(config.site.data_dir, p.qos, p.file_cluster))
-        except SnapshotError as err:
-            report.errors[p.key] = str(err).replace(str(config.site.data_dir) + os.sep, "")
-            continue
-        if privacy.top_users:
-            snap = top_users(snap, privacy.top_users)
-        if privacy.key is not None:
-            snap = anonymize(snap, privacy.key)
-        snaps[p.key] = snap
-    colors = assign_colors(u for s in snaps.values() for u in s.users)
+    users: dict[str, tuple[str, ...]] = {}
+    for p, got in zip(config.panels, _each(_users, [(config, p, privacy) for p in config.panels]),
+                      strict=True):
+        if isinstance(got, str):
+            report.errors[p.key] = got
+        else:
+            users[p.key] = got
+    colors = assign_colors(u for names in users.values() for u in names)
     manifest = {
         "site": config.site.name, "qos": [p.key for p in config.panels],
         "labels": {p.key: p.label for p in config.panels},
@@ -238,12 +286,15 @@ def export_site(config: Config, out: Path, privacy: Privacy = Privacy(),
                                      with_names=privacy.key is None)
                    for p in config.panels} if config.alerts.any else {},
     }
-    dump = lambda obj: json.dumps(obj, separators=(",", ":"), allow_nan=False).encode()  # noqa: E731
-    for name, snap in snaps.items():
-        data = qos_data(snap, colors, wall_now, config.app.collect_interval_minutes,
-                        config.efficiency)
-        _write_if_changed(out / "data" / f"{name}.json", dump(data), report)
-    _write_if_changed(out / "data" / "manifest.json", dump(manifest), report)
+    shown = [p for p in config.panels if p.key in users]
+    bodies = _each(_qos_file, [(config, p, privacy, {u: colors[u] for u in users[p.key]},
+                                wall_now) for p in shown])
+    for p, body in zip(shown, bodies, strict=True):
+        if isinstance(body, str):
+            report.errors[p.key] = body
+            continue
+        _write_if_changed(out / "data" / f"{p.key}.json", body, report)
+    _write_if_changed(out / "data" / "manifest.json", _dump(manifest), report)
     page = (SITE / "index.html").read_text().replace("{{SITE}}", html.escape(config.site.name))
     page = page.replace("{{CSP}}", static_csp(page))
     _write_if_changed(out / "index.html", page.encode(), report)

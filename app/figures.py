@@ -162,9 +162,7 @@ def bin_span(snap: Snapshot, view: View) -> tuple[int, int]:
 
 def overlap_seconds(snap: Snapshot, view: View) -> np.ndarray:
     """Seconds of each bin inside the view (the last bin ends at collection time)."""
-    starts = snap.bin_starts()
-    ends = np.minimum(starts + snap.bin_seconds, snap.now)
-    return np.clip(np.minimum(ends, view.end) - np.maximum(starts, view.start), 0, None)
+    return snap.overlap(view.start, view.end)
 
 
 def _typed(values: np.ndarray) -> dict[str, str]:
@@ -178,18 +176,25 @@ def x_segments(snap: Snapshot, first: int, last: int) -> list[tuple[int, int, st
     with its first bin start as wall-clock time. Plotly has no time zones: a
     run is drawn as x0 + dx in local time, so a daylight-saving change splits
     a user's trace in two instead of sending every timestamp."""
-    tz = ZoneInfo(snap.timezone)
-    starts = snap.bin_starts()
     if last <= first:
         return []
-    local = [datetime.fromtimestamp(int(t), tz) for t in starts[first:last]]
+    return list(_segments(snap.window_start, snap.bin_seconds, snap.timezone, first, last))
+
+
+@functools.lru_cache(maxsize=256)
+def _segments(window_start: int, bin_seconds: int, timezone: str, first: int, last: int
+              ) -> tuple[tuple[int, int, str], ...]:
+    """x_segments' runs, made once per window and span: every QoS of a site
+    shares its bins (the export draws thousands of charts over the same ones)."""
+    tz = ZoneInfo(timezone)
+    local = [datetime.fromtimestamp(window_start + k * bin_seconds, tz) for k in range(first, last)]
     offsets = [t.utcoffset() for t in local]
     runs, i = [], 0
     for j in range(1, len(local) + 1):
         if j == len(local) or offsets[j] != offsets[i]:
             runs.append((first + i, first + j, local[i].strftime("%Y-%m-%d %H:%M:%S")))
             i = j
-    return runs
+    return tuple(runs)
 
 
 def _translucent(color: str, alpha: float = 0.35) -> str:

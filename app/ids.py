@@ -43,8 +43,10 @@ MONTH_TABLE = "month-table"            # the QoS per month: hours, share of the 
 USER_MONTH_TABLE = "user-month-table"  # each user, this month against the last
 MONTH_GRAPH = "month-graph"
 DAILY_NOTE = "daily-note"             # said above the charts of a range over 30 days
+OVERVIEW_TABLE = "overview-table"     # every QoS, one row each (app/overview_view.py)
+OVERVIEW_TITLE = "overview-title"
 TABLES = (CURRENT_TABLE, TOTAL_TABLE, QUEUE_TABLE, PRESSURE_TABLE, WAIT_TABLE, EFFICIENCY_TABLE,
-          MONTH_TABLE, USER_MONTH_TABLE)
+          MONTH_TABLE, USER_MONTH_TABLE, OVERVIEW_TABLE)
 STEM = "download-stem"           # the view's download file-name stem
 TABLES_DRAWN = "tables-drawn"    # written by the client-side table drawing
 

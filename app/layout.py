@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import dash_bootstrap_components as dbc
 from dash import dcc, html
 
@@ -17,9 +19,10 @@ from app.figures import (
     USED_NOTE,
 )
 from app.history_view import MONTH_NOTE
+from app.overview_view import OVERVIEW_NOTE, TABS_UP_TO
 from app.queue_view import WAIT_INFERENCE
 from app.urlstate import rules as url_rules
-from collector.config import Config
+from collector.config import Config, Panel
 from collector.jobtable import GROUPINGS
 from collector.observables import HELD
 
@@ -139,14 +142,48 @@ def _table(table_id: str, title: str, title_id: str | None = None, note_id: str 
     ])), lg=lg, class_name="mb-3")
 
 
-def build_layout(config: Config) -> html.Div:
-    first = config.panels[0].key
+def qos_prop(config: Config) -> str:
+    """The QoS control's property: the tab bar's, or beyond a handful of QoS the picker's."""
+    return "active_tab" if len(config.panels) <= TABS_UP_TO else "value"
+
+
+def _qos_picker(config: Config, panels: Sequence[Panel]) -> dbc.Tabs | html.Div:
+    """Tabs for a handful of QoS; beyond, a picker with search (the URL names
+    the QoS). The kind follows the site's number of QoS (the callbacks are
+    made once for it), the choices the visitor's."""
+    first = panels[0].key
+    if qos_prop(config) == "active_tab":
+        return dbc.Tabs([dbc.Tab(label=p.label, tab_id=p.key) for p in panels],
+                        id=ids.TABS, active_tab=first, class_name="mb-3")
+    return html.Div([
+        html.Label("QoS", htmlFor=ids.TABS, className="form-label small mb-1"),
+        dcc.Dropdown(id=ids.TABS, options=[{"label": p.label, "value": p.key}
+                                           for p in panels],
+                     value=first, clearable=False, searchable=True,
+                     placeholder="Type to find a QoS", className="qos-picker"),
+    ], className="mb-3", style={"maxWidth": "28rem"})
+
+
+def _overview(n_qos: int) -> html.Details:
+    """Every QoS in one table, above the view; open by default when there are
+    many (the page then opens on it), a strip to unfold for a few."""
+    return html.Details([
+        html.Summary(html.Span(f"All QoS ({n_qos})", id=ids.OVERVIEW_TITLE,
+                               className="h6"), className="mb-2"),
+        html.P(OVERVIEW_NOTE, className="small text-body-secondary mb-1"),
+        html.Div(id=ids.OVERVIEW_TABLE, className="lib-table overview-table"),
+    ], open=n_qos > TABS_UP_TO, className="card card-body mb-3 py-2", id="overview")
+
+
+def build_layout(config: Config, keys: Sequence[str] | None = None) -> html.Div:
+    """The page, with the QoS of `keys` (panel keys; None: every one)."""
+    panels = [p for p in config.panels if keys is None or p.key in keys]
     return html.Div([
         dcc.Location(id=ids.URL, refresh=False),
         dcc.Store(id=ids.HIDDEN, storage_type="session", data=[]),
         dcc.Store(id=ids.THEME, data="light"),
         dcc.Store(id=ids.THEME_COLORS, data=THEMES),
-        dcc.Store(id=ids.URL_RULES, data=url_rules(tuple(p.key for p in config.panels), {
+        dcc.Store(id=ids.URL_RULES, data=url_rules(tuple(p.key for p in panels), {
             "url": ids.URL, "tabs": ids.TABS, "range": ids.RANGE, "apply": ids.APPLY,
             "reset": ids.RESET, "show": ids.SHOW, "group": ids.GROUP})),
         dcc.Store(id=ids.RENDERED, data=None),
@@ -157,8 +194,8 @@ def build_layout(config: Config) -> html.Div:
         _header(config),
         dbc.Container([
             dbc.Alert(id=ids.STALE, color="warning", is_open=False, class_name="py-2"),
-            dbc.Tabs([dbc.Tab(label=p.label, tab_id=p.key) for p in config.panels],
-                     id=ids.TABS, active_tab=first, class_name="mb-3"),
+            _overview(len(panels)),
+            _qos_picker(config, panels),
             _range_controls(),
             dbc.Alert(id=ids.MESSAGE, is_open=False, class_name="py-2"),
             # Filled by the render callback; clicks are handled in assets/librarian.js.

@@ -8,6 +8,7 @@ chart, and the wait history (a daily chart and a table per user).
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -17,6 +18,7 @@ import pandas as pd
 from app.figures import THEMES, View, overlap_seconds
 from app.tables import Column, text_column
 from collector.observables import observable
+from collector.overview import pressure_over
 from collector.pressure import WAIT_EDGES, percentile
 from collector.snapshot import Snapshot
 
@@ -120,15 +122,6 @@ def queue_table(snap: Snapshot) -> list[dict[str, object]]:
     return rows
 
 
-def _limit_per_bin(snap: Snapshot, key: str) -> np.ndarray:
-    """The limit in force at each bin's start (NaN: none)."""
-    starts = snap.bin_starts()
-    out = np.full(snap.n_bins, np.nan)
-    for t, v in snap.limit_steps(key):
-        out[starts >= t] = np.nan if v is None else v
-    return out
-
-
 PRESSURE_COLUMNS = (text_column("resource", "Resource"), Column("limit", "Limit", decimals=0),
                     Column("at_limit_h", "At the limit", unit="h"),
                     Column("waiting_h", "At it with jobs waiting", unit="h"),
@@ -140,30 +133,9 @@ PRESSURE_COLUMNS = (text_column("resource", "Resource"), Column("limit", "Limit"
 def pressure_rows(snap: Snapshot, view: View) -> list[dict[str, object]]:
     """Per limited resource over the view: hours at the limit, hours at it with
     jobs waiting for it, mean and peak share of the limit in use, and the
-    unused capacity (limit x hours - used resource-hours)."""
-    seconds = overlap_seconds(snap, view)
-    lengths = np.minimum(snap.bin_starts() + snap.bin_seconds, snap.now) - snap.bin_starts()
-    part = np.divide(seconds, lengths, out=np.zeros(len(seconds)), where=lengths > 0)
-    rows = []
-    for key, p in snap.pressure.items():
-        limit = _limit_per_bin(snap, key)
-        has = ~np.isnan(limit) & (limit > 0) & (seconds > 0)
-        if not has.any():
-            continue
-        used = snap.series[key].sum(axis=0)
-        capacity = float((limit[has] * seconds[has]).sum())
-        used_s = float((used[has] * seconds[has]).sum())
-        o = observable(key)
-        rows.append({
-            "resource": f"{o.current_label}", "key": key,
-            "limit": float(limit[has][-1]),
-            "at_limit_h": float((p.at_limit * part).sum()) / 3600,
-            "waiting_h": float((p.waiting_at_limit * part).sum()) / 3600,
-            "mean_share": 100 * used_s / capacity if capacity else None,
-            "peak_share": 100 * float((p.peak[has] / limit[has]).max()),
-            "unused": max(capacity - used_s, 0.0) / 3600,
-        })
-    return rows
+    unused capacity (collector/overview.py `pressure_over`: the overview's too)."""
+    return [{"resource": observable(s.key).current_label, **asdict(s)}
+            for s in pressure_over(snap, view.start, view.end)]
 
 
 def _days(epochs: np.ndarray, tz: str) -> pd.Series:

@@ -14,6 +14,12 @@ With `allowed_users` / `allowed_groups` (Unix groups, members looked up on
 this host) only those users get in; empty lists let in anyone signed in.
 Every path is covered, assets and callbacks included.
 
+With an access map (`[app.access]`: a user or "@group" -> the QoS they may
+see, "*" for all) a visitor sees only their QoS: the layout (tabs or picker,
+the overview) is made per visit from them, every callback answers from
+them, and a request naming another QoS (?qos=, or a callback's URL or QoS
+control) is refused whole with 403 before any of it is computed.
+
 Headers on every response: a Content-Security-Policy that allows only this
 origin's scripts plus the hashes of the page's few inline scripts (no
 'unsafe-inline' or 'unsafe-eval' for scripts; styles need 'unsafe-inline'
@@ -31,12 +37,15 @@ import hmac
 import logging
 import os
 import pwd
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from urllib.parse import parse_qs
 
 from flask import Flask, Response, request
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from app.ids import TABS as QOS_CONTROL_ID
+from app.ids import URL as URL_ID
 from collector.config import AppConfig
 
 log = logging.getLogger("librarian.access")
@@ -154,6 +163,8 @@ class Access:
         self.groups = tuple(app.allowed_groups)
         self.realm = realm.replace('"', "'")
         self.passwords = PasswordFile(app.htpasswd_file) if app.htpasswd_file else None
+        self.map = app.access
+        self.keys: tuple[str, ...] = ()    # every panel key (set by the app)
 
     def allowed(self, user: str) -> bool:
         if not self.users and not self.groups:
@@ -161,27 +172,83 @@ class Access:
         # Group membership is looked up on each check: a change needs no restart.
         return user in self.users or in_groups(user, self.groups)
 
+    def visitor(self) -> str:
+        """The signed-in user of this request ("" : none, or auth = "none").
+        Only after `refuse` let the request through is it checked."""
+        if self.kind == "header":
+            return request.headers.get(self.header, "").strip()
+        if self.kind == "basic":
+            auth = request.authorization
+            return auth.username if auth and auth.type == "basic" and auth.username else ""
+        return ""
+
+    def visible(self, user: str, keys: Sequence[str]) -> tuple[str, ...]:
+        """The QoS (panel keys, in order) `user` may see: all without an access
+        map; else those the map gives the user or a Unix group of theirs."""
+        if not self.map:
+            return tuple(keys)
+        granted: set[str] = set()
+        for who, what in self.map:
+            if who == user or (who.startswith("@") and in_groups(user, (who[1:],))):
+                granted.update(what)
+        return tuple(keys) if "*" in granted else tuple(k for k in keys if k in granted)
+
     def refuse(self) -> Response | None:
         """None to let the request through, else the refusal."""
-        if self.kind == "header":
-            user = request.headers.get(self.header, "").strip()
-            if not user:
-                return Response("Sign-in required: this dashboard is served only through the "
-                                "site's web server.\n", 401, mimetype="text/plain")
-        elif self.kind == "basic":
+        if self.kind == "none":
+            return None
+        user = self.visitor()
+        if self.kind == "header" and not user:
+            return Response("Sign-in required: this dashboard is served only through the "
+                            "site's web server.\n", 401, mimetype="text/plain")
+        if self.kind == "basic":
             auth = request.authorization
-            user = auth.username if auth and auth.type == "basic" and auth.username else ""
-            if not user or self.passwords is None or \
+            if not user or self.passwords is None or auth is None or \
                     not self.passwords.check(user, auth.password or ""):
                 return Response("Sign-in required.\n", 401, mimetype="text/plain", headers={
                     "WWW-Authenticate": f'Basic realm="{self.realm}", charset="UTF-8"'})
-        else:
-            return None
         if not self.allowed(user):
             log.info("refused %s: not in allowed_users or allowed_groups", user)
             return Response(f"{user} is not allowed to see this dashboard.\n", 403,
                             mimetype="text/plain")
+        if self.map:
+            return self.refuse_qos(user)
         return None
+
+    def refuse_qos(self, user: str) -> Response | None:
+        """With an access map: a visitor who may see no QoS, or a request that
+        names one they may not (the page's ?qos=, a callback's URL or QoS
+        control), is refused whole (403), so no part of another group's view
+        is ever computed for them."""
+        mine = set(self.visible(user, self.keys))
+        if not mine:
+            log.info("refused %s: app.access gives them no QoS", user)
+            return Response(f"{user} may see no QoS here (app.access).\n", 403,
+                            mimetype="text/plain")
+        asked = set(request.args.getlist("qos")) | _qos_in_callback()
+        if asked - mine:
+            log.info("refused %s: asked for QoS %s (app.access)", user,
+                     ", ".join(sorted(asked - mine)))
+            return Response("Not allowed (app.access).\n", 403, mimetype="text/plain")
+        return None
+
+
+def _qos_in_callback() -> set[str]:
+    """The QoS a Dash callback request names: in the URL's search (?qos=) and
+    in the QoS control's value, wherever they are among its inputs and states."""
+    if not request.path.endswith("/_dash-update-component") or not request.is_json:
+        return set()
+    body = request.get_json(silent=True) or {}
+    found: set[str] = set()
+    for item in [*(body.get("inputs") or []), *(body.get("state") or [])]:
+        if not isinstance(item, dict):
+            continue
+        value = item.get("value")
+        if item.get("id") == URL_ID and item.get("property") == "search" and isinstance(value, str):
+            found.update(parse_qs(value.lstrip("?")).get("qos", []))
+        elif item.get("id") == QOS_CONTROL_ID and isinstance(value, str):
+            found.add(value)
+    return {v for v in found if v}
 
 
 # --- headers ------------------------------------------------------------------
@@ -208,9 +275,10 @@ def content_security_policy(script_hashes: Iterable[str]) -> str:
     ])
 
 
-def secure(server: Flask, app: AppConfig, realm: str, script_hashes: Iterable[str]) -> None:
+def secure(server: Flask, app: AppConfig, realm: str, script_hashes: Iterable[str],
+           access: Access | None = None) -> Access:
     """Install the access check and the headers on the Flask server."""
-    access = Access(app, realm)
+    access = access or Access(app, realm)
     policy = content_security_policy(script_hashes)
 
     if access.kind != "none":
@@ -223,3 +291,5 @@ def secure(server: Flask, app: AppConfig, realm: str, script_hashes: Iterable[st
         response.headers["X-Frame-Options"] = "DENY"
         response.headers["Referrer-Policy"] = "same-origin"
         return response
+
+    return access

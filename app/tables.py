@@ -9,7 +9,10 @@ with the unrounded numbers and the units in the headers.
 
 Column kinds: "text"; "number" (a cell may hold words instead, e.g. "not
 recorded"); "duration" (hours, drawn as "3 h 5 min"); "flags" (badge words,
-with the row's "hints" as their tooltips).
+with the row's "hints" as their tooltips); "link" (text that links to the
+row's `<id>_href`, a page address). A spec with `filter` (its placeholder)
+has a box above it that shows only the rows whose first column holds what
+is typed.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from dataclasses import dataclass, replace
 
 from collector.observables import HELD
 
-KINDS = ("text", "number", "duration", "flags")
+KINDS = ("text", "number", "duration", "flags", "link")
 # Counts read best without decimals where what is held now is whole.
 _WHOLE_NOW = frozenset({"NCPUS", "NGPUS", "NJOBS"})
 
@@ -72,14 +75,15 @@ TOTAL_COLUMNS = usage_columns("total")
 
 
 def table_spec(table_id: str, columns: Sequence[Column], rows: Sequence[dict[str, object]],
-               stem: str) -> dict[str, object]:
+               stem: str, filter_hint: str = "") -> dict[str, object]:
     """What the page's script draws: the columns, the body rows, the total row
     (a row with `is_total`) apart so that sorting never moves it, and the
-    download file names' stem."""
+    download file names' stem; with `filter_hint`, a filter box (its placeholder)."""
     body = [r for r in rows if not r.get("is_total")]
     totals = [r for r in rows if r.get("is_total")]
     return {"id": table_id, "columns": [c.spec() for c in columns], "rows": body,
-            "total": totals[0] if totals else None, "stem": stem}
+            "total": totals[0] if totals else None, "stem": stem,
+            **({"filter": filter_hint} if filter_hint else {})}
 
 
 def slug(text: str) -> str:

@@ -33,6 +33,17 @@
         }
     });
 
+    /* A link in a table to another view of this page (the overview's QoS):
+       the URL changes in place and the page follows it, no reload. */
+    document.addEventListener("click", function (event) {
+        var a = event.target.closest && event.target.closest("a[data-view-link]");
+        if (!a || event.ctrlKey || event.metaKey || event.shiftKey || event.button !== 0) { return; }
+        event.preventDefault();
+        window.history.pushState({}, "", a.getAttribute("href"));
+        window.dispatchEvent(new CustomEvent("_dashprivate_pushstate"));   // dcc.Location listens
+        window.scrollTo(0, 0);
+    });
+
     window.dash_clientside = Object.assign({}, window.dash_clientside, {
         librarian: {
             /* Bootstrap's colour mode and the charts' colours switch together. */

@@ -11,6 +11,7 @@
     "use strict";
     var specs = {};          // container id -> the spec drawn there
     var sorts = {};          // container id -> [column id, descending]
+    var filters = {};        // container id -> what its filter box holds
     var formats = {};        // decimals -> Intl.NumberFormat
     var state = {stem: "librarian"};   // the view's file-name stem, for the charts
 
@@ -59,8 +60,19 @@
         };
     }
 
+    /* The rows the filter box lets through: those whose first column holds
+       what is typed, case aside. */
+    function kept(spec) {
+        var text = (filters[spec.id] || "").trim().toLowerCase(), first = spec.columns[0].id;
+        if (!spec.filter || !text) { return spec.rows.slice(); }
+        return spec.rows.filter(function (r) {
+            return String(r[first] === null || r[first] === undefined ? "" : r[first])
+                .toLowerCase().indexOf(text) >= 0;
+        });
+    }
+
     function ordered(spec) {
-        var s = sorts[spec.id], rows = spec.rows.slice();
+        var s = sorts[spec.id], rows = kept(spec);
         if (s) { rows.sort(compare(s[0], s[1])); }
         return rows;
     }
@@ -76,6 +88,14 @@
                 badge.title = (row.hints || [])[i] || "";
                 td.appendChild(badge);
             });
+            return td;
+        }
+        if (c.kind === "link" && row[c.id + "_href"]) {
+            var a = document.createElement("a");
+            a.href = row[c.id + "_href"];          // a page address made in Python, as text
+            a.textContent = shown(v, c);
+            a.setAttribute("data-view-link", "");
+            td.appendChild(a);
             return td;
         }
         td.textContent = shown(v, c);
@@ -143,8 +163,35 @@
         var scroll = document.createElement("div");
         scroll.className = "table-responsive";
         scroll.appendChild(table);
-        container.replaceChildren(spec.rows.length || spec.total ?
-            downloadBar("table", spec.id, "this table") : "", scroll);
+        // The filter box stays where it is (removing it would take its focus).
+        var box = spec.filter ? filterBox(container, spec) : null;
+        Array.prototype.slice.call(container.childNodes).forEach(function (n) {
+            if (n !== box) { container.removeChild(n); }
+        });
+        if (box && !box.parentNode) { container.appendChild(box); }
+        if (spec.rows.length || spec.total) {
+            container.insertBefore(downloadBar("table", spec.id, "this table"), box);
+        }
+        container.appendChild(scroll);
+    }
+
+    /* The filter box above a table: the same element across redraws, so
+       typing keeps its focus while the rows below are drawn again. */
+    function filterBox(container, spec) {
+        var box = container.querySelector("input.table-filter");
+        if (!box) {
+            box = document.createElement("input");
+            box.type = "search";
+            box.className = "form-control form-control-sm table-filter mb-2";
+            box.setAttribute("aria-label", spec.filter);
+            box.addEventListener("input", function () {
+                filters[spec.id] = box.value;
+                render(container, specs[spec.id]);
+            });
+        }
+        box.placeholder = spec.filter;
+        box.value = filters[spec.id] || "";
+        return box;
     }
 
     /* --- downloads --------------------------------------------------------- */

@@ -58,7 +58,8 @@ def content_digest(body: bytes, now_text: str) -> str:
     """The digest of a snapshot's JSON with every string equal to `now_text`
     (the ISO time of its `now`) read as one placeholder."""
     stamp = orjson.dumps(now_text)
-    return hashlib.blake2b(body.replace(stamp, b'"@now"'), digest_size=16).hexdigest()
+    # sha256: the CPU's own instructions make it twice as fast as blake2b here.
+    return hashlib.sha256(body.replace(stamp, b'"@now"')).hexdigest()[:32]
 
 
 def entry_for(path: Path, digest: str, now: int, plots: str = "") -> Entry:

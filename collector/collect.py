@@ -55,6 +55,7 @@ from collector.jobtable import GROUPINGS, USAGE_COLUMNS, JobTable, concat
 from collector.limits import LimitsReport, configured_limits, current_limits
 from collector.lock import DataLock
 from collector.observables import CHART_KEYS, LIMITED
+from collector.overview import OverviewRow, overview_row, read_overview, write_overview
 from collector.palette import assign_colors
 from collector.parse import (
     ParseResult,
@@ -133,6 +134,7 @@ class QosOutcome:
     user_names: tuple[str, ...] = ()   # (the plots' colours agree across QoS)
     changed: bool = True               # its snapshot was written (its content changed)
     entry: Entry | None = None         # its line in checked.json
+    overview: OverviewRow | None = None  # its line in overview.json
 
 
 @dataclass(frozen=True)
@@ -217,6 +219,7 @@ def collect(config: Config, now: float, qos_names: Sequence[str] | None = None,
             outcomes = _write_plots(config, panels, outcomes)
         write_index(data_dir, {**index, **{o.snapshot.name: o.entry for o in outcomes
                                            if o.entry is not None}})
+        _write_overview(config, outcomes)
         if sync is not None:
             _record(data_dir, window.now, sync, limits, queue)
     return CollectReport(window=window, parse=parsed, outcomes=tuple(outcomes), sync=sync,
@@ -834,5 +837,14 @@ def _write_panel(config: Config, panel: Panel, usage: Usage, jobs: JobTable,
              usage.jobs_counted, path, "" if changed else " (unchanged)")
     return QosOutcome(qos=panel.label, snapshot=path, users=len(usage.users),
                       jobs_counted=usage.jobs_counted, user_names=usage.users,
-                      changed=changed, entry=entry)
+                      changed=changed, entry=entry,
+                      overview=overview_row(snap, panel.key, panel.label, config.efficiency))
 
+
+def _write_overview(config: Config, outcomes: Sequence[QosOutcome]) -> None:
+    """overview.json: this cycle's rows, and the last ones of the QoS not
+    collected this time (`--qos`), in the configuration's order."""
+    rows = {**read_overview(config.site.data_dir),
+            **{o.overview.key: o.overview for o in outcomes if o.overview is not None}}
+    write_overview(config.site.data_dir, {p.key: rows[p.key] for p in config.panels
+                                          if p.key in rows})

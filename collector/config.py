@@ -210,7 +210,7 @@ def _plots(c: _Checker, raw: Mapping[str, Any]) -> PlotsConfig:
 def _app(c: _Checker, raw: Mapping[str, Any], base_dir: Path) -> AppConfig:
     c.no_unknown(raw, "app", {"refresh_seconds", "collect_interval_minutes", "cache",
                               "cache_dir", "redis_url", "url_prefix", "auth", "auth_header",
-                              "allowed_users", "allowed_groups", "htpasswd_file"})
+                              "allowed_users", "allowed_groups", "htpasswd_file", "access"})
     d = AppConfig()
     refresh = int(c.number(raw.get("refresh_seconds", d.refresh_seconds), "app.refresh_seconds",
                            integer=True, minimum=10))
@@ -256,10 +256,23 @@ def _app(c: _Checker, raw: Mapping[str, Any], base_dir: Path) -> AppConfig:
     if auth == "basic" and htpasswd is None:
         raise c.fail("app.htpasswd_file",
                      "auth = 'basic' needs the password file (make it with `librarian passwd`)")
+    access_raw = c.table(raw.get("access", {}), "app.access")
+    access = []
+    for who, what in access_raw.items():
+        key = f"app.access.{who}"
+        if not who.lstrip("@") or any(ch.isspace() for ch in who):
+            raise c.fail(key, "must be a user name or @ and a Unix group name")
+        if not isinstance(what, list) or not all(isinstance(v, str) and v for v in what):
+            raise c.fail(key, f"must be an array of QoS names (or \"*\": all), got {what!r}")
+        access.append((who, tuple(what)))
+    if access and auth == "none":
+        raise c.fail("app.access", "needs auth = 'header' or 'basic': with 'none' the app "
+                     "does not know who is visiting")
     return AppConfig(refresh_seconds=refresh, collect_interval_minutes=interval, cache=cache,
                      cache_dir=cache_dir, redis_url=redis_url, url_prefix=prefix, auth=auth,
                      auth_header=header, allowed_users=lists["allowed_users"],
-                     allowed_groups=lists["allowed_groups"], htpasswd_file=htpasswd)
+                     allowed_groups=lists["allowed_groups"], htpasswd_file=htpasswd,
+                     access=tuple(access))
 
 
 def _ops(c: _Checker, raw: Mapping[str, Any], base_dir: Path) -> OpsConfig:
@@ -477,6 +490,13 @@ def parse_config(data: Mapping[str, Any], source: str, base_dir: Path) -> Config
     digest = _digest(c, c.table(data.get("digest", {}), "digest"))
     alerts = _alerts(c, c.table(data.get("alerts", {}), "alerts"))
     plots = _plots(c, c.table(data.get("plots", {}), "plots"))
+    keys = {p.key for p in Config(site=site, collect=collect, qos=qos).panels}
+    for who, what in app.access:
+        for i, name in enumerate(what):
+            if name != "*" and name not in keys:
+                raise c.fail(f"app.access.{who}[{i}]",
+                             f"no QoS {name!r} is configured (known: "
+                             f"{', '.join(sorted(keys)[:10])}{', ...' if len(keys) > 10 else ''})")
     return Config(site=site, collect=collect, qos=qos, app=app, deploy=deploy, ops=ops,
                   efficiency=efficiency, notify=notify, digest=digest, alerts=alerts,
                   plots=plots, source=source)

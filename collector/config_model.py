@@ -107,6 +107,9 @@ class AppConfig:
     allowed_users: tuple[str, ...] = ()   # header/basic: empty means any authenticated user
     allowed_groups: tuple[str, ...] = ()  # Unix groups whose members are allowed too
     htpasswd_file: Path | None = None  # basic: "user:hash" lines (`librarian passwd`)
+    # header/basic: who sees which QoS, ("alice" or "@unixgroup", (panel keys or "*")).
+    # Empty: everyone let in sees every QoS.
+    access: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -163,6 +163,13 @@ BAD = [
     ("[plots]\nprocesses = 0\n" + MINIMAL, "plots.processes", "greater than 0"),
     ("[plots]\nbudget_seconds = -5\n" + MINIMAL, "plots.budget_seconds", "greater than 0"),
     ("[plots]\ncolours = 1\n" + MINIMAL, "plots.colours", "unknown key"),
+    ("[app.access]\nalice = ['avery']\n" + MINIMAL, "app.access", "needs auth"),
+    ("[app]\nauth = 'header'\n[app.access]\nalice = 'avery'\n" + MINIMAL, "app.access.alice",
+     "array of QoS names"),
+    ("[app]\nauth = 'header'\n[app.access]\nalice = ['avery', 'avry']\n" + MINIMAL,
+     "app.access.alice[1]", "no QoS 'avry' is configured"),
+    ("[app]\nauth = 'header'\n[app.access]\n'@' = ['avery']\n" + MINIMAL, "app.access.@",
+     "user name or @"),
 ]
 
 

@@ -63,3 +63,22 @@ def test_csp_allows_only_self_and_the_listed_inline_scripts() -> None:
     assert "'unsafe-eval'" not in policy
     assert "frame-ancestors 'none'" in policy
     assert h == "'sha256-bhHHL3z2vDgxUt0W3dWQOrprscmda2Y5pLsLg4GF+pI='"
+
+
+def test_the_access_map_gives_each_visitor_their_qos_in_order() -> None:
+    import grp
+
+    from app.security import Access
+    from collector.config_model import AppConfig
+
+    root_group = grp.getgrgid(0).gr_name     # root's primary group, on any machine
+    app = AppConfig(auth="header", access=(("alice", ("b", "a")), ("carol", ("c",)),
+                                           (f"@{root_group}", ("*",)),
+                                           ("@no-such-group-here", ("a",))))
+    access = Access(app, "T")
+    keys = ("a", "b", "c")
+    assert access.visible("alice", keys) == ("a", "b")     # the site's order, not the map's
+    assert access.visible("carol", keys) == ("c",)
+    assert access.visible("root", keys) == keys             # by group: all
+    assert access.visible("mallory", keys) == ()
+    assert Access(AppConfig(auth="header"), "T").visible("mallory", keys) == keys   # no map
