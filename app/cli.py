@@ -47,8 +47,13 @@ def _export(args: argparse.Namespace) -> int:
             log.error("--anonymize needs $LIBRARIAN_ANON_SECRET (at least 16 characters)")
             return 2
         key = secret.encode()
+    unknown = sorted(set(args.qos or ()) - {p.key for p in config.panels})
+    if unknown:
+        log.error("--qos: no such QoS in %s: %s", config.source, ", ".join(unknown))
+        return 2
     try:
-        report = export_site(config, Path(args.out), Privacy(key=key, top_users=args.top_users))
+        report = export_site(config, Path(args.out), Privacy(key=key, top_users=args.top_users),
+                             keys=args.qos or None)
     except (OSError, DeployError) as err:
         log.error("export failed: %s", err)
         return 1
@@ -144,6 +149,8 @@ def register(sub: Any, common: argparse.ArgumentParser) -> dict[str, Any]:
                    help="replace user names with pseudonyms keyed by $LIBRARIAN_ANON_SECRET")
     e.add_argument("--top-users", type=int, default=0, metavar="N",
                    help="keep the N busiest users, fold the rest into 'others'")
+    e.add_argument("--qos", nargs="+", metavar="NAME",
+                   help="a group's own site: these QoS alone (default: every QoS)")
 
     d = sub.add_parser("deploy", parents=[common], help="export and publish to the [[deploy]] targets",
                        description="Export and publish to each [[deploy]] target (pages: a git "

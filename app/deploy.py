@@ -136,7 +136,7 @@ def deploy(config: Config, names: list[str] | None = None) -> list[Outcome]:
             privacy = privacy_for(target)
             with tempfile.TemporaryDirectory(prefix="librarian-export-") as tmp:
                 site = Path(tmp)
-                export_site(config, site, privacy)
+                export_site(config, site, privacy, keys=target.qos or None)
                 publish = deploy_pages if target.kind == "pages" else deploy_copy
                 outcomes.append(Outcome(target.name, True, publish(target, site)))
         except (DeployError, OSError) as err:

@@ -16,7 +16,7 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing import get_context
@@ -238,12 +238,20 @@ def _each(fn: Callable[[Any], Any], items: list[Any]) -> list[Any]:
 
 
 def export_site(config: Config, out: Path, privacy: Privacy = Privacy(),
-                wall_now: float | None = None) -> ExportReport:
-    """Write the static site into `out` (created if needed)."""
+                wall_now: float | None = None, keys: Sequence[str] | None = None
+                ) -> ExportReport:
+    """Write the static site into `out` (created if needed): of every QoS, or
+    of those in `keys` alone (a group's own site: nothing of the others, not
+    even a name, and the last run's errors without their text, which can
+    quote other QoS)."""
     wall_now = time.time() if wall_now is None else wall_now
     report = ExportReport(out=out)
+    unknown = sorted(set(keys or ()) - {p.key for p in config.panels})
+    if unknown:
+        raise ValueError(f"no such QoS to export: {', '.join(unknown)}")
+    panels = [p for p in config.panels if keys is None or p.key in keys]
     users: dict[str, tuple[str, ...]] = {}
-    for p, got in zip(config.panels, _each(_users, [(config, p, privacy) for p in config.panels]),
+    for p, got in zip(panels, _each(_users, [(config, p, privacy) for p in panels]),
                       strict=True):
         if isinstance(got, str):
             report.errors[p.key] = got
@@ -251,8 +259,8 @@ def export_site(config: Config, out: Path, privacy: Privacy = Privacy(),
             users[p.key] = got
     colors = assign_colors(u for names in users.values() for u in names)
     manifest = {
-        "site": config.site.name, "qos": [p.key for p in config.panels],
-        "labels": {p.key: p.label for p in config.panels},
+        "site": config.site.name, "qos": [p.key for p in panels],
+        "labels": {p.key: p.label for p in panels},
         "refresh_seconds": config.app.refresh_seconds,
         "collect_interval_minutes": config.app.collect_interval_minutes,
         "themes": THEMES,
@@ -269,7 +277,7 @@ def export_site(config: Config, out: Path, privacy: Privacy = Privacy(),
             ("efficiency", EFFICIENCY_COLUMNS), ("month", MONTH_COLUMNS),
             ("user_month", USER_MONTH_COLUMNS))},
         "texts": {"total_title": TOTAL_TITLE, "range_fallback": range_fallback(RANGE_EMPTY),
-                  "unreadable": {p.key: unreadable_message(p.label) for p in config.panels},
+                  "unreadable": {p.key: unreadable_message(p.label) for p in panels},
                   "wait_inference": WAIT_INFERENCE, "efficiency_note": EFFICIENCY_NOTE,
                   "used_note": USED_NOTE, "month_note": MONTH_NOTE, "daily_note": DAILY_NOTE,
                   "custom_queue_parts": "Limit pressure, waits and efficiency: the last 30 days "
@@ -279,14 +287,14 @@ def export_site(config: Config, out: Path, privacy: Privacy = Privacy(),
         "errors": dict.fromkeys(report.errors, "unreadable"),
         # Steps of the last run that failed (collector/status.py); errors only in private copies.
         "failures": [stale_message("", None, [f], config.site.timezone, 0,
-                                   with_errors=privacy.key is None)
+                                   with_errors=privacy.key is None and keys is None)
                      for f in failures(read_status(config.site.data_dir))],
         # The alerts in force per QoS (app/alerts.py); members unnamed in anonymised copies.
         "alerts": {p.key: page_lines(load_alerts(config.site.data_dir), p.qos,
                                      with_names=privacy.key is None)
-                   for p in config.panels} if config.alerts.any else {},
+                   for p in panels} if config.alerts.any else {},
     }
-    shown = [p for p in config.panels if p.key in users]
+    shown = [p for p in panels if p.key in users]
     bodies = _each(_qos_file, [(config, p, privacy, {u: colors[u] for u in users[p.key]},
                                 wall_now) for p in shown])
     for p, body in zip(shown, bodies, strict=True):

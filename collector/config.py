@@ -417,7 +417,7 @@ def _deploy(c: _Checker, raw: Any) -> tuple[DeployTarget, ...]:
         key = f"deploy[{i}]"
         t = c.table(item, key)
         c.no_unknown(t, key, {"name", "kind", "remote", "branch", "dest", "anonymize",
-                              "top_users", "secret_env"})
+                              "top_users", "secret_env", "qos"})
         kind = c.string(t.get("kind", ""), f"{key}.kind")
         if kind not in DEPLOY_KINDS:
             raise c.fail(f"{key}.kind", f"must be one of {', '.join(DEPLOY_KINDS)}, got {kind!r}")
@@ -432,7 +432,11 @@ def _deploy(c: _Checker, raw: Any) -> tuple[DeployTarget, ...]:
         if not isinstance(anonymize, bool):
             raise c.fail(f"{key}.anonymize", f"must be true or false, got {anonymize!r}")
         top = int(c.number(t.get("top_users", 0), f"{key}.top_users", integer=True))
-        out.append(DeployTarget(kind=kind, anonymize=anonymize, top_users=top, **strings))
+        qos = t.get("qos", [])
+        if not isinstance(qos, list) or not all(isinstance(q, str) and q for q in qos):
+            raise c.fail(f"{key}.qos", f"must be an array of QoS names, got {qos!r}")
+        out.append(DeployTarget(kind=kind, anonymize=anonymize, top_users=top, qos=tuple(qos),
+                                **strings))
     _unique(c, [d.name for d in out], "deploy[{}].name", "two targets are named {!r}")
     return tuple(out)
 
@@ -491,6 +495,10 @@ def parse_config(data: Mapping[str, Any], source: str, base_dir: Path) -> Config
     alerts = _alerts(c, c.table(data.get("alerts", {}), "alerts"))
     plots = _plots(c, c.table(data.get("plots", {}), "plots"))
     keys = {p.key for p in Config(site=site, collect=collect, qos=qos).panels}
+    for i, target in enumerate(deploy):
+        for j, name in enumerate(target.qos):
+            if name not in keys:
+                raise c.fail(f"deploy[{i}].qos[{j}]", f"no QoS {name!r} is configured")
     for who, what in app.access:
         for i, name in enumerate(what):
             if name != "*" and name not in keys:

@@ -217,6 +217,7 @@ class DeployTarget:
     anonymize: bool = False        # replace user names with keyed pseudonyms
     top_users: int = 0             # >0: keep the N busiest users, fold the rest into "others"
     secret_env: str = "LIBRARIAN_ANON_SECRET"  # the environment variable holding the key
+    qos: tuple[str, ...] = ()      # a group's own site: these QoS alone (empty: every QoS)
 
 
 @dataclass(frozen=True)

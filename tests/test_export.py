@@ -398,3 +398,61 @@ def test_export_with_several_clusters_names_each_tab(tmp_path: Path, samples: Pa
     assert manifest["labels"]["avery@ai"] == "avery (ai)"
     data = json.loads((tmp_path / "site" / "data" / "avery@ai.json").read_text())
     assert data["cluster"] == "ai"
+
+
+def test_a_groups_own_site_holds_nothing_of_the_other_groups(tmp_path: Path) -> None:
+    """`export --qos` and a [[deploy]] target's `qos`: one site per group from
+    one run, its QoS alone (not a name, a number or a file of the others)."""
+    from tests.test_groups_browser import make_site
+
+    cfg = make_site(tmp_path / "site", 3)
+    config = load_config(cfg)
+    out = tmp_path / "grp01-site"
+    export_site(config, out, keys=["grp01"])
+    data = sorted(p.name for p in (out / "data").iterdir())
+    assert data == ["grp01.json", "manifest.json"]
+    assert json.loads((out / "data" / "manifest.json").read_text())["qos"] == ["grp01"]
+    for path in out.rglob("*"):
+        if path.is_file():
+            body = path.read_bytes()
+            assert b"grp00" not in body, path
+            assert b"grp02" not in body, path
+    assert b"grp01-" in (out / "data" / "grp01.json").read_bytes()     # its own users are there
+
+    # From the command line; an unknown QoS is refused, naming it.
+    exe = Path(sys.executable).with_name("librarian")
+    ok = subprocess.run([str(exe), "export", "--config", str(cfg), "--out", str(tmp_path / "cli"),
+                         "--qos", "grp02"], capture_output=True, text=True, check=False)
+    assert ok.returncode == 0, ok.stderr
+    assert sorted(p.name for p in (tmp_path / "cli" / "data").iterdir()) == \
+        ["grp02.json", "manifest.json"]
+    bad = subprocess.run([str(exe), "export", "--config", str(cfg), "--out", str(tmp_path / "x"),
+                          "--qos", "grp09"], capture_output=True, text=True, check=False)
+    assert bad.returncode == 2
+    assert "grp09" in bad.stderr
+
+    # A deploy target per group, anonymised or not, in one `librarian deploy`.
+    cfg.write_text(cfg.read_text() + f"""
+[[deploy]]
+name = "grp00-pages"
+kind = "copy"
+dest = "{tmp_path / 'pub-grp00'}"
+qos = ["grp00"]
+anonymize = true
+
+[[deploy]]
+name = "grp02-web"
+kind = "copy"
+dest = "{tmp_path / 'pub-grp02'}"
+qos = ["grp02"]
+""")
+    run = subprocess.run([str(exe), "deploy", "--config", str(cfg)], capture_output=True,
+                         text=True, check=False, env={**os.environ, "LIBRARIAN_ANON_SECRET": SECRET})
+    assert run.returncode == 0, run.stderr
+    for name, other, real in (("grp00", b"grp02", False), ("grp02", b"grp00", True)):
+        site = tmp_path / f"pub-{name}"
+        assert sorted(p.name for p in (site / "data").iterdir()) == [f"{name}.json",
+                                                                     "manifest.json"]
+        bodies = b"".join(p.read_bytes() for p in site.rglob("*") if p.is_file())
+        assert other not in bodies
+        assert (f"{name}-".encode() in bodies) is real       # pseudonyms in the anonymised one
