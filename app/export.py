@@ -62,6 +62,7 @@ from app.history_view import (
     month_rows,
     user_month_rows,
 )
+from app.overview_view import OVERVIEW_COLUMNS, OVERVIEW_NOTE, TABS_UP_TO, overview_table
 from app.privacy import anonymize, top_users
 from app.queue_view import (
     PRESSURE_COLUMNS,
@@ -76,11 +77,13 @@ from app.queue_view import (
     wait_figure,
     wait_rows,
 )
-from app.tables import CURRENT_COLUMNS, TOTAL_COLUMNS, download_stem
+from app.tables import CURRENT_COLUMNS, TOTAL_COLUMNS, download_stem, table_spec
+from app.urlstate import UrlState
 from collector.config import Config, Panel
 from collector.config_model import EfficiencyConfig
 from collector.jobtable import GROUPINGS
 from collector.observables import CHART_KEYS, OBSERVABLES
+from collector.overview import read_overview
 from collector.palette import assign_colors, user_color
 from collector.snapshot import Snapshot, SnapshotError, read_snapshot, snapshot_path
 from collector.status import failures, read_status
@@ -270,6 +273,13 @@ def export_site(config: Config, out: Path, privacy: Privacy = Privacy(),
         "daily_ranges": list(DAILY_RANGES),
         "show_modes": list(SHOW_MODES), "default_show": DEFAULT_SHOW,
         "groupings": list(GROUPINGS),
+        # Every exported QoS in one table (app/overview_view.py; counts and
+        # shares, no user names), and the picker beyond a handful of QoS.
+        "overview": table_spec("overview-table", OVERVIEW_COLUMNS, overview_table(
+            read_overview(config.site.data_dir), [p.key for p in panels],
+            {p.key: p.label for p in panels}, UrlState(panels[0].key) if panels else UrlState("")),
+            download_stem(config.site.name, "all-qos", "now"), filter_hint="Filter QoS by name"),
+        "tabs_up_to": TABS_UP_TO, "overview_note": OVERVIEW_NOTE,
         # Every table's columns (app/tables.py), drawn by static/tables.js as on the Dash page.
         "columns": {name: [c.spec() for c in cols] for name, cols in (
             ("current", CURRENT_COLUMNS), ("total", TOTAL_COLUMNS), ("queue", QUEUE_COLUMNS),

@@ -225,3 +225,41 @@ def test_a_visitor_sees_only_their_groups_qos_through_nginx(tmp_path: Path) -> N
             assert other not in html
             for b in bodies:
                 assert other.encode() not in b, (other, b[:300])
+
+
+@pytest.mark.browser
+def test_the_static_export_has_the_overview_and_the_picker(tmp_path: Path) -> None:
+    from app.export import export_site
+    from tests.test_export import http_server
+
+    cfg = make_site(tmp_path / "site", 12)
+    site = tmp_path / "static"
+    export_site(load_config(cfg), site)
+    with http_server(site) as url, chromium(tmp_path) as browser:
+        page = browser.new_page()
+        errors: list[str] = []
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.goto(url + "/")
+        until(page, "document.querySelectorAll('#overview-table tbody tr').length === 12",
+              timeout=60000)
+        assert page.eval_on_selector("#overview", "e => e.open") is True
+        assert rows(page) == [f"grp{i:02d}" for i in range(12)]
+        assert page.is_hidden("#qos-tabs")
+        until(page, "document.querySelector('#legend .legend-item')", timeout=30000)
+        assert all(u.startswith("grp00-") for u in legend(page))
+        # The same numbers as the Dash page's overview: both come from overview.json.
+        page.locator("#overview-table input.table-filter").fill("grp1")
+        until(page, "document.querySelectorAll('#overview-table tbody tr').length === 2")
+        page.click("#overview-table a >> text=grp10")
+        until(page, "location.search.includes('qos=grp10')")
+        until(page, "[...document.querySelectorAll('#legend .legend-item')]"
+                    ".every(e => e.textContent.startsWith('grp10-'))", timeout=30000)
+        assert page.input_value("#qos-picker") == "grp10"
+        # The picker: a name typed whole opens it; the range is kept.
+        page.click("#range-preset button[data-range='24h']")
+        page.fill("#qos-picker", "grp04")
+        page.keyboard.press("Enter")
+        until(page, "location.search.includes('qos=grp04') && location.search.includes('24h')")
+        until(page, "[...document.querySelectorAll('#legend .legend-item')]"
+                    ".every(e => e.textContent.startsWith('grp04-'))", timeout=30000)
+    assert errors == []

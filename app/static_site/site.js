@@ -226,10 +226,13 @@
         alert.classList.toggle("d-none", parts.length === 0);
     }
 
+    function label(q) { return (manifest.labels && manifest.labels[q]) || q; }
+
     function controls(s) {
         Array.prototype.forEach.call($("qos-tabs").querySelectorAll(".nav-link"), function (a) {
             a.classList.toggle("active", a.getAttribute("data-qos") === s.qos);
         });
+        if (document.activeElement !== $("qos-picker")) { $("qos-picker").value = label(s.qos); }
         Array.prototype.forEach.call($("range-preset").querySelectorAll("button"), function (b) {
             b.classList.toggle("active", b.getAttribute("data-range") === s.range);
         });
@@ -357,6 +360,7 @@
         var s = readState(), before = data[s.qos] && data[s.qos].now;
         return fetchJson("data/manifest.json").then(function (m) {
             manifest = m;
+            overview();
             return load(s.qos);
         }).then(function (d) {
             if (d.now !== before) { data = {}; data[s.qos] = d; return render(); }
@@ -379,6 +383,65 @@
         }));
     }
 
+    /* One tab per QoS, for a handful of them. */
+    function tabs() {
+        manifest.qos.forEach(function (q) {
+            var li = document.createElement("li"), a = document.createElement("a");
+            li.className = "nav-item";
+            a.className = "nav-link";
+            a.href = "#";
+            a.setAttribute("role", "tab");
+            a.setAttribute("data-qos", q);
+            a.textContent = label(q);
+            a.addEventListener("click", function (e) {
+                e.preventDefault();
+                var s = readState();
+                s.qos = q;
+                go(s);
+            });
+            li.appendChild(a);
+            $("qos-tabs").appendChild(li);
+        });
+    }
+
+    /* Beyond a handful: a box with the QoS as suggestions (the browser's own
+       search as you type); a name chosen or typed whole opens that QoS. */
+    function picker() {
+        $("qos-tabs").classList.add("d-none");
+        $("qos-picker-box").classList.remove("d-none");
+        var byLabel = {};
+        $("qos-list").replaceChildren.apply($("qos-list"), manifest.qos.map(function (q) {
+            var o = document.createElement("option");
+            o.value = label(q);
+            byLabel[label(q)] = q;
+            return o;
+        }));
+        var pick = function () {
+            var q = byLabel[$("qos-picker").value];
+            if (q) {
+                var s = readState();
+                s.qos = q;
+                go(s);
+                $("qos-picker").blur();
+            }
+        };
+        $("qos-picker").addEventListener("input", pick);
+        $("qos-picker").addEventListener("change", pick);
+        $("qos-picker").addEventListener("keydown", function (e) { if (e.key === "Enter") { pick(); } });
+    }
+
+    /* The overview: every exported QoS, from the manifest (each cycle's). */
+    function overview() {
+        if (!manifest.overview) { return; }
+        $("overview-title").textContent = "All QoS (" + manifest.qos.length + ")";
+        $("overview-note").textContent = manifest.overview_note || "";
+        if (manifest.qos.length > manifest.tabs_up_to && !overview.opened) {
+            $("overview").open = true;          // the page opens on it when there are many
+            overview.opened = true;
+        }
+        window.LibrarianTables.render(manifest.overview);
+    }
+
     function setup() {
         vocabulary(manifest);
         charts();
@@ -389,22 +452,19 @@
             try { localStorage.setItem("librarian-theme", t); } catch (e) { /* private mode */ }
             render();
         });
-        manifest.qos.forEach(function (q) {
-            var li = document.createElement("li"), a = document.createElement("a");
-            li.className = "nav-item";
-            a.className = "nav-link";
-            a.href = "#";
-            a.setAttribute("role", "tab");
-            a.setAttribute("data-qos", q);
-            a.textContent = (manifest.labels && manifest.labels[q]) || q;
-            a.addEventListener("click", function (e) {
-                e.preventDefault();
-                var s = readState();
-                s.qos = q;
-                go(s);
-            });
-            li.appendChild(a);
-            $("qos-tabs").appendChild(li);
+        overview();
+        if (manifest.qos.length > manifest.tabs_up_to) { picker(); } else { tabs(); }
+        document.addEventListener("click", function (e) {
+            // A table's link to a QoS (the overview): that QoS, the rest of the view kept.
+            var a = e.target.closest && e.target.closest("a[data-view-link]");
+            if (!a || e.ctrlKey || e.metaKey || e.shiftKey || e.button !== 0) { return; }
+            var q = new URLSearchParams(a.getAttribute("href").replace(/^[^?]*/, "")).get("qos");
+            if (manifest.qos.indexOf(q) < 0) { return; }
+            e.preventDefault();
+            var s = readState();
+            s.qos = q;
+            go(s);
+            window.scrollTo(0, 0);
         });
         PRESETS.forEach(function (p) {
             var b = document.createElement("button");
