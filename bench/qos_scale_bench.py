@@ -17,6 +17,10 @@ each timed with its peak memory (the child's max RSS, from wait4):
   unchanged the next cycle another minute later, without plots: the QoS whose
             content did not change are not written (collector/checked.py).
   export    `librarian export` of the static site from those snapshots.
+  page      the dashboard under gunicorn (2 workers) in Chromium: from opening
+            the page to the overview's rows all drawn and the first QoS's
+            four charts drawn (median of 3 loads, the first one not counted:
+            it warms the caches); the time to the overview alone beside it.
 
 Histories are made once and cached in bench/out/.
 
@@ -160,6 +164,34 @@ def drawn(site: Path) -> int:
     return len(list((site / "data").glob("NCPUS_*.png")))
 
 
+def page_load(site: Path, n: int) -> tuple[float, float]:
+    """(seconds to the overview's rows, seconds to those and the first QoS's
+    charts), median of 3 loads after one to warm up, in Chromium."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.browser import CHROMIUM, CHROMIUM_ARGS, gunicorn
+
+    charts = ("() => ['graph-ncpus', 'graph-ngpus', 'graph-memory', 'graph-njobs'].every(g => "
+              "{ const p = document.querySelector('#' + g + ' .js-plotly-plot'); "
+              "return p && p.data && p.data.length > 0; })")
+    rows = f"() => document.querySelectorAll('#overview-table tbody tr').length === {n}"
+    times: list[tuple[float, float]] = []
+    with gunicorn(site / "librarian.toml", workers=2, cwd=site) as url, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        for _ in range(4):
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            t = time.perf_counter()
+            page.goto(url + "/")
+            page.wait_for_function(rows, timeout=120_000)
+            first = time.perf_counter() - t
+            page.wait_for_function(charts, timeout=120_000)
+            times.append((first, time.perf_counter() - t))
+            page.close()
+        browser.close()
+    warm = times[1:]
+    return statistics.median(a for a, _ in warm), statistics.median(b for _, b in warm)
+
+
 def bench(n: int, runs: int) -> dict[str, tuple[float, float]]:
     history = make_history(n)
     answers = split_answers(history)
@@ -176,7 +208,7 @@ def bench(n: int, runs: int) -> dict[str, tuple[float, float]]:
     env = {**os.environ, "PATH": f"{fake}:{os.environ['PATH']}"}
     librarian = str(Path(sys.executable).with_name("librarian"))
     base = [librarian, "collect", "--config", "librarian.toml", "--no-plots", "-q"]
-    steps = ("file", "backfill", "cycle", "plots", "unchanged", "export")
+    steps = ("file", "backfill", "cycle", "plots", "unchanged", "export", "page")
     out: dict[str, list[tuple[float, float]]] = {k: [] for k in steps}
     for _ in range(runs):
         out["file"].append(timed([*base, "--sacct-file", str(history), "--now", str(NOW)],
@@ -193,6 +225,9 @@ def bench(n: int, runs: int) -> dict[str, tuple[float, float]]:
                                     "--out", "site"], site, env))
         print(f"  ({n} QoS: {written(site)} snapshots written in the unchanged cycle, "
               f"{drawn(site)} QoS' plots drawn)")
+        overview_s, page_s = page_load(site, n)
+        out["page"].append((page_s, 0.0))
+        print(f"  ({n} QoS: the overview drawn in {overview_s:.2f} s, the page in {page_s:.2f} s)")
     jobs = history.read_bytes().count(b"\n") - 1
     print(f"{n} QoS, {jobs:,} jobs:")
     result = {}
