@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from flask_caching import Cache
 
@@ -66,8 +68,7 @@ class SnapshotStore:
         self.cache = cache
         self._memo: dict[str, Snapshot] = {}
         self._colors: tuple[tuple[str, ...], dict[str, str]] | None = None
-        self._checked: tuple[tuple[int, int], dict[str, Entry]] | None = None
-        self._overview: tuple[tuple[int, int], dict[str, OverviewRow]] | None = None
+        self._files: dict[str, tuple[tuple[int, int], dict[str, Any]]] = {}   # _small's
 
     def path(self, qos: str) -> Path:
         panel = self.panels[qos]  # KeyError: never build a path from an unknown name
@@ -89,24 +90,23 @@ class SnapshotStore:
     def overview(self) -> dict[str, OverviewRow]:
         """The overview's rows (collector/overview.py), read again only when the
         file changed (one stat)."""
-        try:
-            st = os.stat(self.data_dir / OVERVIEW_FILE)
-        except OSError:
-            return {}
-        key = (st.st_mtime_ns, st.st_size)
-        if self._overview is None or self._overview[0] != key:
-            self._overview = (key, read_overview(self.data_dir))
-        return self._overview[1]
+        return self._small(OVERVIEW_FILE, read_overview)
 
     def _index(self) -> dict[str, Entry]:
+        return self._small(INDEX, read_index)
+
+    def _small(self, name: str, read: Callable[[Path], dict[str, Any]]) -> dict[str, Any]:
+        """A small file of the data folder, as `read` makes it, read again only
+        when its time or size changed; {} while it is missing."""
         try:
-            st = os.stat(self.data_dir / INDEX)
+            st = os.stat(self.data_dir / name)
         except OSError:
             return {}
         key = (st.st_mtime_ns, st.st_size)
-        if self._checked is None or self._checked[0] != key:
-            self._checked = (key, read_index(self.data_dir))
-        return self._checked[1]
+        held = self._files.get(name)
+        if held is None or held[0] != key:
+            held = self._files[name] = (key, read(self.data_dir))
+        return held[1]
 
     def load(self, qos: str) -> Loaded:
         path = self.path(qos)

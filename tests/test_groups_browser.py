@@ -57,6 +57,12 @@ def rows(page) -> list[str]:
                                      "els => els.map(e => e.textContent)")
 
 
+def shows(page, qos: str, timeout: float = 30000) -> None:
+    """Wait until the legend is that QoS's users alone (its users are qos-...)."""
+    until(page, "[...document.querySelectorAll('#legend .legend-item')]"
+                f".every(e => e.textContent.startsWith('{qos}-'))", timeout=timeout)
+
+
 def legend(page) -> list[str]:
     return page.eval_on_selector_all(f"#{ids.LEGEND} .legend-item",
                                      "els => els.map(e => e.textContent)")
@@ -97,8 +103,7 @@ def test_the_overview_and_the_picker_find_a_qos_among_many(tmp_path: Path) -> No
         # A row's link opens its view in place, the rest of the view kept.
         page.click(f"#{ids.OVERVIEW_TABLE} a >> text=grp11")
         until(page, "location.search.includes('qos=grp11')")
-        until(page, "[...document.querySelectorAll('#legend .legend-item')]"
-                    ".every(e => e.textContent.startsWith('grp11-'))", timeout=30000)
+        shows(page, "grp11", 30000)
         assert page.inner_text(".qos-picker").strip() == "grp11"
 
         # The picker's search: type part of a name, take the match.
@@ -106,13 +111,11 @@ def test_the_overview_and_the_picker_find_a_qos_among_many(tmp_path: Path) -> No
         page.fill("input.dash-dropdown-search", "rp05")
         page.keyboard.press("Enter")
         until(page, "location.search.includes('qos=grp05')")
-        until(page, "[...document.querySelectorAll('#legend .legend-item')]"
-                    ".every(e => e.textContent.startsWith('grp05-'))", timeout=30000)
+        shows(page, "grp05", 30000)
 
         # A bookmark names the QoS and the range.
         page.goto(url + PREFIX + "?qos=grp07&range=24h")
-        until(page, "[...document.querySelectorAll('#legend .legend-item')]"
-                    ".every(e => e.textContent.startsWith('grp07-'))", timeout=60000)
+        shows(page, "grp07", 60000)
         assert page.inner_text(".qos-picker").strip() == "grp07"
         assert page.is_checked("#range-preset input[value='24h']")
     assert errors == []
@@ -252,14 +255,12 @@ def test_the_static_export_has_the_overview_and_the_picker(tmp_path: Path) -> No
         until(page, "document.querySelectorAll('#overview-table tbody tr').length === 2")
         page.click("#overview-table a >> text=grp10")
         until(page, "location.search.includes('qos=grp10')")
-        until(page, "[...document.querySelectorAll('#legend .legend-item')]"
-                    ".every(e => e.textContent.startsWith('grp10-'))", timeout=30000)
+        shows(page, "grp10", 30000)
         assert page.input_value("#qos-picker") == "grp10"
         # The picker: a name typed whole opens it; the range is kept.
         page.click("#range-preset button[data-range='24h']")
         page.fill("#qos-picker", "grp04")
         page.keyboard.press("Enter")
         until(page, "location.search.includes('qos=grp04') && location.search.includes('24h')")
-        until(page, "[...document.querySelectorAll('#legend .legend-item')]"
-                    ".every(e => e.textContent.startsWith('grp04-'))", timeout=30000)
+        shows(page, "grp04", 30000)
     assert errors == []
