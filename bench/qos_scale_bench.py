@@ -12,7 +12,7 @@ each timed with its peak memory (the child's max RSS, from wait4):
             fake sacct answering with the jobs running, pending or ended in
             the last 70 minutes (the 60-minute overlap): the usual cycle.
   plots     the next cycle a minute later, with the plots as configured by
-            default (PNG, 2 processes, plots.budget_seconds = 30: the QoS not
+            default (PNG, 2 processes, plots.budget_seconds = 20: the QoS not
             drawn in time are drawn first next cycle); the log says how many.
   unchanged the next cycle another minute later, without plots: the QoS whose
             content did not change are not written (collector/checked.py).

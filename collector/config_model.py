@@ -85,7 +85,7 @@ class PlotsConfig:
 
     formats: tuple[str, ...] = ("png",)
     processes: int = 2
-    budget_seconds: float = 30.0
+    budget_seconds: float = 20.0
 
 
 CACHE_KINDS = ("simple", "filesystem", "redis")

@@ -180,3 +180,20 @@ def test_the_app_shows_the_later_cycle_without_a_new_file(site: Config, samples:
     f = freshness(second.snapshot, later + 25 * 60, 10)
     assert not f.stale
     assert freshness(first.snapshot, later + 25 * 60, 10).stale
+
+
+def test_the_qos_left_over_by_the_budget_are_drawn_first_next_cycle(
+        site: Config, samples: Path, caplog: pytest.LogCaptureFixture) -> None:
+    cfg = Path(site.source)
+    # One process, and a budget that lets only the first QoS start.
+    cfg.write_text(cfg.read_text() + "\n[plots]\nprocesses = 1\nbudget_seconds = 0.01\n")
+    tight = load_config(cfg)
+    sacct = samples / "sacct_avery.txt"
+    with caplog.at_level(logging.WARNING, logger="librarian.collect"):
+        first = collect(tight, NOW, sacct_file=sacct)
+    assert [bool(o.plots) for o in first.outcomes] == [True, False]
+    assert "1 of 2 QoS drawn within plots.budget_seconds" in caplog.text
+    second = collect(tight, NOW + 60, sacct_file=sacct)      # nothing changed
+    assert [bool(o.plots) for o in second.outcomes] == [False, True]
+    third = collect(tight, NOW + 120, sacct_file=sacct)
+    assert [bool(o.plots) for o in third.outcomes] == [False, False]   # all current
