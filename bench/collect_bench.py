@@ -10,13 +10,18 @@ in the site's time zone. Then runs, each as its own process, alternately and `--
   usage    (with --usage) the real command on the same history with what the
            jobs used on their step lines (TotalCPU, MaxRSS, TRESUsageIn*: the
            efficiency fields), `--steps` of the jobs having steps;
+  noqueue  (with --queue) the real command on the same history without queued
+           demand: no pending jobs' lines, no Eligible, ReqCPUS, Reason and
+           TimelimitRaw fields, and every job submitted when it started (no
+           wait to bin): the queue issue's "its time without queued demand",
+           measured on today's code;
   baseline (with --baseline DIR) the collect of another checkout of the code
            (`git worktree add DIR REV`), run with PYTHONPATH=DIR, on the file
            without usage: "today's" collect, to compare a change against;
 and prints the median wall time and peak memory (max RSS) of each, and the ratios.
 
     .venv/bin/python bench/collect_bench.py [--jobs 1000000] [--runs 5]
-        [--usage] [--steps 0.05] [--baseline /tmp/old]
+        [--usage] [--queue] [--steps 0.05] [--baseline /tmp/old]
 """
 
 from __future__ import annotations
@@ -79,6 +84,30 @@ def make_input(n_jobs: int, steps: float = 0.05, usage: bool = False) -> Path:
     return path
 
 
+QUEUE_FIELDS = (b"Eligible", b"ReqCPUS", b"Reason", b"TimelimitRaw")
+
+
+def without_queue(path: Path) -> Path:
+    """`path` without the pending jobs' lines, the queue's fields and any wait
+    (Submit := Start), made once."""
+    out = path.with_name(path.stem + "_noqueue.txt")
+    if out.exists():
+        return out
+    with path.open("rb") as src, out.open("wb") as dst:
+        header = src.readline().rstrip(b"\n").split(b"|")
+        drop = {header.index(f) for f in QUEUE_FIELDS}
+        state, submit, start = (header.index(f) for f in (b"State", b"Submit", b"Start"))
+        keep = [i for i in range(len(header)) if i not in drop]
+        dst.write(b"|".join(header[i] for i in keep) + b"\n")
+        for line in src:
+            fields = line.rstrip(b"\n").split(b"|")
+            if fields[state] != b"PENDING":
+                if fields[start][:1].isdigit():
+                    fields[submit] = fields[start]
+                dst.write(b"|".join(fields[i] for i in keep) + b"\n")
+    return out
+
+
 def timed(cmd: list[str], cwd: Path, env: dict[str, str] | None = None
           ) -> tuple[float, float, float]:
     """Wall seconds, peak RSS (MiB) and user CPU seconds of one child process
@@ -99,6 +128,8 @@ def main() -> None:
     p.add_argument("--jobs", type=int, default=1_000_000)
     p.add_argument("--runs", type=int, default=5)
     p.add_argument("--usage", action="store_true", help="also collect the history with step usage")
+    p.add_argument("--queue", action="store_true",
+                   help="also collect the history without the queue's lines and fields")
     p.add_argument("--steps", type=float, default=0.05, help="share of the jobs with step lines")
     p.add_argument("--baseline", type=Path, help="a checkout of the code to compare against")
     args = p.parse_args()
@@ -122,15 +153,27 @@ def main() -> None:
         with_usage = make_input(args.jobs, args.steps, usage=True)
         commands["usage"] = collect(with_usage, str(librarian))
         envs["usage"] = None
+    if args.queue:
+        commands["noqueue"] = collect(without_queue(data), str(librarian))
+        envs["noqueue"] = None
     if args.baseline:
+        # In its own site, its config without the keys added since the oldest
+        # baselines compared (history_days: their collect read the window only,
+        # the same work as history_days = 0 here).
+        old_site = OUT / "site-baseline"
+        old_site.mkdir(exist_ok=True)
+        (old_site / "librarian.toml").write_text(
+            "".join(line for line in CONFIG.splitlines(keepends=True)
+                    if not line.startswith("history_days")))
         commands["baseline"] = collect(data, sys.executable, "-m", "collector")
         envs["baseline"] = {**os.environ, "PYTHONPATH": str(args.baseline.resolve())}
     results: dict[str, list[tuple[float, float, float]]] = {k: [] for k in commands}
+    cwd = {name: OUT / "site-baseline" if name == "baseline" else site for name in commands}
     for name, cmd in commands.items():
-        timed(cmd, site, envs[name])  # warm the page cache
+        timed(cmd, cwd[name], envs[name])  # warm the page cache
     for _ in range(args.runs):
         for name, cmd in commands.items():
-            results[name].append(timed(cmd, site, envs[name]))
+            results[name].append(timed(cmd, cwd[name], envs[name]))
     lines = data.read_bytes().count(b"\n") - 1
     print(f"input: {data.name}, {args.jobs:,} job lines ({lines:,} lines with steps), "
           f"{data.stat().st_size / 1e6:.0f} MB; {args.runs} runs each, medians")
@@ -150,6 +193,9 @@ def main() -> None:
             print(f"  usage / baseline = {med['usage'][0] / med['baseline'][0]:.2f}x "
                   f"(user time {med['usage'][2] / med['baseline'][2]:.2f}x; "
                   "efficiency target <= 1.3x)")
+    if "noqueue" in med:
+        print(f"  collect / noqueue = {med['collect'][0] / med['noqueue'][0]:.2f}x "
+              f"(user time {med['collect'][2] / med['noqueue'][2]:.2f}x; queue target <= 1.2x)")
     if "usage" in med:
         print(f"  usage / collect = {med['usage'][0] / med['collect'][0]:.2f}x "
               f"(user time {med['usage'][2] / med['collect'][2]:.2f}x)")
