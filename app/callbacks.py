@@ -29,6 +29,7 @@ from app.figures import (
     daily_note,
     empty_figure,
     empty_qos_message,
+    fold_view,
     freshness,
     is_daily,
     range_fallback,
@@ -38,6 +39,7 @@ from app.figures import (
     total_title,
     usage_figure,
 )
+from app.fold import NO_FOLD, Fold, fold_colors
 from app.history_view import (
     MONTH_COLUMNS,
     USER_MONTH_COLUMNS,
@@ -63,20 +65,32 @@ from app.tables import CURRENT_COLUMNS, TOTAL_COLUMNS, download_stem, grouped_co
 from app.urlstate import parse_search
 from collector.config import Config
 from collector.observables import CHART_KEYS
-from collector.palette import assign_colors, user_color
+from collector.palette import OTHERS_COLOR, assign_colors, user_color
 from collector.status import failures, read_status
 
 GRAPHS = [ids.graph(o) for o in CHART_KEYS]
 
 
-def _legend(users: tuple[str, ...], hidden: set[str], colors: dict[str, str]
-            ) -> list[html.Button]:
-    """One toggle per user, in the user's colour; assets/librarian.js handles the clicks."""
-    return [html.Button(
+def _legend(users: tuple[str, ...], hidden: set[str], colors: dict[str, str],
+            fold: Fold = NO_FOLD) -> list[html.Button | html.Span]:
+    """One toggle per user, in the user's colour; assets/librarian.js handles the
+    clicks. Members the charts fold into "N others" are marked so, and the
+    others row has its own (non-toggle) entry."""
+    folded = set(fold.folded)
+    items: list[html.Button | html.Span] = [html.Button(
         [html.Span(className="swatch", style={"backgroundColor": colors.get(u) or user_color(u)}), u],
-        type="button", className="legend-item" + (" off" if u in hidden else ""),
+        type="button",
+        className="legend-item" + (" off" if u in hidden else "") + (" folded" if u in folded else ""),
+        title=f"drawn in '{fold.others}'" if u in folded else None,
         **{"data-user": u, "aria-pressed": "false" if u in hidden else "true"},
     ) for u in users]
+    if fold.others:
+        items.append(html.Span(
+            [html.Span(className="swatch", style={"backgroundColor": OTHERS_COLOR}), fold.others],
+            className="legend-others",
+            title=f"the charts draw the {fold.top} largest in this view; the rest are summed here "
+                  "(app.chart_top)"))
+    return items
 
 
 def register_callbacks(app: Dash, config: Config, store: SnapshotStore,
@@ -117,10 +131,10 @@ def register_callbacks(app: Dash, config: Config, store: SnapshotStore,
         Output(ids.spec(ids.EFFICIENCY_TABLE), "data"), Output(ids.STEM, "data"),
         Output(ids.spec(ids.MONTH_TABLE), "data"), Output(ids.spec(ids.USER_MONTH_TABLE), "data"),
         Output(ids.MONTH_GRAPH, "figure"), Output(ids.DAILY_NOTE, "children"),
-        Input(ids.URL, "search"), Input(ids.CHANGED, "data"),
+        Input(ids.URL, "search"), Input(ids.CHANGED, "data"), Input(ids.REDRAW, "data"),
         State(ids.HIDDEN, "data"), State(ids.THEME_SWITCH, "value"),
     )
-    def render(search, _changed, hidden, dark):
+    def render(search, _changed, _redraw, hidden, dark):
         state = parse_search(search, mine())
         theme = "dark" if dark else "light"
         loaded = store.load(state.qos)
@@ -143,7 +157,10 @@ def register_callbacks(app: Dash, config: Config, store: SnapshotStore,
         grouped = snap.grouped(by)
         hidden_set = set(hidden or []) & set(grouped.users)
         colors = store.colors() if grouped is snap else assign_colors(grouped.users)
-        figures = [usage_figure(grouped, o, view, theme, hidden_set, colors, state.show)
+        # The charts draw the largest members of the view and one "N others".
+        drawn, fold = fold_view(grouped, view, state.show, hidden_set, config.app.chart_top)
+        drawn_colors = fold_colors(colors, fold)
+        figures = [usage_figure(drawn, o, view, theme, hidden_set, drawn_colors, state.show, fold)
                    for o in CHART_KEYS]
         shown = DEFAULT_RANGE if range_error else state.range
         stem = download_stem(config.site.name, state.qos,
@@ -162,7 +179,7 @@ def register_callbacks(app: Dash, config: Config, store: SnapshotStore,
         return (*figures,
                 spec(ids.CURRENT_TABLE, grouped_columns(CURRENT_COLUMNS, by), current_rows(grouped, users_of=snap)),
                 spec(ids.TOTAL_TABLE, grouped_columns(TOTAL_COLUMNS, by), total_rows(grouped, view, users_of=snap)),
-                title, _legend(grouped.users, hidden_set, colors),
+                title, _legend(grouped.users, hidden_set, colors, fold),
                 message, show, color, range_error, rendered,
                 [html.Div(t) for t in sentences], bool(sentences),
                 spec(ids.QUEUE_TABLE, QUEUE_COLUMNS, queue_table(snap)),

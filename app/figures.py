@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
+from app.fold import NO_FOLD, Fold, fold_daily, fold_hourly
 from collector.observables import CHART_KEYS, observable, queued_key, used_key
 from collector.palette import assign_colors, user_color
 from collector.snapshot import Snapshot
@@ -321,6 +322,24 @@ def _daily_traces(snap: Snapshot, key: str, view: View, hidden: frozenset[str] |
 DAILY_SUFFIX = ", daily average"
 
 
+def fold_view(snap: Snapshot, view: View, show: str = DEFAULT_SHOW,
+              hidden: frozenset[str] | set[str] = frozenset(), top: int = 0
+              ) -> tuple[Snapshot, Fold]:
+    """The snapshot the four charts draw for `view`: the `top` members with the
+    largest share of it and one "N others" row (app/fold.py); itself when
+    `top` is 0 or there are few enough members."""
+    show = show if show in SHOW_MODES else DEFAULT_SHOW
+    if is_daily(view):
+        days = _history_days(snap)
+        if days is None:
+            return snap, Fold(top=top)
+        edges = days[0]
+        inside = np.flatnonzero((edges[:-1] >= view.start) & (edges[:-1] < view.end))
+        return fold_daily(snap, inside, show, hidden, top)
+    first, last = bin_span(snap, view)
+    return fold_hourly(snap, first, last, show, hidden, top)
+
+
 def _daily_figure_traces(snap: Snapshot, obs: str, view: View,
                          hidden: frozenset[str] | set[str], colors: dict[str, str], show: str
                          ) -> tuple[list[dict], np.ndarray, np.ndarray]:
@@ -341,13 +360,15 @@ def _daily_figure_traces(snap: Snapshot, obs: str, view: View,
 
 def usage_figure(snap: Snapshot, obs: str, view: View, theme: str = "light",
                  hidden: frozenset[str] | set[str] = frozenset(),
-                 colors: dict[str, str] | None = None, show: str = DEFAULT_SHOW) -> dict:
+                 colors: dict[str, str] | None = None, show: str = DEFAULT_SHOW,
+                 fold: Fold = NO_FOLD) -> dict:
     """A stacked area chart of one observable, one colour per user (`colors`,
     from `assign_colors` over the site's users), with the QoS limit as a
     labelled dashed line where there is one. `show` (SHOW_MODES) draws the
     running usage, the queued demand, or the queue stacked above the running
     usage; every trace's `meta` says which it is, and the layout's `meta`
-    holds the y-axis top of each mode (the static page switches in place)."""
+    holds the y-axis top of each mode (the static page switches in place)
+    and `fold` (what fold_view folded into "N others", for the legend)."""
     colors = colors or assign_colors(snap.users)
     theme_colors = THEMES.get(theme, THEMES["light"])
     queue_key = queued_key(obs)
@@ -399,7 +420,7 @@ def usage_figure(snap: Snapshot, obs: str, view: View, theme: str = "light",
         "layout": {
             "title": {"text": title, "x": 0.01, "xanchor": "left", "font": {"size": 15}},
             "meta": {"y_top": tops, "title": observable(obs).title,
-                     "suffix": DAILY_SUFFIX if is_daily(view) else ""},
+                     "suffix": DAILY_SUFFIX if is_daily(view) else "", "fold": fold.meta()},
             "showlegend": False, "hovermode": "x unified",
             "margin": {"l": 55, "r": 15, "t": 40, "b": 35}, "height": 330,
             "paper_bgcolor": theme_colors["paper"], "plot_bgcolor": theme_colors["plot"],

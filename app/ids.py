@@ -2,6 +2,7 @@
 
 URL = "url"
 HIDDEN = "hidden-users"
+REDRAW = "chart-redraw"     # a legend click on folded charts asks the server for a new fold
 THEME = "theme"
 THEME_COLORS = "theme-colors"   # app/figures.py THEMES, for the client-side theme switch
 RENDERED = "rendered-version"   # the snapshot version the page shows (written by render)

@@ -181,6 +181,7 @@ def build_layout(config: Config, keys: Sequence[str] | None = None) -> html.Div:
     return html.Div([
         dcc.Location(id=ids.URL, refresh=False),
         dcc.Store(id=ids.HIDDEN, storage_type="session", data=[]),
+        dcc.Store(id=ids.REDRAW, data=None),
         dcc.Store(id=ids.THEME, data="light"),
         dcc.Store(id=ids.THEME_COLORS, data=THEMES),
         dcc.Store(id=ids.URL_RULES, data=url_rules(tuple(p.key for p in panels), {

@@ -30,8 +30,27 @@
         });
         if (window.dash_clientside && window.dash_clientside.set_props) {
             window.dash_clientside.set_props("hidden-users", {data: hidden});
+            /* Charts that draw the largest members and "N others" (app/fold.py)
+               are folded again on the server: the folded row shrinks or grows,
+               and the next largest member takes a place freed. */
+            if (needsRefold()) {
+                window.dash_clientside.set_props("chart-redraw", {data: Date.now()});
+            }
         }
     });
+
+    function needsRefold() {
+        return GRAPHS.some(function (id) {
+            var gd = plotOf(id);
+            var fold = gd && gd.layout && gd.layout.meta && gd.layout.meta.fold;
+            if (!fold || !(fold.top > 0)) { return false; }
+            if (fold.folded.length > 0) { return true; }   // folded now
+            // Not folded: showing a member again may make more than top + 1 drawn.
+            var drawn = new Set();
+            gd.data.forEach(function (t) { if (t.visible !== "legendonly") { drawn.add(t.name); } });
+            return drawn.size > fold.top + 1;
+        });
+    }
 
     /* A link in a table to another view of this page (the overview's QoS):
        the URL changes in place and the page follows it, no reload. */

@@ -210,7 +210,8 @@ def _plots(c: _Checker, raw: Mapping[str, Any]) -> PlotsConfig:
 def _app(c: _Checker, raw: Mapping[str, Any], base_dir: Path) -> AppConfig:
     c.no_unknown(raw, "app", {"refresh_seconds", "collect_interval_minutes", "cache",
                               "cache_dir", "redis_url", "url_prefix", "auth", "auth_header",
-                              "allowed_users", "allowed_groups", "htpasswd_file", "access"})
+                              "allowed_users", "allowed_groups", "htpasswd_file", "access",
+                              "chart_top"})
     d = AppConfig()
     refresh = int(c.number(raw.get("refresh_seconds", d.refresh_seconds), "app.refresh_seconds",
                            integer=True, minimum=10))
@@ -256,6 +257,8 @@ def _app(c: _Checker, raw: Mapping[str, Any], base_dir: Path) -> AppConfig:
     if auth == "basic" and htpasswd is None:
         raise c.fail("app.htpasswd_file",
                      "auth = 'basic' needs the password file (make it with `librarian passwd`)")
+    chart_top = int(c.number(raw.get("chart_top", d.chart_top), "app.chart_top", integer=True,
+                             minimum=0))
     access_raw = c.table(raw.get("access", {}), "app.access")
     access = []
     for who, what in access_raw.items():
@@ -272,7 +275,7 @@ def _app(c: _Checker, raw: Mapping[str, Any], base_dir: Path) -> AppConfig:
                      cache_dir=cache_dir, redis_url=redis_url, url_prefix=prefix, auth=auth,
                      auth_header=header, allowed_users=lists["allowed_users"],
                      allowed_groups=lists["allowed_groups"], htpasswd_file=htpasswd,
-                     access=tuple(access))
+                     access=tuple(access), chart_top=chart_top)
 
 
 def _ops(c: _Checker, raw: Mapping[str, Any], base_dir: Path) -> OpsConfig:

@@ -110,6 +110,9 @@ class AppConfig:
     # header/basic: who sees which QoS, ("alice" or "@unixgroup", (panel keys or "*")).
     # Empty: everyone let in sees every QoS.
     access: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    # The charts draw this many members of the view (the largest in it) and one
+    # "N others" row for the rest; 0 draws every member (app/figures.py fold_members).
+    chart_top: int = 20
 
 
 @dataclass(frozen=True)

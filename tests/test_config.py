@@ -38,6 +38,7 @@ class TestExample:
         assert cfg.collect.n_bins == 720
         assert cfg.app.refresh_seconds == 300
         assert cfg.app.cache == "simple"
+        assert cfg.app.chart_top == 20
 
     def test_repo_root_example_is_the_packaged_one(self) -> None:
         assert (REPO / "librarian.example.toml").read_text() == EXAMPLE_PATH.read_text()
@@ -127,6 +128,8 @@ BAD = [
     ("[app]\ncache = 'redis'\n" + MINIMAL, "app.redis_url", "needs a redis:// URL"),
     ("[app]\nrefresh_seconds = 1\n" + MINIMAL, "app.refresh_seconds", "at least 10"),
     ("[app]\nport = 80\n" + MINIMAL, "app.port", "unknown key"),
+    ("[app]\nchart_top = -1\n" + MINIMAL, "app.chart_top", "at least 0"),
+    ("[app]\nchart_top = 2.5\n" + MINIMAL, "app.chart_top", "must be an integer"),
     (MINIMAL + "[[deploy]]\nkind = 'ftp'\n", "deploy[0].kind", "must be one of"),
     (MINIMAL + "[[deploy]]\nkind = 'pages'\n", "deploy[0].remote", "needs the git remote"),
     (MINIMAL + "[[deploy]]\nkind = 'copy'\n", "deploy[0].dest", "needs dest"),

@@ -208,6 +208,61 @@ class TestLegendAndTheme:
             f"document.querySelector('#{ids.graph('NJOBS')} .js-plotly-plot').data"
             f".filter(t => t.name === {user!r}).every(t => t.visible === true)")
 
+    def test_charts_draw_the_largest_and_fold_the_rest_into_others(
+            self, tmp_path: Path, site: Path) -> None:
+        # The same data with app.chart_top = 3: three members and "N others".
+        config = site / "librarian-top3.toml"
+        config.write_text(CONFIG.replace("[app]\n", "[app]\nchart_top = 3\n"))
+        drawn_now = ("document.querySelector('#" + ids.graph("NCPUS") + " .js-plotly-plot')"
+                     ".data.filter(t => t.meta === 'running').map(t => t.name)")
+        names = "() => " + drawn_now
+        with gunicorn(config) as url, chromium(tmp_path) as browser:
+            page = browser.new_page()
+            errors: list[str] = []
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.goto(url + "/?qos=avery&range=30d")
+            wait_drawn(page)
+            drawn = page.evaluate(names)
+            top, others = drawn[:-1], drawn[-1]
+            n = int(others.split()[0])
+            assert len(top) == 3
+            assert others == f"{n} others"
+            assert n >= 2
+            # The legend lists everyone: the folded members are marked, the row has its entry.
+            folded = page.eval_on_selector_all(f"#{ids.LEGEND} .legend-item.folded",
+                                               "els => els.map(e => e.getAttribute('data-user'))")
+            assert len(folded) == n
+            assert not set(folded) & set(top)
+            assert page.inner_text(f"#{ids.LEGEND} .legend-others") == others
+            # The stacked total is everyone's: the totals table's CPU-hours.
+            def chart_cpu_hours() -> float:
+                return page.evaluate(
+                    "() => { const gd = document.querySelector('#" + ids.graph("NCPUS") +
+                    " .js-plotly-plot'); let s = 0; gd._fullData.filter(t => t.meta === 'running')"
+                    ".forEach(t => { for (const v of t.y) s += v; }); return s; }")
+            before = chart_cpu_hours()
+            # Hiding a folded member folds again without them: the row shrinks by one.
+            page.locator(f"#{ids.LEGEND} .legend-item[data-user='{folded[0]}']").click()
+            until(page, drawn_now + f".includes('{n - 1} others')")
+            assert page.evaluate(names)[:-1] == top
+            assert chart_cpu_hours() < before
+            # Hiding a drawn member gives its place to the largest folded one.
+            page.locator(f"#{ids.LEGEND} .legend-item[data-user='{top[0]}']").click()
+            until(page, drawn_now + f".includes('{n - 2} others')")
+            now = page.evaluate(names)
+            assert top[0] not in now
+            assert set(top[1:]) < set(now)
+            assert now[-1] == f"{n - 2} others"
+            promoted = (set(now[:-1]) - set(top)).pop()
+            assert promoted in folded
+            # Showing both again restores the first drawing.
+            page.locator(f"#{ids.LEGEND} .legend-item[data-user='{top[0]}']").click()
+            page.locator(f"#{ids.LEGEND} .legend-item[data-user='{folded[0]}']").click()
+            until(page, drawn_now + f".includes('{n} others')")
+            assert page.evaluate(names) == drawn
+            assert chart_cpu_hours() == pytest.approx(before, rel=1e-6)
+        assert errors == []
+
     def test_a_user_keeps_their_colour_across_tabs(self, page, server: str) -> None:
         def colours() -> dict[str, str]:
             return dict(page.eval_on_selector_all(
