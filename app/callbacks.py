@@ -13,18 +13,20 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from dash import ClientsideFunction, Dash, Input, Output, State, html, no_update
 
 from app import ids
 from app.alerts import load_state as load_alerts
 from app.alerts import page_lines
-from app.data import SnapshotStore
+from app.data import Loaded, SnapshotStore
 from app.efficiency_view import EFFICIENCY_COLUMNS, efficiency_table
 from app.figures import (
     CUSTOM,
     DEFAULT_RANGE,
     RangeError,
+    View,
     current_rows,
     daily_note,
     empty_figure,
@@ -62,13 +64,26 @@ from app.queue_view import (
     wait_rows,
 )
 from app.tables import CURRENT_COLUMNS, TOTAL_COLUMNS, download_stem, grouped_columns, table_spec
-from app.urlstate import parse_search
+from app.urlstate import UrlState, parse_search
 from collector.config import Config
 from collector.observables import CHART_KEYS
 from collector.palette import OTHERS_COLOR, assign_colors, user_color
 from collector.status import failures, read_status
 
 GRAPHS = [ids.graph(o) for o in CHART_KEYS]
+
+
+@dataclass(frozen=True)
+class Seen:
+    """What a request's URL shows: the QoS's snapshot (or why not), the
+    view, the grouping and the downloads' file-name stem."""
+
+    state: UrlState
+    loaded: Loaded
+    view: View | None = None
+    range_error: str = ""
+    by: str = "user"
+    stem: str = ""
 
 
 def _legend(users: tuple[str, ...], hidden: set[str], colors: dict[str, str],
@@ -117,34 +132,12 @@ def register_callbacks(app: Dash, config: Config, store: SnapshotStore,
         State(ids.FROM, "value"), State(ids.TO, "value"),
     )
 
-    @app.callback(
-        *[Output(g, "figure") for g in GRAPHS],
-        Output(ids.spec(ids.CURRENT_TABLE), "data"), Output(ids.spec(ids.TOTAL_TABLE), "data"),
-        Output(ids.TOTAL_TITLE, "children"),
-        Output(ids.LEGEND, "children"),
-        Output(ids.MESSAGE, "children"), Output(ids.MESSAGE, "is_open"), Output(ids.MESSAGE, "color"),
-        Output(ids.RANGE_ERROR, "children"), Output(ids.RENDERED, "data"),
-        Output(ids.LIMIT_ALERT, "children"), Output(ids.LIMIT_ALERT, "is_open"),
-        Output(ids.spec(ids.QUEUE_TABLE), "data"), Output(ids.QUEUE_NOTE, "children"),
-        Output(ids.spec(ids.PRESSURE_TABLE), "data"), Output(ids.PRESSURE_GRAPH, "figure"),
-        Output(ids.spec(ids.WAIT_TABLE), "data"), Output(ids.WAIT_GRAPH, "figure"),
-        Output(ids.spec(ids.EFFICIENCY_TABLE), "data"), Output(ids.STEM, "data"),
-        Output(ids.spec(ids.MONTH_TABLE), "data"), Output(ids.spec(ids.USER_MONTH_TABLE), "data"),
-        Output(ids.MONTH_GRAPH, "figure"), Output(ids.DAILY_NOTE, "children"),
-        Input(ids.URL, "search"), Input(ids.CHANGED, "data"), Input(ids.REDRAW, "data"),
-        State(ids.HIDDEN, "data"), State(ids.THEME_SWITCH, "value"),
-    )
-    def render(search, _changed, _redraw, hidden, dark):
+    def seen(search: str | None) -> Seen:
         state = parse_search(search, mine())
-        theme = "dark" if dark else "light"
         loaded = store.load(state.qos)
-        rendered = {"qos": state.qos, "version": loaded.version}
-        if loaded.snapshot is None:
-            empty = empty_figure("No data", theme)
-            return (*[empty] * 4, None, None, "Total usage over the visible range", [],
-                    loaded.error, True, "danger", "", rendered, "", False, None, "", None, empty,
-                    None, empty, None, None, None, None, empty, "")
         snap = loaded.snapshot
+        if snap is None:
+            return Seen(state, loaded)
         range_error = ""
         try:
             view = resolve_view(snap, state.range, state.start, state.end)
@@ -154,55 +147,105 @@ def register_callbacks(app: Dash, config: Config, store: SnapshotStore,
         # The charts, the usage tables and the months per user, account or
         # partition; the queue, waits and efficiency stay per user.
         by = state.group if state.group in snap.groups else "user"   # (an older snapshot)
-        grouped = snap.grouped(by)
-        hidden_set = set(hidden or []) & set(grouped.users)
-        colors = store.colors() if grouped is snap else assign_colors(grouped.users)
-        # The charts draw the largest members of the view and one "N others".
-        drawn, fold = fold_view(grouped, view, state.show, hidden_set, config.app.chart_top)
-        drawn_colors = fold_colors(colors, fold)
-        figures = [usage_figure(drawn, o, view, theme, hidden_set, drawn_colors, state.show, fold)
-                   for o in CHART_KEYS]
         shown = DEFAULT_RANGE if range_error else state.range
         stem = download_stem(config.site.name, state.qos,
                              f"{state.start}-to-{state.end}" if shown == CUSTOM else shown, by)
+        return Seen(state, loaded, view, range_error, by, stem)
 
-        def spec(table: str, columns, rows):
-            return table_spec(table, columns, rows, stem)
-
-        title = total_title(snap, view)
+    # What a range change redraws first: the four charts and what sits with
+    # them. The parts below them (queue, pressure, waits, efficiency, months)
+    # follow in a second callback chained on RENDERED, so their drawing is
+    # not in the way of the charts' (bench/dashboard_bench.py).
+    @app.callback(
+        *[Output(g, "figure") for g in GRAPHS],
+        Output(ids.spec(ids.CURRENT_TABLE), "data"), Output(ids.spec(ids.TOTAL_TABLE), "data"),
+        Output(ids.TOTAL_TITLE, "children"),
+        Output(ids.LEGEND, "children"),
+        Output(ids.MESSAGE, "children"), Output(ids.MESSAGE, "is_open"), Output(ids.MESSAGE, "color"),
+        Output(ids.RANGE_ERROR, "children"), Output(ids.RENDERED, "data"),
+        Output(ids.LIMIT_ALERT, "children"), Output(ids.LIMIT_ALERT, "is_open"),
+        Output(ids.STEM, "data"), Output(ids.DAILY_NOTE, "children"),
+        Input(ids.URL, "search"), Input(ids.CHANGED, "data"), Input(ids.REDRAW, "data"),
+        State(ids.HIDDEN, "data"), State(ids.THEME_SWITCH, "value"),
+    )
+    def render(search, _changed, _redraw, hidden, dark):
+        theme = "dark" if dark else "light"
+        v = seen(search)
+        rendered = {"qos": v.state.qos, "version": v.loaded.version}
+        snap, view = v.loaded.snapshot, v.view
+        if snap is None or view is None:
+            empty = empty_figure("No data", theme)
+            return (*[empty] * 4, None, None, "Total usage over the visible range", [],
+                    v.loaded.error, True, "danger", "", rendered, "", False, None, "")
+        grouped = snap.grouped(v.by)
+        hidden_set = set(hidden or []) & set(grouped.users)
+        colors = store.colors() if grouped is snap else assign_colors(grouped.users)
+        # The charts draw the largest members of the view and one "N others".
+        drawn, fold = fold_view(grouped, view, v.state.show, hidden_set, config.app.chart_top)
+        drawn_colors = fold_colors(colors, fold)
+        figures = [usage_figure(drawn, o, view, theme, hidden_set, drawn_colors, v.state.show, fold)
+                   for o in CHART_KEYS]
         if snap.users:
             message, show, color = "", False, "info"
         else:
             message, show, color = empty_qos_message(snap), True, "info"
         sentences = limit_sentences(snap)
-        efficiency = efficiency_table(snap, view, config.efficiency)
         return (*figures,
-                spec(ids.CURRENT_TABLE, grouped_columns(CURRENT_COLUMNS, by), current_rows(grouped, users_of=snap)),
-                spec(ids.TOTAL_TABLE, grouped_columns(TOTAL_COLUMNS, by), total_rows(grouped, view, users_of=snap)),
-                title, _legend(grouped.users, hidden_set, colors, fold),
-                message, show, color, range_error, rendered,
+                table_spec(ids.CURRENT_TABLE, grouped_columns(CURRENT_COLUMNS, v.by),
+                           current_rows(grouped, users_of=snap), v.stem),
+                table_spec(ids.TOTAL_TABLE, grouped_columns(TOTAL_COLUMNS, v.by),
+                           total_rows(grouped, view, users_of=snap), v.stem),
+                total_title(snap, view), _legend(grouped.users, hidden_set, colors, fold),
+                message, show, color, v.range_error, rendered,
                 [html.Div(t) for t in sentences], bool(sentences),
-                spec(ids.QUEUE_TABLE, QUEUE_COLUMNS, queue_table(snap)),
-                queue_note(snap), spec(ids.PRESSURE_TABLE, PRESSURE_COLUMNS, pressure_rows(snap, view)),
+                v.stem, daily_note(snap) if is_daily(view) else "")
+
+    @app.callback(
+        Output(ids.spec(ids.QUEUE_TABLE), "data"), Output(ids.QUEUE_NOTE, "children"),
+        Output(ids.spec(ids.PRESSURE_TABLE), "data"), Output(ids.PRESSURE_GRAPH, "figure"),
+        Output(ids.spec(ids.WAIT_TABLE), "data"), Output(ids.WAIT_GRAPH, "figure"),
+        Output(ids.spec(ids.EFFICIENCY_TABLE), "data"),
+        Output(ids.spec(ids.MONTH_TABLE), "data"), Output(ids.spec(ids.USER_MONTH_TABLE), "data"),
+        Output(ids.MONTH_GRAPH, "figure"),
+        Input(ids.RENDERED, "data"), State(ids.URL, "search"), State(ids.THEME_SWITCH, "value"),
+        # After each render (its RENDERED), not beside the first one.
+        prevent_initial_call=True,
+    )
+    def details(_rendered, search, dark):
+        """The view's parts below the charts, for the URL as it is now."""
+        theme = "dark" if dark else "light"
+        v = seen(search)
+        snap, view = v.loaded.snapshot, v.view
+        if snap is None or view is None:
+            empty = empty_figure("No data", theme)
+            return None, "", None, empty, None, empty, None, None, None, empty
+
+        def spec(table: str, columns, rows):
+            return table_spec(table, columns, rows, v.stem)
+
+        return (spec(ids.QUEUE_TABLE, QUEUE_COLUMNS, queue_table(snap)), queue_note(snap),
+                spec(ids.PRESSURE_TABLE, PRESSURE_COLUMNS, pressure_rows(snap, view)),
                 pressure_figure(snap, view, theme),
                 spec(ids.WAIT_TABLE, WAIT_COLUMNS, wait_rows(snap, view)),
                 wait_figure(snap, view, theme),
-                spec(ids.EFFICIENCY_TABLE, EFFICIENCY_COLUMNS, efficiency), stem,
+                spec(ids.EFFICIENCY_TABLE, EFFICIENCY_COLUMNS,
+                     efficiency_table(snap, view, config.efficiency)),
                 spec(ids.MONTH_TABLE, MONTH_COLUMNS, month_rows(snap)),
-                spec(ids.USER_MONTH_TABLE, grouped_columns(USER_MONTH_COLUMNS, by),
-                     user_month_rows(grouped)),
-                month_figure(snap, theme), daily_note(snap) if is_daily(view) else "")
+                spec(ids.USER_MONTH_TABLE, grouped_columns(USER_MONTH_COLUMNS, v.by),
+                     user_month_rows(snap.grouped(v.by))),
+                month_figure(snap, theme))
 
     @app.callback(
         Output(ids.spec(ids.OVERVIEW_TABLE), "data"),
-        Input(ids.URL, "search"), Input(ids.TICK, "n_intervals"),
+        Input(ids.TICK, "n_intervals"),
     )
-    def overview(search, _n):
+    def overview(_n):
         """Every QoS's row (one small file, re-read when it changed); each links
-        to its view with the rest of the view kept."""
+        to its view. Not an input of the URL: a range change costs no request
+        for it; the page keeps the rest of the view when a link is followed
+        (assets/librarian.js)."""
         keys = mine()
-        state = parse_search(search, keys)
-        rows = overview_table(store.overview(), keys, labels, state)
+        rows = overview_table(store.overview(), keys, labels, parse_search(None, keys))
         return table_spec(ids.OVERVIEW_TABLE, OVERVIEW_COLUMNS, rows,
                           download_stem(config.site.name, "all-qos", "now"),
                           filter_hint="Filter QoS by name")

@@ -53,12 +53,27 @@
     }
 
     /* A link in a table to another view of this page (the overview's QoS):
-       the URL changes in place and the page follows it, no reload. */
+       that QoS with the rest of the view as it is now (range, switch,
+       grouping); the URL changes in place and the page follows it, no reload.
+       Before a middle click, a context menu or a keyboard focus the link's
+       address is brought up to date too, so a new tab opens the same view. */
+    function viewHref(a) {
+        var linked = new URLSearchParams(a.getAttribute("href").replace(/^[^?]*\?/, ""));
+        var now = new URLSearchParams(window.location.search.replace(/^\?/, ""));
+        if (linked.get("qos")) { now.set("qos", linked.get("qos")); }
+        return window.location.pathname + "?" + now.toString();
+    }
+    ["pointerdown", "contextmenu", "focusin"].forEach(function (kind) {
+        document.addEventListener(kind, function (event) {
+            var a = event.target.closest && event.target.closest("a[data-view-link]");
+            if (a) { a.setAttribute("href", viewHref(a)); }
+        }, true);
+    });
     document.addEventListener("click", function (event) {
         var a = event.target.closest && event.target.closest("a[data-view-link]");
         if (!a || event.ctrlKey || event.metaKey || event.shiftKey || event.button !== 0) { return; }
         event.preventDefault();
-        window.history.pushState({}, "", a.getAttribute("href"));
+        window.history.pushState({}, "", viewHref(a));
         window.dispatchEvent(new CustomEvent("_dashprivate_pushstate"));   // dcc.Location listens
         window.scrollTo(0, 0);
     });
