@@ -92,43 +92,49 @@ def _fold_rows(matrix: np.ndarray, keep: np.ndarray, rest: np.ndarray) -> np.nda
     return np.concatenate([matrix[keep], matrix[rest].sum(axis=0, keepdims=True)])
 
 
+def _fold_of(names: tuple[str, ...], totals: list[np.ndarray], hidden: Collection[str],
+             top: int) -> tuple[np.ndarray, np.ndarray, Fold] | None:
+    """`choose` on the members' scores, with the Fold it makes; None: no fold."""
+    chosen = choose(names, _scores(totals), hidden, top) if names else None
+    if chosen is None:
+        return None
+    keep, rest = chosen
+    return keep, rest, Fold(top, others_name(len(rest)), tuple(names[i] for i in rest))
+
+
 def fold_hourly(snap: Snapshot, first: int, last: int, show: str,
                 hidden: Collection[str], top: int) -> tuple[Snapshot, Fold]:
     """The snapshot the charts draw for bins [first, last): its users the top
     ones and "N others" (series and values now folded alike)."""
     totals = [sum(snap.series[k][:, first:last].sum(axis=1) for k in keys)
               for keys in _keys(show)]
-    chosen = choose(snap.users, _scores(totals), hidden, top) if snap.users else None
-    if chosen is None:
+    folded = _fold_of(snap.users, totals, hidden, top)
+    if folded is None:
         return snap, Fold(top=top)
-    keep, rest = chosen
-    others = others_name(len(rest))
-    users = (*(snap.users[i] for i in keep), others)
+    keep, rest, fold = folded
+    users = (*(snap.users[i] for i in keep), fold.others)
     series = {k: _fold_rows(v, keep, rest) for k, v in snap.series.items()}
     current = {k: _fold_rows(v, keep, rest) for k, v in snap.current.items()}
-    return (replace(snap, users=users, series=series, current=current, groups={}),
-            Fold(top, others, tuple(snap.users[i] for i in rest)))
+    return replace(snap, users=users, series=series, current=current, groups={}), fold
 
 
 def fold_daily(snap: Snapshot, inside: np.ndarray, show: str, hidden: Collection[str],
                top: int) -> tuple[Snapshot, Fold]:
     """The same for a daily view: the history's members over its days `inside`."""
     h = snap.history
-    if h is None or not h.users:
+    if h is None:
         return snap, Fold(top=top)
     totals = [sum(h.seconds[KEYS.index(k)][:, inside].sum(axis=1) for k in keys)
               for keys in _keys(show)]
-    chosen = choose(h.users, _scores(totals), hidden, top)
-    if chosen is None:
+    folded = _fold_of(h.users, totals, hidden, top)
+    if folded is None:
         return snap, Fold(top=top)
-    keep, rest = chosen
-    others = others_name(len(rest))
+    keep, rest, fold = folded
     seconds = np.concatenate([h.seconds[:, keep], h.seconds[:, rest].sum(axis=1, keepdims=True)],
                              axis=1)
-    history = History(h.first, (*(h.users[i] for i in keep), others), seconds,
+    history = History(h.first, (*(h.users[i] for i in keep), fold.others), seconds,
                       _fold_rows(h.started, keep, rest), h.complete_from)
-    return (replace(snap, history=history, groups={}),
-            Fold(top, others, tuple(h.users[i] for i in rest)))
+    return replace(snap, history=history, groups={}), fold
 
 
 def fold_colors(colors: dict[str, str], fold: Fold) -> dict[str, str]:

@@ -111,7 +111,7 @@ class AppConfig:
     # Empty: everyone let in sees every QoS.
     access: tuple[tuple[str, tuple[str, ...]], ...] = ()
     # The charts draw this many members of the view (the largest in it) and one
-    # "N others" row for the rest; 0 draws every member (app/figures.py fold_members).
+    # "N others" row for the rest; 0 draws every member (app/fold.py).
     chart_top: int = 20
 
 
