@@ -22,7 +22,7 @@ from collector.atomic import write_atomic
 from collector.history import History, history_grid, history_of, local_date
 from collector.jobtable import JobTable
 from collector.store.files import State, cold_segments, read_part
-from collector.store.packed import pack, unpacked
+from collector.store.packed import MappedNpz, pack, unpacked
 
 DAYS_FILE = "history-days.npz"
 Key = tuple[str, str]   # (cluster, qos)
@@ -31,7 +31,7 @@ Key = tuple[str, str]   # (cluster, qos)
 def _load(folder: Path, tz: str) -> dict[str, tuple[int, dict[Key, History]]]:
     """name -> (crc, histories) of the kept segments (empty if unusable)."""
     try:
-        with np.load(folder / DAYS_FILE, allow_pickle=False) as npz:
+        with MappedNpz(folder / DAYS_FILE) as npz:
             z = unpacked(npz)
             meta = json.loads(str(z["meta"][()]))
             if meta.get("tz") != tz:

@@ -24,7 +24,7 @@ import numpy as np
 from collector.atomic import write_atomic
 from collector.efficiency import SUMS, EfficiencyDays
 from collector.pressure import Began, Pressure, Span, WaitDays
-from collector.store.packed import pack, unpacked
+from collector.store.packed import MappedNpz, pack, unpacked
 
 FROZEN_FILE = "pressure-frozen.npz"
 SETTLED_FIELDS = ("day_starts", "user", "day", "jobs", "wait", "at_limit", "seen_limit",
@@ -82,7 +82,7 @@ def load_frozen(folder: Path, fingerprint: str, bin_seconds: int) -> FrozenFile:
     """The kept spans if they belong to these segments and bins; else none."""
     empty = FrozenFile(fingerprint, bin_seconds, {})
     try:
-        with np.load(folder / FROZEN_FILE, allow_pickle=False) as npz:
+        with MappedNpz(folder / FROZEN_FILE) as npz:
             z = unpacked(npz)
             meta = json.loads(str(z["meta"][()]))
             if meta["fingerprint"] != fingerprint or meta["bin_seconds"] != bin_seconds:
@@ -138,7 +138,7 @@ def save_frozen_efficiency(folder: Path, key: str,
 def load_frozen_efficiency(folder: Path, key: str) -> dict[tuple[str, str], EfficiencyDays] | None:
     """The kept sums if they were made for `key`; None otherwise (only a cache)."""
     try:
-        with np.load(folder / EFFICIENCY_FILE, allow_pickle=False) as npz:
+        with MappedNpz(folder / EFFICIENCY_FILE) as npz:
             z = unpacked(npz)
             meta = json.loads(str(z["meta"][()]))
             if meta["key"] != key:

@@ -24,6 +24,7 @@ from collector.atomic import write_atomic
 from collector.binning import Binned, Window, bin_seconds
 from collector.jobtable import JobTable
 from collector.observables import OBSERVABLES
+from collector.store.packed import MappedNpz
 from collector.store.records import record_keys
 
 COLD_SUMS_FILE = "cold-sums.npz"
@@ -219,7 +220,7 @@ def save_cold_sums(folder: Path, part: ColdSums) -> None:
 def load_cold_sums(folder: Path, fingerprint: str, bin_seconds_: int) -> ColdSums | None:
     """The sums if they belong to these segments and bin size; else None (remade)."""
     try:
-        with np.load(folder / COLD_SUMS_FILE, allow_pickle=False) as z:
+        with MappedNpz(folder / COLD_SUMS_FILE) as z:
             meta = json.loads(str(z["meta"][()]))
             if meta["fingerprint"] != fingerprint or meta["bin_seconds"] != bin_seconds_:
                 return None
