@@ -27,10 +27,13 @@ import logging
 import mmap
 import subprocess
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 from datetime import date
+from functools import partial
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +70,7 @@ from collector.parse import (
 )
 from collector.pressure import (
     Analysis,
+    Span,
     analyse,
     at_limit_now,
     finish,
@@ -183,13 +187,9 @@ def collect(config: Config, now: float, qos_names: Sequence[str] | None = None,
     with DataLock(data_dir):
         index = read_index(data_dir)
         queue: QueueRead | None = None
-        parts: Iterator[_Parts]
         if sacct_file is not None:
             parsed = _read_file(config, sacct_file)
             limits, sync = configured_limits(config), None
-            days = local_days(window.start, window.now, config.site.timezone)
-            history = history_grid(window.now, config.collect.history_days, config.site.timezone)
-            parts = _bin_and_analyse(parsed.jobs, panels, window, limits, days, history)
             source = f"file:{sacct_file}"
             if squeue_file is not None:
                 queue = _queue_of_file(squeue_file, window.now)
@@ -198,22 +198,30 @@ def collect(config: Config, now: float, qos_names: Sequence[str] | None = None,
             synced, sync, parsed = sync_store(config, window, runner, environ, full,
                                               seen=_seen(queue))
             limits = current_limits(config, window, runner, environ)
-            parts = _live_parts(synced, panels, window, limits, config, sync.history_from)
             source = "sacct"
         last_read = _last_queue_read(data_dir) if queue is not None and queue.errors else None
-        # One QoS at a time, written as soon as it is made: the arrays of one
-        # QoS are alive at once, never those of every QoS (memory at 500 QoS).
-        done: dict[Panel, QosOutcome] = {}
-        for part in parts:
+
+        def make(part: _Parts) -> QosOutcome:
+            """One QoS's snapshot, from its sums per (user, account, partition)
+            folded to each grouping."""
             p = part.panel
-            # Binned and kept per (user, account, partition): folded to each grouping.
             usage = usage_of(fold(part.binned, "user"), window)
             groups = {by: _grouping(part.binned, part.history, by, window)
                       for by in GROUPINGS[1:]}
-            done[p] = _write_panel(config, p, usage, part.records, part.analysis, parsed,
-                                   source, limits, _queue_state(queue, p, last_read), part.efficiency,
-                                   fold_history(part.history, "user"), groups, index)
-            del part, usage, groups
+            return _write_panel(config, p, usage, part.records, part.analysis, parsed,
+                                source, limits, _queue_state(queue, p, last_read), part.efficiency,
+                                fold_history(part.history, "user"), groups, index)
+
+        # One QoS at a time, written as soon as it is made: the arrays of one
+        # QoS are alive at once, never those of every QoS (memory at 500 QoS).
+        if sacct_file is not None:
+            days = local_days(window.start, window.now, config.site.timezone)
+            history = history_grid(window.now, config.collect.history_days, config.site.timezone)
+            done = {part.panel: make(part) for part in
+                    _bin_and_analyse(parsed.jobs, panels, window, limits, days, history)}
+        else:
+            assert sync is not None
+            done = _live_outcomes(synced, panels, window, limits, config, sync.history_from, make)
         outcomes = [done[p] for p in panels]
         if plots:
             outcomes = _write_plots(config, panels, outcomes)
@@ -291,18 +299,74 @@ def _write_plots(config: Config, panels: Sequence[Panel], outcomes: list[QosOutc
     return out
 
 
-def _live_parts(synced: Synced, panels: Sequence[Panel], window: Window, limits: LimitsReport,
-                config: Config, history_from: int) -> Iterator[_Parts]:
-    """Each panel's parts from the job store, made when asked for (binned and
-    daily history are the large ones; the pressure and efficiency, small, for
-    all panels at once as their caches want)."""
+# More QoS than this: their files are made on `collect.processes` processes.
+POOL_FROM = 8
+
+
+def _live_outcomes(synced: Synced, panels: Sequence[Panel], window: Window,
+                   limits: LimitsReport, config: Config, history_from: int,
+                   make: Callable[[_Parts], QosOutcome]) -> dict[Panel, QosOutcome]:
+    """Each panel's files from the job store. The pressure, the efficiency
+    and the cold segments' daily history of all panels first, in this
+    process (their caches are written here, once); then the rest of each
+    QoS (its binning, daily history, folds and snapshot): with more than
+    POOL_FROM QoS on `collect.processes` forked processes, which start with
+    the store in memory and each write their own QoS's files, a few QoS at
+    a time, while this process gathers what they say of them."""
     analyses = _live_analyses(synced, panels, window, limits, config.site.timezone)
     efficiency = _live_efficiency(synced, panels, window, config.site.timezone)
-    histories = _live_histories(synced, panels, window.now, config)
-    for p in panels:
-        yield _Parts(p, synced.binned(p.cluster, p.qos, window), synced.hot_jobs(p.cluster, p.qos),
-                     analyses[p], efficiency[p],
-                     replace(next(histories), complete_from=history_from))
+    first, grid = history_grid(window.now, config.collect.history_days, config.site.timezone)
+    cold = segment_histories(synced.folder, synced.raw, first, config.site.timezone) \
+        if synced.folder is not None else {}
+    for p in panels:          # made once, here, rather than in each process
+        synced.hot_jobs(p.cluster, p.qos)
+
+    def outcomes(chunk: Sequence[Panel]) -> list[QosOutcome]:
+        out = []
+        for p in chunk:
+            hot = synced.hot_jobs(p.cluster, p.qos)
+            history = add_histories([*cold.get((p.cluster, p.qos), []),
+                                     history_of(hot.combined(), first, grid)],
+                                    first, config.collect.history_days)
+            out.append(make(_Parts(p, synced.binned(p.cluster, p.qos, window), hot,
+                                   analyses[p](), efficiency[p](),
+                                   replace(history, complete_from=history_from))))
+        return out
+
+    processes = config.collect.processes
+    if processes <= 1 or len(panels) <= POOL_FROM:
+        return dict(zip(panels, outcomes(panels), strict=True))
+    chunks = [panels[i:i + _CHUNK] for i in range(0, len(panels), _CHUNK)]
+    return dict(zip(panels, (o for c in _forked(outcomes, chunks, processes) for o in c),
+                    strict=True))
+
+
+# QoS a forked process makes before it says what it made (their outcomes are
+# small): few enough that the processes finish close together.
+_CHUNK = 8
+# The work of the forked processes of `_forked`, inherited (never pickled).
+_WORK: Callable[[Any], Any] | None = None
+
+
+def _run_forked(item: Any) -> Any:
+    assert _WORK is not None, "run in a process forked by _forked"
+    return _WORK(item)
+
+
+def _forked(work: Callable[[Any], Any], items: Sequence[Any], processes: int) -> list[Any]:
+    """work(item) for each item, in order, on `processes` forked processes:
+    each starts with this process's memory (the job store), shared until
+    written; only the items' indices and the results are sent between them."""
+    global _WORK
+    _WORK = work
+    try:
+        with ProcessPoolExecutor(max_workers=processes, mp_context=get_context("fork")) as pool:
+            return list(pool.map(_run_forked, items))
+    except BrokenProcessPool as err:
+        raise CollectError(f"a process making the snapshots stopped ({err}); the snapshots "
+                           "not written keep their last content") from err
+    finally:
+        _WORK = None
 
 
 # QoS whose work is under way at once in _bin_and_analyse: enough to keep two
@@ -718,43 +782,48 @@ def _steps(limits: LimitsReport, panel: Panel, window: Window
             for o in LIMITED}
 
 
-def _live_histories(synced: Synced, panels: Sequence[Panel], now: int, config: Config
-                    ) -> Iterator[History]:
-    """Each panel's daily history over the history kept, in panel order, made
-    when asked for: every cold segment's kept history (collector/store/days.py)
-    and the hot records' own."""
-    tz, n_days = config.site.timezone, config.collect.history_days
-    first, grid = history_grid(now, n_days, tz)
-    cold = segment_histories(synced.folder, synced.raw, first, tz) \
-        if synced.folder is not None else {}
-    for p in panels:
-        yield add_histories([*cold.pop((p.cluster, p.qos), []),
-                             history_of(synced.hot_jobs(p.cluster, p.qos).combined(),
-                                        first, grid)],
-                            first, n_days)
-
-
 # A kept span sums the waits no window of the next two days can cut (it is made
 # anew when the boundary moves, once a day).
 SETTLED_AFTER = 2 * 86400
 
 
+# What one panel's part of the work becomes, made where it is called (in a
+# forked process, collector/collect.py _live_outcomes).
+Later = Callable[[], Any]
+
+
+def _now(value: Any) -> Later:
+    return lambda: value
+
+
+def _joined(before: Span, rebase: bool, hot: JobTable, window: Window,
+            steps: dict[str, tuple[tuple[int, float | None], ...]], boundary: int) -> Analysis:
+    """The window's pressure and waits: the span before the frozen boundary
+    (moved onto this window's bins if it was kept) and the hot records' after it."""
+    return finish([rebased(before, window) if rebase else before,
+                   span_of(hot, window, steps, boundary, window.now)], window)
+
+
 def _live_analyses(synced: Synced, panels: Sequence[Panel], window: Window,
-                   limits: LimitsReport, tz: str) -> dict[Panel, Analysis]:
-    """Pressure and waits per panel: the span before the frozen boundary kept
-    from the last cycle where it still holds (collector/store/frozen.py), the
-    span after it from the hot records; the cold records read only to make
-    a kept span anew (once a day, when the boundary moves)."""
+                   limits: LimitsReport, tz: str) -> dict[Panel, Later]:
+    """Pressure and waits per panel, each made when called: the span before
+    the frozen boundary kept from the last cycle where it still holds
+    (collector/store/frozen.py), the span after it from the hot records; the
+    cold records read (here, at once) only to make a kept span anew (once a
+    day, when the boundary moves), and the kept spans' file written here."""
     boundary, b = synced.boundary, window.bin_seconds
     split = synced.folder is not None and window.start < boundary < window.now \
         and boundary % b == 0
     if not split:
-        return {p: analyse(synced.jobs(p.cluster, p.qos) if boundary > window.start
-                           else synced.hot_jobs(p.cluster, p.qos), window,
+        if boundary > window.start:   # every record: read once, here
+            return {p: _now(analyse(synced.jobs(p.cluster, p.qos), window,
+                                    _steps(limits, p, window))) for p in panels}
+        return {p: partial(analyse, synced.hot_jobs(p.cluster, p.qos), window,
                            _steps(limits, p, window)) for p in panels}
     assert synced.folder is not None
     kept = load_frozen(synced.folder, synced.cold.fingerprint, b)
-    entries, changed, out = dict(kept.entries), False, {}
+    entries, changed = dict(kept.entries), False
+    out: dict[Panel, Later] = {}
     for p in panels:
         steps = _steps(limits, p, window)
         hot = synced.hot_jobs(p.cluster, p.qos)
@@ -763,15 +832,14 @@ def _live_analyses(synced: Synced, panels: Sequence[Panel], window: Window,
         if (f is not None and f.span.end == boundary and f.span.start <= window.start
                 < f.span.horizon and f.digest == digest
                 and same_limits(f.steps, steps, window.start, boundary)):
-            before = rebased(f.span, window)
-        else:
-            before = settle(with_waits_at_limit(
-                span_of(synced.jobs(p.cluster, p.qos), window, steps, window.start, boundary)),
-                window.start + SETTLED_AFTER, local_days(window.start, boundary, tz))
-            entries[(p.cluster, p.qos)] = Frozen(before, digest, steps)
-            changed = True
-        after = span_of(hot, window, steps, boundary, window.now)
-        out[p] = finish([before, after], window)
+            out[p] = partial(_joined, f.span, True, hot, window, steps, boundary)
+            continue
+        before = settle(with_waits_at_limit(
+            span_of(synced.jobs(p.cluster, p.qos), window, steps, window.start, boundary)),
+            window.start + SETTLED_AFTER, local_days(window.start, boundary, tz))
+        entries[(p.cluster, p.qos)] = Frozen(before, digest, steps)
+        changed = True
+        out[p] = partial(_joined, before, False, hot, window, steps, boundary)
     if changed:
         try:
             save_frozen(synced.folder, FrozenFile(synced.cold.fingerprint, b, entries))
@@ -780,19 +848,25 @@ def _live_analyses(synced: Synced, panels: Sequence[Panel], window: Window,
     return out
 
 
+def _efficiency_of(hot: JobTable, days: np.ndarray, window: Window,
+                   cold: EfficiencyDays | None) -> EfficiencyDays:
+    mine = efficiency_days(hot, days, window.now, window.start)
+    return mine if cold is None else add_efficiency_days(mine, cold, since=window.start)
+
+
 def _live_efficiency(synced: Synced, panels: Sequence[Panel], window: Window, tz: str
-                     ) -> dict[Panel, EfficiencyDays]:
+                     ) -> dict[Panel, Later]:
     """What the jobs of each panel that ended in the window used, per user and
-    local day: the hot records' sums each cycle; the cold records' summed per
-    bin of End (so any window start, a bin boundary, cuts them exactly) and
-    kept from the cycle that made them (collector/store/frozen.py) while the
-    segments and the boundary stay the same: the cold records are read only
-    to make them anew (about once a day)."""
+    local day, each made when called: the hot records' sums each cycle; the
+    cold records' summed per bin of End (so any window start, a bin boundary,
+    cuts them exactly) and kept from the cycle that made them
+    (collector/store/frozen.py) while the segments and the boundary stay the
+    same: the cold records are read (here) only to make them anew (about once
+    a day)."""
     days = local_days(window.start, window.now, tz)
-    out = {p: efficiency_days(synced.hot_jobs(p.cluster, p.qos), days, window.now, window.start)
-           for p in panels}
     if synced.folder is None or synced.boundary <= window.start:
-        return out
+        return {p: partial(_efficiency_of, synced.hot_jobs(p.cluster, p.qos), days, window, None)
+                for p in panels}
     key = f"{synced.cold.fingerprint}|{synced.boundary}|{window.bin_seconds}"
     kept = load_frozen_efficiency(synced.folder, key)
     if kept is None:
@@ -806,8 +880,8 @@ def _live_efficiency(synced: Synced, panels: Sequence[Panel], window: Window, tz
             save_frozen_efficiency(synced.folder, key, kept)
         except OSError as err:   # only a cache: the next cycle makes it again
             log.warning("cannot keep the efficiency sums in %s: %s", synced.folder, err)
-    return {p: add_efficiency_days(out[p], kept.get((p.cluster, p.qos), NO_EFFICIENCY),
-                                   since=window.start) for p in panels}
+    return {p: partial(_efficiency_of, synced.hot_jobs(p.cluster, p.qos), days, window,
+                       kept.get((p.cluster, p.qos), NO_EFFICIENCY)) for p in panels}
 
 
 def _write_panel(config: Config, panel: Panel, usage: Usage, jobs: JobTable,

@@ -147,7 +147,7 @@ def _collect(c: _Checker, raw: Mapping[str, Any]) -> CollectConfig:
     c.no_unknown(raw, "collect", {"bin_seconds", "window_days", "sacct_timeout_seconds",
                                   "incremental", "overlap_minutes", "keep_days", "history_days",
                                   "chunk_hours", "backfill_pause_seconds",
-                                  "history_days_per_cycle", "qos_per_query"})
+                                  "history_days_per_cycle", "qos_per_query", "processes"})
     d = CollectConfig()
     bin_seconds = int(c.number(raw.get("bin_seconds", d.bin_seconds), "collect.bin_seconds",
                                integer=True, strictly_positive=True))
@@ -178,6 +178,8 @@ def _collect(c: _Checker, raw: Mapping[str, Any]) -> CollectConfig:
                          integer=True, strictly_positive=True))
     per_query = int(c.number(raw.get("qos_per_query", d.qos_per_query), "collect.qos_per_query",
                              integer=True, strictly_positive=True))
+    processes = int(c.number(raw.get("processes", d.processes), "collect.processes",
+                             integer=True, strictly_positive=True))
     if keep_days and keep_days < window_days:
         raise c.fail(f"collect.{key}",
                      f"must be 0 (the window) or at least window_days ({window_days}), "
@@ -186,7 +188,7 @@ def _collect(c: _Checker, raw: Mapping[str, Any]) -> CollectConfig:
                          sacct_timeout_seconds=timeout, incremental=incremental,
                          overlap_minutes=overlap, keep_days=keep_days, chunk_hours=chunk,
                          backfill_pause_seconds=pause, history_days_per_cycle=per_cycle,
-                         qos_per_query=per_query)
+                         qos_per_query=per_query, processes=processes)
 
 
 def _plots(c: _Checker, raw: Mapping[str, Any]) -> PlotsConfig:

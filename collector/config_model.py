@@ -63,6 +63,9 @@ class CollectConfig:
     # One sacct (and squeue) call names at most this many QoS in --qos; more
     # QoS take more calls, whose answers together are the one answer.
     qos_per_query: int = 200
+    # Many QoS (more than collector/collect.py POOL_FROM): their files are made
+    # on this many forked processes; 1: all in the collecting process.
+    processes: int = 2
 
     @property
     def n_bins(self) -> int:

@@ -763,3 +763,54 @@ def test_qos_asked_in_runs_give_the_same_store_snapshots_and_queue(
     assert {tuple(q) for q in asked["one"] if q} == {("avery,avery-b",)}
     assert {tuple(q) for q in asked["runs"] if q} == {("avery",), ("avery-b",)}
     assert len([q for q in asked["runs"] if q]) == 2 * len([q for q in asked["one"] if q])
+
+
+def test_snapshots_made_on_forked_processes_are_those_made_in_one(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Many QoS (here: POOL_FROM lowered to 0) make their files on
+    `collect.processes` forked processes: over two days of cycles (the
+    frozen caches kept, and made anew when the boundary moves), every file
+    written, the index and the overview are byte for byte those of one process."""
+    import os
+
+    import collector.collect
+
+    pids = tmp_path / "pids"
+    write_panel = collector.collect._write_panel
+
+    def spy(*args: object, **kw: object) -> object:
+        with pids.open("a") as fh:
+            fh.write(f"{os.getpid()}\n")
+        return write_panel(*args, **kw)  # type: ignore[arg-type]
+
+    records = history(11, T0, T0 + 3 * DAY, 300, max_lag=2 * 3600)
+    one = write_config(tmp_path / "one")
+    many = write_config(tmp_path / "many")
+    (tmp_path / "one" / "librarian.toml").write_text(
+        (tmp_path / "one" / "librarian.toml").read_text().replace(
+            "[collect]\n", "[collect]\nprocesses = 1\n"))
+    one = load_config(tmp_path / "one" / "librarian.toml")
+    assert (one.collect.processes, many.collect.processes) == (1, 2)
+    monkeypatch.setattr(collector.collect, "POOL_FROM", 0)
+    monkeypatch.setattr(collector.collect, "_CHUNK", 1)       # each QoS in a call of its own
+    monkeypatch.setattr(collector.collect, "_write_panel", spy)
+    start, end = T0 + DAY - 2 * CYCLE, T0 + 2 * DAY + 3 * 3600 + 17
+    for config in (one, many):
+        pids.write_text("")
+        run_cycles(config, SlurmDb(records), start, end, step=6 * CYCLE)
+        made_by = set(pids.read_text().split())
+        if config is one:
+            assert made_by == {str(os.getpid())}
+        else:
+            assert str(os.getpid()) not in made_by
+            assert len(made_by) >= 2, made_by
+    for name in sorted(p.name for p in one.site.data_dir.iterdir() if p.is_file()):
+        if name in ("status.json", "checked.json"):
+            continue   # times of the cycle's steps; the index below without its mtimes
+        assert (one.site.data_dir / name).read_bytes() == \
+            (many.site.data_dir / name).read_bytes(), name
+    index = [{n: {k: v for k, v in e.items() if k != "mtime_ns"} for n, e in
+              json.loads((c.site.data_dir / "checked.json").read_text())["files"].items()}
+             for c in (one, many)]
+    assert index[0] == index[1]
+    assert len(index[0]) == 2
