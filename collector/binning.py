@@ -173,6 +173,13 @@ def _binned_seconds(user: np.ndarray, s: np.ndarray, e: np.ndarray, weights: np.
     multi = np.flatnonzero(i1 > i0)
     inner = np.flatnonzero(i1 > i0 + 1)
     last_w = e[multi] - window.edge(i1[multi])
+    # Only the bins from the earliest job's first are made (a cycle's hot
+    # jobs touch the last hours of the window, rarely its start); the rest are 0.
+    lo = int(i0.min()) if len(i0) else nb
+    full_lengths = window.full_lengths()
+    if not isinstance(full_lengths, float):
+        full_lengths = full_lengths[lo:]
+    i0, i1, nb_all, nb = i0 - lo, i1 - lo, nb, nb - lo
     row = user * nb
     drow = user * (nb + 1)
     size = n_users * nb
@@ -181,10 +188,9 @@ def _binned_seconds(user: np.ndarray, s: np.ndarray, e: np.ndarray, weights: np.
     partial_idx = np.concatenate([row + i0, (row + i1)[multi]])
     # Full bins between: +w after the first bin, -w at the last (a difference array).
     diff_idx = np.concatenate([(drow + i0 + 1)[inner], (drow + i1)[inner]])
-    out = np.empty((weights.shape[0], n_users, nb))
+    out = np.zeros((weights.shape[0], n_users, nb_all))
     for k, w in enumerate(weights):
         if not w.any():   # nothing of this observable (no GPUs, no usage recorded): no work
-            out[k] = 0.0
             continue
         total = np.bincount(partial_idx, weights=np.concatenate([w * first_w, w[multi] * last_w]),
                             minlength=size)
@@ -192,7 +198,7 @@ def _binned_seconds(user: np.ndarray, s: np.ndarray, e: np.ndarray, weights: np.
         diff = np.bincount(diff_idx, weights=np.concatenate([w_inner, -w_inner]),
                            minlength=n_users * (nb + 1))
         full = np.cumsum(diff.reshape(n_users, nb + 1), axis=1)[:, :nb]
-        out[k] = total.reshape(n_users, nb) + full * window.full_lengths()
+        out[k, :, lo:] = total.reshape(n_users, nb) + full * full_lengths
     return out
 
 
@@ -258,17 +264,20 @@ def bin_seconds(jobs: JobTable, window: Grid, qos: str | None = None) -> Binned:
                   seconds=np.concatenate([held, asked]), current=current, counted=len(active))
 
 
-def add_binned(a: Binned, b: Binned) -> Binned:
-    """The sums of two parts (same window), over the union of their users."""
+def add_binned(a: Binned, b: Binned, reuse_first: bool = False) -> Binned:
+    """The sums of two parts (same window), over the union of their users;
+    with `reuse_first`, `a`'s arrays (made for this by the caller) are added
+    into rather than copied when `a` has every user."""
     if not a.users:
         return Binned(b.users, b.seconds, b.current, a.counted + b.counted)
     users = tuple(sorted(set(a.users) | set(b.users)))
     n_obs, _, n_bins = a.seconds.shape
     # Usually one part (the cold sums) has every user of the other: its
-    # arrays, copied once, take the other's rows; else both go into zeros.
+    # arrays take the other's rows; else both go into zeros.
     base, other = (a, b) if users == a.users else (b, a) if users == b.users else (None, None)
     if base is not None and other is not None:
-        seconds, current = base.seconds.copy(), base.current.copy()
+        seconds, current = ((base.seconds, base.current) if reuse_first and base is a
+                            else (base.seconds.copy(), base.current.copy()))
         parts: tuple[Binned, ...] = (other,)
     else:
         seconds, current = np.zeros((n_obs, len(users), n_bins)), np.zeros((n_obs, len(users)))
@@ -321,14 +330,15 @@ def usage_of(binned: Binned, window: Window) -> Usage:
     first, then by name."""
     names = binned.users
     seconds, current_all = binned.seconds, binned.current
-    series_all = seconds / window.bin_lengths()
-    cpu_time = seconds[0].sum(axis=1)
-    keep = (seconds.sum(axis=(0, 2)) > 0) | (current_all.sum(axis=0) > 0)
+    per_user = seconds.sum(axis=2)      # (observables x users), one pass over the sums
+    cpu_time = per_user[0]
+    keep = (per_user.sum(axis=0) > 0) | (current_all.sum(axis=0) > 0)
     order = sorted(np.flatnonzero(keep), key=lambda i: (-cpu_time[i], names[i]))
+    series_all = seconds[:, order] / window.bin_lengths()   # the rows kept, in order
     return Usage(
         window=window,
         users=tuple(names[i] for i in order),
-        series={o: series_all[k][order] for k, o in enumerate(KEYS)},
+        series={o: series_all[k] for k, o in enumerate(KEYS)},
         current={o: current_all[k][order] for k, o in enumerate(KEYS)},
         jobs_counted=binned.counted,
     )

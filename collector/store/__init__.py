@@ -144,10 +144,10 @@ class Synced:
         return self._all_by_qos.get(cluster, {}).get(qos, JobTable.empty())
 
     def binned(self, cluster: str, qos: str, window: Window) -> Binned:
-        hot = self._hot_by_qos.get(cluster, {}).get(qos, JobTable.empty())
         """Resource-seconds per (user, account, partition) (JobTable.combined)."""
+        hot = self._hot_by_qos.get(cluster, {}).get(qos, JobTable.empty())
         return add_binned(self.cold.binned(cluster, qos, window),
-                          bin_seconds(hot.combined(), window))
+                          bin_seconds(hot.combined(), window), reuse_first=True)
 
 
 class JobStore:
