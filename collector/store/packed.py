@@ -58,7 +58,7 @@ class Unpacked(Mapping[str, np.ndarray]):
         if name in self._members:
             return self._members[name]
         dt, start, shape = self._index[name]
-        size = int(np.prod(shape, dtype=np.int64))
+        size = math.prod(shape)
         return self._flat[dt][start:start + size].reshape(shape)
 
     def __iter__(self) -> Iterator[str]:
