@@ -46,10 +46,15 @@ MONTH_GRAPH = "month-graph"
 DAILY_NOTE = "daily-note"             # said above the charts of a range over 30 days
 OVERVIEW_TABLE = "overview-table"     # every QoS, one row each (app/overview_view.py)
 OVERVIEW_TITLE = "overview-title"
-TABLES = (CURRENT_TABLE, TOTAL_TABLE, QUEUE_TABLE, PRESSURE_TABLE, WAIT_TABLE, EFFICIENCY_TABLE,
-          MONTH_TABLE, USER_MONTH_TABLE, OVERVIEW_TABLE)
+VIEW_TABLES = (CURRENT_TABLE, TOTAL_TABLE)                 # made with the charts
+DETAIL_TABLES = (QUEUE_TABLE, PRESSURE_TABLE, WAIT_TABLE, EFFICIENCY_TABLE,
+                 MONTH_TABLE, USER_MONTH_TABLE)             # made after them
+TABLES = (*VIEW_TABLES, *DETAIL_TABLES, OVERVIEW_TABLE)
 STEM = "download-stem"           # the view's download file-name stem
-TABLES_DRAWN = "tables-drawn"    # written by the client-side table drawing
+# Written by the client-side drawing of each callback's tables.
+TABLES_DRAWN = "tables-drawn"
+DETAILS_DRAWN = "details-drawn"
+OVERVIEW_DRAWN = "overview-drawn"
 
 
 def spec(table: str) -> str:

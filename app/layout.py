@@ -190,6 +190,7 @@ def build_layout(config: Config, keys: Sequence[str] | None = None) -> html.Div:
         dcc.Store(id=ids.RENDERED, data=None),
         dcc.Store(id=ids.CHANGED, data=None),
         dcc.Store(id=ids.STEM, data=None), dcc.Store(id=ids.TABLES_DRAWN, data=None),
+        dcc.Store(id=ids.DETAILS_DRAWN, data=None), dcc.Store(id=ids.OVERVIEW_DRAWN, data=None),
         *[dcc.Store(id=ids.spec(t), data=None) for t in ids.TABLES],
         dcc.Interval(id=ids.TICK, interval=config.app.refresh_seconds * 1000),
         _header(config),

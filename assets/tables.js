@@ -323,15 +323,21 @@
         duration: duration
     };
 
-    /* Dash: one client-side callback draws every table of the view. */
+    /* Dash: client-side callbacks draw the tables of the view (with the
+       charts' download stem), those below the charts, and the overview,
+       each as soon as its own specs arrive (app/callbacks.py). */
+    function drawAll(specs) {
+        specs.forEach(function (spec) {
+            if (spec) { window.LibrarianTables.render(spec); }
+        });
+        return Date.now();
+    }
     window.dash_clientside = window.dash_clientside || {};
     window.dash_clientside.tables = {
         draw: function (stem) {
             state.stem = stem || state.stem;
-            Array.prototype.slice.call(arguments, 1).forEach(function (spec) {
-                if (spec) { window.LibrarianTables.render(spec); }
-            });
-            return Date.now();
-        }
+            return drawAll(Array.prototype.slice.call(arguments, 1));
+        },
+        drawSpecs: function () { return drawAll(Array.prototype.slice.call(arguments)); }
     };
 }());
