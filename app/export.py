@@ -11,6 +11,7 @@ change, so a new snapshot changes only the data files.
 
 from __future__ import annotations
 
+import functools
 import html
 import json
 import os
@@ -63,7 +64,7 @@ from app.history_view import (
     user_month_rows,
 )
 from app.overview_view import OVERVIEW_COLUMNS, OVERVIEW_NOTE, TABS_UP_TO, overview_table
-from app.privacy import anonymize, top_users
+from app.privacy import anonymize, shown_name, top_users
 from app.queue_view import (
     PRESSURE_COLUMNS,
     QUEUE_COLUMNS,
@@ -79,13 +80,20 @@ from app.queue_view import (
 )
 from app.tables import CURRENT_COLUMNS, TOTAL_COLUMNS, download_stem, table_spec
 from app.urlstate import UrlState
+from collector.checked import INDEX, Entry, read_index
 from collector.config import Config, Panel
 from collector.config_model import EfficiencyConfig
 from collector.jobtable import GROUPINGS
 from collector.observables import CHART_KEYS, OBSERVABLES
 from collector.overview import read_overview
 from collector.palette import assign_colors, user_color
-from collector.snapshot import Snapshot, SnapshotError, read_snapshot, snapshot_path
+from collector.snapshot import (
+    Snapshot,
+    SnapshotError,
+    read_snapshot,
+    snapshot_path,
+    snapshot_users,
+)
 from collector.status import failures, read_status
 
 SITE = Path(__file__).resolve().parent / "static_site"
@@ -178,24 +186,42 @@ def static_csp(page: str) -> str:
     return "; ".join(p for p in policy.split("; ") if not p.startswith("frame-ancestors"))
 
 
-def _write_if_changed(path: Path, data: bytes, report: ExportReport) -> None:
+def _write_if_changed(path: Path, data: bytes) -> bool:
+    """Write `path` unless it holds `data` already; whether it was written."""
     try:
         if path.read_bytes() == data:
-            return
+            return False
     except OSError:
         pass
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = path.with_name(f".{path.name}.tmp.{os.getpid()}")
     tmp.write_bytes(data)
     os.replace(tmp, path)
-    report.written.append(path)
+    return True
+
+
+@functools.lru_cache(maxsize=4)
+def _index(data_dir: Path, stamp: tuple[int, int]) -> dict[str, Entry]:
+    """The data folder's index (checked.json), read once per change (its
+    size and mtime in `stamp`), not once per snapshot: the forked processes
+    start with it."""
+    return read_index(data_dir)
+
+
+def _index_now(data_dir: Path) -> dict[str, Entry]:
+    try:
+        st = os.stat(data_dir / INDEX)
+    except OSError:
+        return {}
+    return _index(data_dir, (st.st_size, st.st_mtime_ns))
 
 
 def _snapshot(config: Config, panel: Panel, privacy: Privacy) -> Snapshot | str:
     """One panel's snapshot as the export shows it (folded, pseudonymised), or
     why it cannot be read (the data folder left out of the message)."""
     try:
-        snap = read_snapshot(snapshot_path(config.site.data_dir, panel.qos, panel.file_cluster))
+        snap = read_snapshot(snapshot_path(config.site.data_dir, panel.qos, panel.file_cluster),
+                             _index_now(config.site.data_dir))
     except SnapshotError as err:
         return str(err).replace(str(config.site.data_dir) + os.sep, "")
     if privacy.top_users:
@@ -206,21 +232,33 @@ def _snapshot(config: Config, panel: Panel, privacy: Privacy) -> Snapshot | str:
 
 
 def _users(args: tuple[Config, Panel, Privacy]) -> tuple[str, ...] | str:
-    snap = _snapshot(*args)
-    return snap if isinstance(snap, str) else snap.users
+    """The users a QoS's export shows (for the colours): read from the file
+    alone unless the top users are kept (that takes the series)."""
+    config, panel, privacy = args
+    if privacy.top_users:
+        snap = _snapshot(*args)
+        return snap if isinstance(snap, str) else snap.users
+    try:
+        users = snapshot_users(snapshot_path(config.site.data_dir, panel.qos, panel.file_cluster))
+    except SnapshotError as err:
+        return str(err).replace(str(config.site.data_dir) + os.sep, "")
+    key = privacy.key
+    return users if key is None else tuple(shown_name(u, key) for u in users)
 
 
-def _qos_file(args: tuple[Config, Panel, Privacy, dict[str, str], float]) -> bytes | str:
-    """One QoS's data file, or why its snapshot cannot be read (a collector
-    may have replaced it since the first look: a new user gets the colour of
-    their name)."""
-    config, panel, privacy, colors, wall_now = args
+def _qos_file(args: tuple[Config, Panel, Privacy, dict[str, str], float, Path]) -> bool | str:
+    """Write one QoS's data file (in the process that made it: at 500 QoS
+    the files are a gigabyte); whether it changed, or why its snapshot
+    cannot be read (a collector may have replaced it since the first look:
+    a new user gets the colour of their name)."""
+    config, panel, privacy, colors, wall_now, path = args
     snap = _snapshot(config, panel, privacy)
     if isinstance(snap, str):
         return snap
     colors = {u: colors.get(u) or user_color(u) for u in snap.users}
-    return _dump(qos_data(snap, colors, wall_now, config.app.collect_interval_minutes,
-                          config.efficiency))
+    return _write_if_changed(path, _dump(qos_data(snap, colors, wall_now,
+                                                  config.app.collect_interval_minutes,
+                                                  config.efficiency)))
 
 
 def _dump(obj: object) -> bytes:
@@ -254,6 +292,7 @@ def export_site(config: Config, out: Path, privacy: Privacy = Privacy(),
         raise ValueError(f"no such QoS to export: {', '.join(unknown)}")
     panels = [p for p in config.panels if keys is None or p.key in keys]
     users: dict[str, tuple[str, ...]] = {}
+    _index_now(config.site.data_dir)   # read here, once: the forked processes start with it
     for p, got in zip(panels, _each(_users, [(config, p, privacy) for p in panels]),
                       strict=True):
         if isinstance(got, str):
@@ -305,22 +344,29 @@ def export_site(config: Config, out: Path, privacy: Privacy = Privacy(),
                    for p in panels} if config.alerts.any else {},
     }
     shown = [p for p in panels if p.key in users]
-    bodies = _each(_qos_file, [(config, p, privacy, {u: colors[u] for u in users[p.key]},
-                                wall_now) for p in shown])
-    for p, body in zip(shown, bodies, strict=True):
-        if isinstance(body, str):
-            report.errors[p.key] = body
-            continue
-        _write_if_changed(out / "data" / f"{p.key}.json", body, report)
-    _write_if_changed(out / "data" / "manifest.json", _dump(manifest), report)
+    (out / "data").mkdir(parents=True, exist_ok=True)
+    files = [out / "data" / f"{p.key}.json" for p in shown]
+    done = _each(_qos_file, [(config, p, privacy, {u: colors[u] for u in users[p.key]},
+                              wall_now, path) for p, path in zip(shown, files, strict=True)])
+    for p, path, got in zip(shown, files, done, strict=True):
+        if isinstance(got, str):
+            report.errors[p.key] = got
+        elif got:
+            report.written.append(path)
+
+    def write(path: Path, data: bytes) -> None:
+        if _write_if_changed(path, data):
+            report.written.append(path)
+
+    write(out / "data" / "manifest.json", _dump(manifest))
     page = (SITE / "index.html").read_text().replace("{{SITE}}", html.escape(config.site.name))
     page = page.replace("{{CSP}}", static_csp(page))
-    _write_if_changed(out / "index.html", page.encode(), report)
+    write(out / "index.html", page.encode())
     for src, dest in ((SITE / "site.js", "static/site.js"), (ASSETS / "tables.js", "static/tables.js"),
                       (ASSETS / "0-bootstrap.min.css", "static/bootstrap.min.css"),
                       (ASSETS / "librarian.css", "static/librarian.css"),
                       (PLOTLY_JS, "static/plotly.min.js")):
-        _write_if_changed(out / dest, src.read_bytes(), report)
+        write(out / dest, src.read_bytes())
     return report
 
 

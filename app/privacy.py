@@ -28,6 +28,11 @@ def pseudonym(name: str, key: bytes) -> str:
     return "user-" + hmac.new(key, name.encode("utf-8"), hashlib.sha256).hexdigest()[:10]
 
 
+def shown_name(user: str, key: bytes) -> str:
+    """A user's name in an anonymised copy (the folded "others" stays)."""
+    return OTHERS if user == OTHERS else pseudonym(user, key)
+
+
 def _renamed(snap: Snapshot, rename: Callable[[str], str]) -> Snapshot:
     """Every user name of the snapshot through `rename`: the charts' users and
     those of the queue, the holders of a limit, the waits and the efficiency sums."""
@@ -63,7 +68,7 @@ def anonymize(snap: Snapshot, key: bytes) -> Snapshot:
     partitions name hardware and stay)."""
     if len(key) < 16:
         raise PrivacyError("the anonymization key must be at least 16 bytes")
-    renamed = _renamed(snap, lambda u: OTHERS if u == OTHERS else pseudonym(u, key))
+    renamed = _renamed(snap, lambda u: shown_name(u, key))
     accounts = snap.groups.get("account")
     if accounts is None:
         return renamed

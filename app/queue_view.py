@@ -8,6 +8,7 @@ chart, and the wait history (a daily chart and a table per user).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import asdict
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -138,8 +139,15 @@ def pressure_rows(snap: Snapshot, view: View) -> list[dict[str, object]]:
             for s in pressure_over(snap, view.start, view.end)]
 
 
-def _days(epochs: np.ndarray, tz: str) -> pd.Series:
-    return pd.to_datetime(epochs, unit="s", utc=True).tz_convert(tz).strftime("%Y-%m-%d")
+@functools.lru_cache(maxsize=8)
+def _bin_days(first: int, n_bins: int, bin_seconds: int, tz: str) -> tuple[np.ndarray, np.ndarray]:
+    """The local dates of a window's bins (the same for every QoS of a site,
+    made once): the dates in order, and each bin's place among them."""
+    starts = first + bin_seconds * np.arange(n_bins, dtype=np.int64)
+    text = np.asarray(pd.to_datetime(starts, unit="s", utc=True).tz_convert(tz)
+                      .strftime("%Y-%m-%d"))
+    names, which = np.unique(text, return_inverse=True)
+    return names, which
 
 
 def _theme_layout(theme: str, title: str, y_title: str) -> dict:
@@ -160,12 +168,14 @@ def pressure_figure(snap: Snapshot, view: View, theme: str = "light") -> dict:
     lengths = np.minimum(snap.bin_starts() + snap.bin_seconds, snap.now) - snap.bin_starts()
     part = np.divide(seconds, lengths, out=np.zeros(len(seconds)), where=lengths > 0)
     inside = seconds > 0
-    days = _days(snap.bin_starts()[inside], snap.timezone)
+    names, which = _bin_days(snap.window_start, snap.n_bins, snap.bin_seconds, snap.timezone)
+    shown = np.unique(which[inside])          # the days of the view, in order
     traces = []
     for key, p in snap.pressure.items():
-        per_day = pd.Series((p.at_limit * part)[inside] / 3600).groupby(days.values).sum()
+        per_day = np.bincount(which[inside], weights=(p.at_limit * part)[inside] / 3600,
+                              minlength=len(names))[shown]
         traces.append({"type": "bar", "name": observable(key).current_label,
-                       "x": list(per_day.index), "y": [round(v, 2) for v in per_day.values],
+                       "x": names[shown].tolist(), "y": [round(float(v), 2) for v in per_day],
                        "hovertemplate": "%{y:.1f} h at the limit"})
     layout = _theme_layout(theme, "Hours at the QoS limit per day", "hours")
     if not traces:

@@ -536,6 +536,22 @@ def write_snapshot(path: Path, snap: Snapshot, previous: Entry | None = None) ->
     return entry_for(path, digest, snap.now)
 
 
+def snapshot_users(path: Path) -> tuple[str, ...]:
+    """A snapshot's users alone (the file parsed, its series not read: the
+    export's first look at every QoS, for the colours); SnapshotError names
+    the file and the problem."""
+    try:
+        doc = orjson.loads(path.read_bytes())
+    except OSError as err:
+        raise SnapshotError(f"{path}: cannot read ({err.strerror})") from err
+    except (orjson.JSONDecodeError, UnicodeDecodeError) as err:
+        raise SnapshotError(f"{path}: not valid JSON ({err})") from err
+    users = doc.get("users") if isinstance(doc, dict) else None
+    if not isinstance(users, list) or not all(isinstance(u, str) for u in users):
+        raise SnapshotError(f"{path}: users must be a list of names")
+    return tuple(users)
+
+
 def stamped(snap: Snapshot, entry: Entry | None) -> Snapshot:
     """The snapshot as the last cycle that found the same content would have
     written it: its `now` (and the queue's read time, when that was `now`)

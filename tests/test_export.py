@@ -261,6 +261,23 @@ class TestExportFiles:
         b = json.loads((tmp_path / "b" / "data" / "avery.json").read_text())["users"]
         assert a == b
 
+    def test_the_first_look_at_each_qos_finds_the_users_the_export_shows(self, site: Path) -> None:
+        """The colours are chosen from each QoS's users read without its
+        series (snapshot_users): the same names, pseudonymised alike, as the
+        whole snapshot read for its file."""
+        from app.export import _snapshot, _users
+
+        config = load_config(site / "librarian.toml")
+        for privacy in (Privacy(), Privacy(key=SECRET.encode())):
+            for panel in config.panels[:2]:
+                snap = _snapshot(config, panel, privacy)
+                assert not isinstance(snap, str)
+                assert snap.users
+                assert _users((config, panel, privacy)) == snap.users
+        missing = _users((config, config.panels[2], Privacy()))
+        assert isinstance(missing, str)
+        assert "data_missing.json" in missing
+
 
 def git(*args: str, cwd: Path | None = None) -> str:
     return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True).stdout

@@ -21,6 +21,7 @@ from collector.snapshot import (
     SnapshotError,
     from_dict,
     read_snapshot,
+    snapshot_users,
     to_dict,
     write_snapshot,
 )
@@ -201,3 +202,17 @@ class TestFiles:
     def test_missing_file_is_a_clear_error(self, tmp_path: Path) -> None:
         with pytest.raises(SnapshotError, match="cannot read"):
             read_snapshot(tmp_path / "data_nope.json")
+
+
+@pytest.mark.parametrize(("body", "says"), [(b"{not json", "not valid JSON"),
+                                            (b'{"users": "ana"}', "users must be a list"),
+                                            (b"[1, 2]", "users must be a list")])
+def test_a_snapshots_users_alone_refuse_a_bad_file_naming_it(tmp_path: Path, body: bytes,
+                                                             says: str) -> None:
+    path = tmp_path / "data_x.json"
+    path.write_bytes(body)
+    with pytest.raises(SnapshotError, match=says) as err:
+        snapshot_users(path)
+    assert str(path) in str(err.value)
+    with pytest.raises(SnapshotError, match="cannot read"):
+        snapshot_users(tmp_path / "data_gone.json")
