@@ -3,7 +3,8 @@
 A site with many groups: each QoS has its own 20 users and about 2,000 jobs
 in 30 days (so 500 QoS are 1,000,000 jobs and 10,000 users). For each size,
 as separate `librarian` processes (interpreter start and imports included),
-each timed with its peak memory (the child's max RSS, from wait4):
+each timed with its peak memory (the summed PSS of the process and those
+it forks, sampled every 0.1 s, or its own max RSS from wait4 if larger):
 
   file      `collect --no-plots --sacct-file` of the whole history (no store);
   backfill  `collect --no-plots --full` against a fake sacct that answers each
@@ -36,6 +37,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -137,18 +139,50 @@ exec awk -F'|' -v q="$qos" 'BEGIN {{ n = split(q, a, ","); for (i = 1; i <= n; i
 """
 
 
+def _tree(pid: int) -> list[int]:
+    out = [pid]
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as fh:
+                out += [q for c in fh.read().split() for q in _tree(int(c))]
+    except OSError:
+        pass
+    return out
+
+
+def _pss_kib(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as fh:
+            return next((int(ln.split()[1]) for ln in fh if ln.startswith("Pss:")), 0)
+    except OSError:
+        return 0
+
+
 def timed(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float]:
-    """(seconds, peak MiB) of one child process."""
+    """(seconds, peak MiB) of one child process and the processes it forks:
+    the peak of their summed PSS (shared pages counted once, sampled every
+    0.1 s), or the child's own peak RSS (wait4) where that is larger."""
     t = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)
+    peak = [0]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.1):
+            peak[0] = max(peak[0], sum(_pss_kib(q) for q in _tree(proc.pid)))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
     _, status, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - t
+    done.set()
+    sampler.join()
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"{shlex.join(cmd)} failed: {proc.stderr.read().decode()[-2000:]}")
     proc.returncode = 0
     proc.stderr.close()
-    return seconds, usage.ru_maxrss / 1024
+    return seconds, max(peak[0], usage.ru_maxrss) / 1024
 
 
 def written(site: Path) -> int:
