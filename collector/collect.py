@@ -52,7 +52,7 @@ from collector.binning import (
 )
 from collector.checked import Entry, read_index, write_index
 from collector.config import Config, Panel
-from collector.efficiency import NO_EFFICIENCY, EfficiencyDays, add_efficiency_days, efficiency_days
+from collector.efficiency import EfficiencyDays, add_efficiency_days, efficiency_days
 from collector.history import History, add_histories, fold_history, history_grid, history_of
 from collector.jobtable import GROUPINGS, USAGE_COLUMNS, JobTable, concat
 from collector.limits import LimitsReport, configured_limits, current_limits
@@ -868,20 +868,24 @@ def _live_efficiency(synced: Synced, panels: Sequence[Panel], window: Window, tz
         return {p: partial(_efficiency_of, synced.hot_jobs(p.cluster, p.qos), days, window, None)
                 for p in panels}
     key = f"{synced.cold.fingerprint}|{synced.boundary}|{window.bin_seconds}"
-    kept = load_frozen_efficiency(synced.folder, key)
-    if kept is None:
+    kept = load_frozen_efficiency(synced.folder, key) or {}
+    # Made anew when the segments or the boundary moved, for the panels it
+    # lacks too (a cycle of some QoS alone, `--qos`, made it for those only).
+    missing = [p for p in panels if (p.cluster, p.qos) not in kept]
+    if missing:
         b = window.bin_seconds
         edges = np.arange(window.start - window.n_bins * b, synced.boundary + b, b, dtype=float)
         # All records (read once a cycle, shared with the pressure), those that
         # ended before the boundary: the cold ones (times are whole seconds).
-        kept = {(p.cluster, p.qos): efficiency_days(synced.jobs(p.cluster, p.qos), edges,
-                                                    synced.boundary - 1) for p in panels}
+        kept = {**kept, **{(p.cluster, p.qos): efficiency_days(synced.jobs(p.cluster, p.qos),
+                                                               edges, synced.boundary - 1)
+                           for p in missing}}
         try:
             save_frozen_efficiency(synced.folder, key, kept)
         except OSError as err:   # only a cache: the next cycle makes it again
             log.warning("cannot keep the efficiency sums in %s: %s", synced.folder, err)
     return {p: partial(_efficiency_of, synced.hot_jobs(p.cluster, p.qos), days, window,
-                       kept.get((p.cluster, p.qos), NO_EFFICIENCY)) for p in panels}
+                       kept[(p.cluster, p.qos)]) for p in panels}
 
 
 def _write_panel(config: Config, panel: Panel, usage: Usage, jobs: JobTable,

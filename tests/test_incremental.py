@@ -814,3 +814,27 @@ def test_snapshots_made_on_forked_processes_are_those_made_in_one(
              for c in (one, many)]
     assert index[0] == index[1]
     assert len(index[0]) == 2
+
+
+def test_cycles_of_one_qos_leave_the_others_cold_efficiency_whole(tmp_path: Path) -> None:
+    """`collect --qos avery` on the cycles where the frozen boundary moves
+    (the efficiency cache is made anew there) and then a cycle of every QoS:
+    avery-b's snapshot is the one every cycle of every QoS makes (its cold
+    efficiency sums are made when the cache lacks them, not left out)."""
+    records = history(5, T0, T0 + 3 * DAY, 300, max_lag=2 * 3600)
+    every = write_config(tmp_path / "every")
+    one = write_config(tmp_path / "one")
+    start, end = T0 + DAY - 2 * CYCLE, T0 + 2 * DAY + 2 * 3600 + 17
+    times = [*range(start, end, 6 * CYCLE), end]
+    for config in (every, one):
+        db = SlurmDb(records)
+        for now in times:
+            db.clock = now
+            collect(config, now, plots=False, runner=db,
+                    qos_names=["avery"] if config is one and now != end else None)
+    x = read_snapshot(snapshot_path(every.site.data_dir, "avery-b"))
+    y = read_snapshot(snapshot_path(one.site.data_dir, "avery-b"))
+    assert x.efficiency.sums["jobs"].sum() > 0
+    for name, values in x.efficiency.sums.items():
+        np.testing.assert_allclose(y.efficiency.sums[name].sum(), values.sum(), err_msg=name)
+    assert_same_snapshots(every, one)
