@@ -318,8 +318,6 @@ def _live_outcomes(synced: Synced, panels: Sequence[Panel], window: Window,
     first, grid = history_grid(window.now, config.collect.history_days, config.site.timezone)
     cold = segment_histories(synced.folder, synced.raw, first, config.site.timezone) \
         if synced.folder is not None else {}
-    for p in panels:          # made once, here, rather than in each process
-        synced.hot_jobs(p.cluster, p.qos)
 
     def outcomes(chunk: Sequence[Panel]) -> list[QosOutcome]:
         out = []
@@ -787,12 +785,12 @@ def _steps(limits: LimitsReport, panel: Panel, window: Window
 SETTLED_AFTER = 2 * 86400
 
 
-# What one panel's part of the work becomes, made where it is called (in a
-# forked process, collector/collect.py _live_outcomes).
+# One panel's part of the work, made where it is called (in a forked
+# process: _live_outcomes).
 Later = Callable[[], Any]
 
 
-def _now(value: Any) -> Later:
+def _ready(value: Any) -> Later:
     return lambda: value
 
 
@@ -816,7 +814,7 @@ def _live_analyses(synced: Synced, panels: Sequence[Panel], window: Window,
         and boundary % b == 0
     if not split:
         if boundary > window.start:   # every record: read once, here
-            return {p: _now(analyse(synced.jobs(p.cluster, p.qos), window,
+            return {p: _ready(analyse(synced.jobs(p.cluster, p.qos), window,
                                     _steps(limits, p, window))) for p in panels}
         return {p: partial(analyse, synced.hot_jobs(p.cluster, p.qos), window,
                            _steps(limits, p, window)) for p in panels}
